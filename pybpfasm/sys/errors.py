@@ -1,0 +1,43 @@
+"""Failed system calls as :class:`SyscallError`: errno kept, one sentence of advice."""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+
+from ..errors import BPFError
+from .rlimit import kernel_release
+
+#: advice for errnos whose meaning does not depend on the command
+_HINTS = {
+    _errno.EPERM: (
+        "run as root or with CAP_BPF (plus CAP_PERFMON for tracing and CAP_NET_ADMIN "
+        "for networking programs)"
+    ),
+    _errno.E2BIG: (
+        "this kernel does not know an attribute the call uses (it predates the feature) "
+        "or the object is larger than the kernel allows"
+    ),
+    _errno.ENOSYS: "this kernel was built without the bpf() system call (CONFIG_BPF_SYSCALL)",
+}
+
+
+def _default_hint(err: int) -> str | None:
+    if err == _errno.EPERM and kernel_release() < (5, 11):
+        return _HINTS[err] + ", and raise RLIMIT_MEMLOCK (ulimit -l unlimited)"
+    return _HINTS.get(err)
+
+
+class SyscallError(BPFError, OSError):
+    """A system call failed; ``errno`` says why, the message says what to do."""
+
+    def __init__(self, call: str, err: int, hint: str | None = None) -> None:
+        self.call = call
+        self.hint = _default_hint(err) if hint is None else hint
+        message = f"{call}: {os.strerror(err)}"
+        if self.hint:
+            message += f": {self.hint}"
+        OSError.__init__(self, err, message)
+
+    def __str__(self) -> str:
+        return str(self.strerror)
