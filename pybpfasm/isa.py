@@ -1,0 +1,754 @@
+"""The eBPF instruction set (v1-v4): opcodes, registers and the Instruction value.
+
+An :class:`Instruction` is an immutable value: opcode, registers, offset and
+immediate (64-bit for ``ld_imm64``), plus metadata that never affects its
+encoding (a label naming it, a symbolic reference it targets, the source
+location that produced it).  Constructors read like the ISA, in the style of
+cilium/ebpf's ``asm`` package::
+
+    Mov.imm(R0, 0)                  # r0 = 0
+    Add.reg32(R1, R2)               # w1 += w2
+    JEq.imm(R1, 0, "out")           # if r1 == 0 goto out
+    load_mem(R0, R1, 8, Size.DW)    # r0 = *(u64 *)(r1 + 8)
+    call(1)                         # call bpf_map_lookup_elem
+
+:func:`encode` and :func:`decode` are pure functions between instruction
+lists and bytecode, in either byte order.
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+from dataclasses import dataclass, field, replace
+from enum import Enum, IntEnum
+from typing import Iterable, Optional, Sequence, Union
+
+from .errors import BPFError
+
+__all__ = [
+    "R0", "R1", "R2", "R3", "R4", "R5", "R6", "R7", "R8", "R9", "R10", "RFP",
+    "Add", "Sub", "Mul", "Div", "SDiv", "Mod", "SMod", "Or", "And", "Lsh", "Rsh",
+    "Arsh", "Xor", "Mov",
+    "JEq", "JNe", "JGt", "JGe", "JLt", "JLe", "JSGt", "JSGe", "JSLt", "JSLe", "JSet",
+    "AluOp", "AtomicOp", "Class", "DecodeError", "Instruction", "JumpOp", "Mode",
+    "PseudoCall", "PseudoLoad", "Reg", "Size", "SourceLocation",
+    "addr_space_cast", "atomic", "bswap", "call", "call_kfunc", "callx", "decode",
+    "encode", "exit_", "ja", "gotol", "gotox", "ld_abs", "ld_imm64", "ld_ind",
+    "ld_map_fd", "ld_map_value", "load_acquire", "load_mem", "load_memsx", "may_goto",
+    "movsx", "neg", "store_imm", "store_mem", "store_release", "to_be", "to_le",
+]
+
+
+class Reg(IntEnum):
+    """The eleven BPF registers; r10 is the read-only frame pointer."""
+
+    R0 = 0
+    R1 = 1
+    R2 = 2
+    R3 = 3
+    R4 = 4
+    R5 = 5
+    R6 = 6
+    R7 = 7
+    R8 = 8
+    R9 = 9
+    R10 = 10
+
+
+R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10 = Reg
+RFP = Reg.R10
+
+
+class Class(IntEnum):
+    """Instruction class: the low three bits of the opcode."""
+
+    LD = 0x00
+    LDX = 0x01
+    ST = 0x02
+    STX = 0x03
+    ALU = 0x04
+    JMP = 0x05
+    JMP32 = 0x06
+    ALU64 = 0x07
+
+
+class Size(IntEnum):
+    """Access size of loads and stores (bits 3-4 of the opcode)."""
+
+    W = 0x00
+    H = 0x08
+    B = 0x10
+    DW = 0x18
+
+    @property
+    def nbytes(self) -> int:
+        return _SIZE_BYTES[self]
+
+    @property
+    def ctype(self) -> str:
+        """The C type LLVM and the kernel print for this size (``u32``)."""
+        return f"u{8 * _SIZE_BYTES[self]}"
+
+    @classmethod
+    def of(cls, nbytes: int) -> Size:
+        """The size whose width is *nbytes* (1, 2, 4 or 8)."""
+        for size, n in _SIZE_BYTES.items():
+            if n == nbytes:
+                return size
+        raise ValueError(f"no BPF access size of {nbytes} bytes")
+
+
+_SIZE_BYTES = {Size.W: 4, Size.H: 2, Size.B: 1, Size.DW: 8}
+
+
+class Mode(IntEnum):
+    """Addressing mode of LD/LDX/ST/STX (bits 5-7 of the opcode)."""
+
+    IMM = 0x00
+    ABS = 0x20
+    IND = 0x40
+    MEM = 0x60
+    MEMSX = 0x80
+    ATOMIC = 0xC0
+
+
+#: source bit: operand is the immediate (K) or the src register (X)
+SRC_K = 0x00
+SRC_X = 0x08
+
+
+class PseudoLoad(IntEnum):
+    """``src`` of ``ld_imm64``: how the kernel interprets the 64-bit immediate."""
+
+    NONE = 0
+    MAP_FD = 1
+    MAP_VALUE = 2
+    BTF_ID = 3
+    FUNC = 4
+    MAP_IDX = 5
+    MAP_IDX_VALUE = 6
+
+
+class PseudoCall(IntEnum):
+    """``src`` of ``call``: helper id, bpf-to-bpf call or kernel function."""
+
+    HELPER = 0
+    CALL = 1
+    KFUNC = 2
+
+
+@dataclass(frozen=True)
+class SourceLocation:
+    """Where an instruction came from: an assembler line or an eDSL call site."""
+
+    file: str
+    line: int
+    col: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}" + (f":{self.col}" if self.col else "")
+
+
+class DecodeError(BPFError):
+    """Bytes that are not a valid instruction; names the byte offset."""
+
+    exit_code = 2
+
+    def __init__(self, offset: int, message: str) -> None:
+        super().__init__(f"byte offset {offset}: {message}")
+        self.offset = offset
+
+
+@dataclass(frozen=True)
+class Instruction:
+    """One BPF instruction (``ld_imm64`` counts as one, occupying two slots).
+
+    Equality and hashing cover the encoded fields only, so a decoded
+    instruction equals the one that was encoded whatever its metadata.
+    """
+
+    opcode: int
+    dst: int = 0
+    src: int = 0
+    off: int = 0
+    imm: int = 0
+    #: label naming this instruction (a jump or call target, or a function)
+    symbol: Optional[str] = field(default=None, compare=False)
+    #: symbol this instruction refers to: a jump/call target label or a map name
+    reference: Optional[str] = field(default=None, compare=False)
+    #: assembler line or eDSL call site that produced it
+    source: Optional[SourceLocation] = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for name in ("dst", "src"):  # store Reg members as plain ints
+            if type(getattr(self, name)) is not int:
+                object.__setattr__(self, name, int(getattr(self, name)))
+        problem = check(self)
+        if problem:
+            raise ValueError(f"invalid instruction (opcode 0x{self.opcode:02x}): {problem}")
+
+    def __repr__(self) -> str:
+        from .text import format_instruction
+
+        return f"<Instruction {format_instruction(self)}>"
+
+    # -- opcode fields -----------------------------------------------------
+    @property
+    def cls(self) -> Class:
+        return Class(self.opcode & 0x07)
+
+    @property
+    def size(self) -> Size:
+        return Size(self.opcode & 0x18)
+
+    @property
+    def mode(self) -> Mode:
+        return Mode(self.opcode & 0xE0)
+
+    @property
+    def is_ld_imm64(self) -> bool:
+        return self.opcode == LD_IMM64
+
+    @property
+    def slots(self) -> int:
+        """Number of 8-byte slots: 2 for ``ld_imm64``, else 1."""
+        return 2 if self.opcode == LD_IMM64 else 1
+
+    @property
+    def is_jump(self) -> bool:
+        """A jump whose target is a pc-relative offset (not call or exit)."""
+        if self.opcode & 0x07 not in (Class.JMP, Class.JMP32):
+            return False
+        return self.opcode not in (CALL, CALLX, EXIT, GOTOX)
+
+    @property
+    def is_call(self) -> bool:
+        return self.opcode == CALL
+
+    @property
+    def jump_offset(self) -> int:
+        """pc-relative target of a jump: ``imm`` for gotol, ``off`` otherwise."""
+        return self.imm if self.opcode == GOTOL else self.off
+
+    def with_jump_offset(self, offset: int) -> Instruction:
+        """The same jump aimed at *offset* slots after the next instruction."""
+        if self.opcode == GOTOL:
+            return replace(self, imm=offset)
+        return replace(self, off=offset)
+
+    def with_source(self, source: SourceLocation | None) -> Instruction:
+        return replace(self, source=source)
+
+
+Operand = Union[int, "Reg"]
+
+# -- fixed opcodes -----------------------------------------------------------
+LD_IMM64 = Class.LD | Mode.IMM | Size.DW
+CALL = Class.JMP | 0x80
+CALLX = CALL | SRC_X
+EXIT = Class.JMP | 0x90
+JA = Class.JMP | 0x00
+GOTOL = Class.JMP32 | 0x00
+GOTOX = JA | SRC_X
+JCOND = Class.JMP | 0xE0
+MAY_GOTO = 0  # src of JCOND
+END_OP = 0xD0
+NEG_OP = 0x80
+MOV_OP = 0xB0
+#: off of ``mov`` that marks addr_space_cast (arena pointers)
+ADDR_SPACE_CAST = 1
+
+
+def _caller() -> SourceLocation | None:
+    """Location of the user code that called a constructor (skips this module)."""
+    frame = sys._getframe(2)
+    while frame is not None and frame.f_globals.get("__name__") == __name__:
+        frame = frame.f_back
+    if frame is None:
+        return None
+    return SourceLocation(frame.f_code.co_filename, frame.f_lineno)
+
+
+def _s32(value: int) -> int:
+    """Accept a 32-bit immediate given signed or unsigned; return it signed."""
+    value = int(value)
+    if not -(1 << 31) <= value < (1 << 32):
+        raise ValueError(f"immediate {value} does not fit in 32 bits")
+    return value - (1 << 32) if value >= (1 << 31) else value
+
+
+def _s64(value: int) -> int:
+    value = int(value)
+    if not -(1 << 63) <= value < (1 << 64):
+        raise ValueError(f"immediate {value} does not fit in 64 bits")
+    return value - (1 << 64) if value >= (1 << 63) else value
+
+
+# -- ALU ---------------------------------------------------------------------
+class AluOp(Enum):
+    """Binary ALU operations: (opcode bits, off, LLVM operator)."""
+
+    ADD = (0x00, 0, "+=")
+    SUB = (0x10, 0, "-=")
+    MUL = (0x20, 0, "*=")
+    DIV = (0x30, 0, "/=")
+    SDIV = (0x30, 1, "s/=")
+    OR = (0x40, 0, "|=")
+    AND = (0x50, 0, "&=")
+    LSH = (0x60, 0, "<<=")
+    RSH = (0x70, 0, ">>=")
+    MOD = (0x90, 0, "%=")
+    SMOD = (0x90, 1, "s%=")
+    XOR = (0xA0, 0, "^=")
+    MOV = (0xB0, 0, "=")
+    ARSH = (0xC0, 0, "s>>=")
+
+    @property
+    def code(self) -> int:
+        return self.value[0]
+
+    @property
+    def off(self) -> int:
+        return self.value[1]
+
+    @property
+    def symbol(self) -> str:
+        return self.value[2]
+
+    def imm(self, dst: Operand, value: int) -> Instruction:
+        """64-bit ``dst op= value``."""
+        return Instruction(Class.ALU64 | self.code, dst, 0, self.off, _s32(value), source=_caller())
+
+    def reg(self, dst: Operand, src: Operand) -> Instruction:
+        """64-bit ``dst op= src``."""
+        return Instruction(Class.ALU64 | self.code | SRC_X, dst, src, self.off, source=_caller())
+
+    def imm32(self, dst: Operand, value: int) -> Instruction:
+        """32-bit ``wdst op= value`` (upper half of dst zeroed)."""
+        return Instruction(Class.ALU | self.code, dst, 0, self.off, _s32(value), source=_caller())
+
+    def reg32(self, dst: Operand, src: Operand) -> Instruction:
+        """32-bit ``wdst op= wsrc``."""
+        return Instruction(Class.ALU | self.code | SRC_X, dst, src, self.off, source=_caller())
+
+
+ALU_BY_CODE = {(op.code, op.off): op for op in AluOp}
+Add, Sub, Mul, Div, SDiv = AluOp.ADD, AluOp.SUB, AluOp.MUL, AluOp.DIV, AluOp.SDIV
+Or, And, Lsh, Rsh, Mod = AluOp.OR, AluOp.AND, AluOp.LSH, AluOp.RSH, AluOp.MOD
+SMod, Xor, Mov, Arsh = AluOp.SMOD, AluOp.XOR, AluOp.MOV, AluOp.ARSH
+
+
+def neg(dst: Operand, *, alu32: bool = False) -> Instruction:
+    """``dst = -dst``."""
+    return Instruction((Class.ALU if alu32 else Class.ALU64) | NEG_OP, dst, source=_caller())
+
+
+def movsx(dst: Operand, src: Operand, bits: int, *, alu32: bool = False) -> Instruction:
+    """Sign-extending move ``dst = (s<bits>)src`` (v4); bits is 8, 16 or 32."""
+    cls = Class.ALU if alu32 else Class.ALU64
+    return Instruction(cls | MOV_OP | SRC_X, dst, src, bits, source=_caller())
+
+
+def addr_space_cast(dst: Operand, src: Operand, dst_as: int, src_as: int) -> Instruction:
+    """``dst = addr_space_cast(src, dst_as, src_as)`` for arena pointers."""
+    imm = _s32((dst_as << 16) | src_as)
+    return Instruction(Class.ALU64 | MOV_OP | SRC_X, dst, src, ADDR_SPACE_CAST, imm, source=_caller())
+
+
+def to_be(dst: Operand, bits: int) -> Instruction:
+    """Convert the low *bits* of dst from host order to big endian."""
+    return Instruction(Class.ALU | END_OP | SRC_X, dst, 0, 0, bits, source=_caller())
+
+
+def to_le(dst: Operand, bits: int) -> Instruction:
+    """Convert the low *bits* of dst from host order to little endian."""
+    return Instruction(Class.ALU | END_OP, dst, 0, 0, bits, source=_caller())
+
+
+def bswap(dst: Operand, bits: int) -> Instruction:
+    """Unconditional byte swap of the low *bits* of dst (v4)."""
+    return Instruction(Class.ALU64 | END_OP, dst, 0, 0, bits, source=_caller())
+
+
+# -- jumps -------------------------------------------------------------------
+class JumpOp(Enum):
+    """Conditional jumps: (opcode bits, LLVM operator, inverse condition)."""
+
+    JEQ = (0x10, "==", "JNE")
+    JGT = (0x20, ">", "JLE")
+    JGE = (0x30, ">=", "JLT")
+    JSET = (0x40, "&", None)
+    JNE = (0x50, "!=", "JEQ")
+    JSGT = (0x60, "s>", "JSLE")
+    JSGE = (0x70, "s>=", "JSLT")
+    JLT = (0xA0, "<", "JGE")
+    JLE = (0xB0, "<=", "JGT")
+    JSLT = (0xC0, "s<", "JSGE")
+    JSLE = (0xD0, "s<=", "JSGT")
+
+    @property
+    def code(self) -> int:
+        return self.value[0]
+
+    @property
+    def symbol(self) -> str:
+        return self.value[1]
+
+    @property
+    def inverse(self) -> JumpOp | None:
+        """The condition that is true exactly when this one is false."""
+        return JumpOp[self.value[2]] if self.value[2] else None
+
+    def imm(self, dst: Operand, value: int, target: int | str) -> Instruction:
+        """``if dst <op> value goto target`` on 64 bits; target is a label or offset."""
+        return _jump(Class.JMP | self.code, dst, 0, _s32(value), target)
+
+    def reg(self, dst: Operand, src: Operand, target: int | str) -> Instruction:
+        return _jump(Class.JMP | self.code | SRC_X, dst, src, 0, target)
+
+    def imm32(self, dst: Operand, value: int, target: int | str) -> Instruction:
+        """``if wdst <op> value goto target`` on the low 32 bits."""
+        return _jump(Class.JMP32 | self.code, dst, 0, _s32(value), target)
+
+    def reg32(self, dst: Operand, src: Operand, target: int | str) -> Instruction:
+        return _jump(Class.JMP32 | self.code | SRC_X, dst, src, 0, target)
+
+
+JUMP_BY_CODE = {op.code: op for op in JumpOp}
+JEq, JNe, JGt, JGe, JLt, JLe = JumpOp.JEQ, JumpOp.JNE, JumpOp.JGT, JumpOp.JGE, JumpOp.JLT, JumpOp.JLE
+JSGt, JSGe, JSLt, JSLe, JSet = JumpOp.JSGT, JumpOp.JSGE, JumpOp.JSLT, JumpOp.JSLE, JumpOp.JSET
+
+
+def _jump(opcode: int, dst: int, src: int, imm: int, target: int | str, *, long: bool = False) -> Instruction:
+    ref = target if isinstance(target, str) else None
+    offset = 0 if ref is not None else int(target)
+    if long:
+        return Instruction(opcode, dst, src, 0, offset, reference=ref, source=_caller())
+    return Instruction(opcode, dst, src, offset, imm, reference=ref, source=_caller())
+
+
+def ja(target: int | str) -> Instruction:
+    """``goto target`` (16-bit offset)."""
+    return _jump(JA, 0, 0, 0, target)
+
+
+def gotol(target: int | str) -> Instruction:
+    """``gotol target`` (32-bit offset in imm, v4)."""
+    return _jump(GOTOL, 0, 0, 0, target, long=True)
+
+
+def gotox(reg: Operand) -> Instruction:
+    """Indirect jump to the instruction address held in *reg*."""
+    return Instruction(GOTOX, reg, source=_caller())
+
+
+def may_goto(target: int | str) -> Instruction:
+    """``may_goto target``: a jump the kernel takes once a loop budget is spent."""
+    return _jump(JCOND, 0, MAY_GOTO, 0, target)
+
+
+def call(target: int | str) -> Instruction:
+    """Call a helper by id (int) or a bpf-to-bpf function by label (str)."""
+    if isinstance(target, str):
+        return Instruction(CALL, 0, PseudoCall.CALL, 0, -1, reference=target, source=_caller())
+    return Instruction(CALL, 0, PseudoCall.HELPER, 0, _s32(target), source=_caller())
+
+
+def call_kfunc(btf_id: int, btf_fd_index: int = 0) -> Instruction:
+    """Call a kernel function by BTF id (module BTF given by fd_array index)."""
+    return Instruction(CALL, 0, PseudoCall.KFUNC, btf_fd_index, _s32(btf_id), source=_caller())
+
+
+def callx(reg: Operand) -> Instruction:
+    """Indirect call through a register (LLVM encodes the register in dst)."""
+    return Instruction(CALLX, reg, source=_caller())
+
+
+def exit_() -> Instruction:
+    """Return r0 to the caller."""
+    return Instruction(EXIT, source=_caller())
+
+
+# -- loads and stores ----------------------------------------------------------
+def ld_imm64(dst: Operand, value: int = 0, src: PseudoLoad = PseudoLoad.NONE,
+             *, reference: str | None = None) -> Instruction:
+    """``dst = value ll`` (two slots); *src* selects a pseudo form."""
+    return Instruction(LD_IMM64, dst, src, 0, _s64(value), reference=reference, source=_caller())
+
+
+def ld_map_fd(dst: Operand, map_: int | str) -> Instruction:
+    """Load a map pointer by fd (int) or by map name resolved at assembly (str)."""
+    if isinstance(map_, str):
+        return Instruction(LD_IMM64, dst, PseudoLoad.MAP_FD, reference=map_, source=_caller())
+    return Instruction(LD_IMM64, dst, PseudoLoad.MAP_FD, 0, int(map_), source=_caller())
+
+
+def ld_map_value(dst: Operand, map_: int | str, offset: int = 0) -> Instruction:
+    """Load the address of *offset* into an array map's value (direct value access)."""
+    fd, ref = (0, map_) if isinstance(map_, str) else (int(map_), None)
+    imm = (int(offset) << 32) | fd
+    return Instruction(LD_IMM64, dst, PseudoLoad.MAP_VALUE, 0, _s64(imm), reference=ref, source=_caller())
+
+
+def ld_abs(offset: int, size: Size) -> Instruction:
+    """Legacy packet load ``r0 = *(size *)skb[offset]`` (socket filters)."""
+    return Instruction(Class.LD | Mode.ABS | size, 0, 0, 0, _s32(offset), source=_caller())
+
+
+def ld_ind(src: Operand, offset: int, size: Size) -> Instruction:
+    """Legacy packet load ``r0 = *(size *)skb[src + offset]``."""
+    return Instruction(Class.LD | Mode.IND | size, 0, src, 0, _s32(offset), source=_caller())
+
+
+def load_mem(dst: Operand, src: Operand, off: int, size: Size) -> Instruction:
+    """``dst = *(size *)(src + off)``, zero-extended."""
+    return Instruction(Class.LDX | Mode.MEM | size, dst, src, off, source=_caller())
+
+
+def load_memsx(dst: Operand, src: Operand, off: int, size: Size) -> Instruction:
+    """``dst = *(s<size> *)(src + off)``, sign-extended (v4)."""
+    return Instruction(Class.LDX | Mode.MEMSX | size, dst, src, off, source=_caller())
+
+
+def store_mem(dst: Operand, off: int, src: Operand, size: Size) -> Instruction:
+    """``*(size *)(dst + off) = src``."""
+    return Instruction(Class.STX | Mode.MEM | size, dst, src, off, source=_caller())
+
+
+def store_imm(dst: Operand, off: int, value: int, size: Size) -> Instruction:
+    """``*(size *)(dst + off) = value``."""
+    return Instruction(Class.ST | Mode.MEM | size, dst, 0, off, _s32(value), source=_caller())
+
+
+class AtomicOp(IntEnum):
+    """``imm`` of BPF_ATOMIC instructions."""
+
+    ADD = 0x00
+    OR = 0x40
+    AND = 0x50
+    XOR = 0xA0
+    FETCH_ADD = 0x01
+    FETCH_OR = 0x41
+    FETCH_AND = 0x51
+    FETCH_XOR = 0xA1
+    XCHG = 0xE1
+    CMPXCHG = 0xF1
+    LOAD_ACQ = 0x100
+    STORE_REL = 0x110
+
+    @property
+    def fetches(self) -> bool:
+        return bool(self & 0x01)
+
+
+def atomic(op: AtomicOp, dst: Operand, off: int, src: Operand, size: Size = Size.DW) -> Instruction:
+    """Atomic read-modify-write of ``*(size *)(dst + off)`` with src (W or DW)."""
+    return Instruction(Class.STX | Mode.ATOMIC | size, dst, src, off, int(op), source=_caller())
+
+
+def load_acquire(dst: Operand, src: Operand, off: int, size: Size = Size.DW) -> Instruction:
+    """``dst = load_acquire((size *)(src + off))``."""
+    return Instruction(Class.STX | Mode.ATOMIC | size, dst, src, off, AtomicOp.LOAD_ACQ, source=_caller())
+
+
+def store_release(dst: Operand, off: int, src: Operand, size: Size = Size.DW) -> Instruction:
+    """``store_release((size *)(dst + off), src)``."""
+    return Instruction(Class.STX | Mode.ATOMIC | size, dst, src, off, AtomicOp.STORE_REL, source=_caller())
+
+
+# -- validity ------------------------------------------------------------------
+_ATOMIC_RMW = frozenset(int(op) for op in AtomicOp if op < AtomicOp.LOAD_ACQ)
+
+
+def check(insn: Instruction) -> str | None:
+    """Why *insn* is not a valid instruction, or None if it is (see :func:`check_fields`)."""
+    return check_fields(insn.opcode, insn.dst, insn.src, insn.off, insn.imm)
+
+
+def check_fields(opcode: int, dst: int, src: int, off: int, imm: int) -> str | None:
+    """Why these fields are not a valid instruction, or None if they are.
+
+    Valid means what the kernel's syntax checks accept: a known opcode and
+    every field it does not use set to zero.  Semantic rules (register
+    liveness, shift ranges, jump targets) are left to the assembler and the
+    verifier.
+    """
+    if not (0 <= opcode <= 0xFF and 0 <= dst <= 15 and 0 <= src <= 15):
+        return "opcode, dst or src out of range"
+    if not -0x8000 <= off <= 0x7FFF:
+        return f"offset {off} does not fit in 16 bits"
+    if opcode == LD_IMM64:
+        if not -(1 << 63) <= imm < (1 << 63):
+            return "64-bit immediate out of range"
+        if src > PseudoLoad.MAP_IDX_VALUE:
+            return f"unknown ld_imm64 pseudo source {src}"
+        return "reserved offset field is not zero" if off else None
+    if not -(1 << 31) <= imm < (1 << 31):
+        return f"immediate {imm} does not fit in 32 bits"
+    return _CHECKS[opcode & 0x07](opcode, dst, src, off, imm)
+
+
+def _check_alu(opcode: int, dst: int, src: int, off: int, imm: int) -> str | None:
+    op, x, alu64 = opcode & 0xF0, opcode & SRC_X, opcode & 0x07 == Class.ALU64
+    if op == END_OP:
+        if alu64 and x:
+            return "bswap has no register form"
+        return None if (src, off, imm) in ((0, 0, 16), (0, 0, 32), (0, 0, 64)) else "bad byte-swap fields"
+    if op == NEG_OP:
+        return None if not (x or src or off or imm) else "neg uses reserved fields"
+    if op == MOV_OP and x:
+        if alu64 and off == ADDR_SPACE_CAST:
+            return None
+        allowed = (0, 8, 16, 32) if alu64 else (0, 8, 16)
+        return None if off in allowed and not imm else "bad mov fields"
+    if (op, off) not in ALU_BY_CODE:
+        return f"unknown ALU operation 0x{op:02x} off {off}"
+    if x:
+        return "register ALU form uses the immediate" if imm else None
+    return "immediate ALU form uses src" if src else None
+
+
+def _check_jmp(opcode: int, dst: int, src: int, off: int, imm: int) -> str | None:
+    op, x, jmp32 = opcode & 0xF0, opcode & SRC_X, opcode & 0x07 == Class.JMP32
+    if op == 0x00:  # ja / gotol / gotox
+        if opcode == GOTOX:
+            return None if not (src or off or imm) else "gotox uses reserved fields"
+        if x or dst or src:
+            return "ja uses reserved fields"
+        if jmp32:
+            return "gotol uses the offset field" if off else None
+        return "ja uses the immediate" if imm else None
+    if op in (0x80, 0x90, 0xE0):
+        if jmp32:
+            return f"opcode 0x{opcode:02x} has no 32-bit form"
+        if opcode == CALL:
+            if dst or src > PseudoCall.KFUNC:
+                return "bad call fields"
+            return "call offset is only for kfuncs" if off and src != PseudoCall.KFUNC else None
+        if opcode == CALLX:
+            return "callx uses reserved fields" if (src or off or imm) else None
+        if opcode == EXIT:
+            return "exit uses reserved fields" if (dst or src or off or imm) else None
+        if opcode == JCOND:
+            return "may_goto uses reserved fields" if (dst or src != MAY_GOTO or imm) else None
+        return f"unknown jump opcode 0x{opcode:02x}"
+    if op not in JUMP_BY_CODE:
+        return f"unknown jump operation 0x{op:02x}"
+    if x:
+        return "register jump form uses the immediate" if imm else None
+    return "immediate jump form uses src" if src else None
+
+
+def _check_ld(opcode: int, dst: int, src: int, off: int, imm: int) -> str | None:
+    mode, size = opcode & 0xE0, opcode & 0x18
+    if mode not in (Mode.ABS, Mode.IND) or size == Size.DW:
+        return f"unknown LD opcode 0x{opcode:02x}"
+    if dst or off or (mode == Mode.ABS and src):
+        return "legacy packet load uses reserved fields"
+    return None
+
+
+def _check_ldx(opcode: int, dst: int, src: int, off: int, imm: int) -> str | None:
+    mode, size = opcode & 0xE0, opcode & 0x18
+    if mode not in (Mode.MEM, Mode.MEMSX) or (mode == Mode.MEMSX and size == Size.DW):
+        return f"unknown LDX opcode 0x{opcode:02x}"
+    return "load uses the immediate" if imm else None
+
+
+def _check_st(opcode: int, dst: int, src: int, off: int, imm: int) -> str | None:
+    if opcode & 0xE0 != Mode.MEM:
+        return f"unknown ST opcode 0x{opcode:02x}"
+    return "store-immediate uses src" if src else None
+
+
+def _check_stx(opcode: int, dst: int, src: int, off: int, imm: int) -> str | None:
+    mode, size = opcode & 0xE0, opcode & 0x18
+    if mode == Mode.MEM:
+        return "store uses the immediate" if imm else None
+    if mode != Mode.ATOMIC:
+        return f"unknown STX opcode 0x{opcode:02x}"
+    if imm in (AtomicOp.LOAD_ACQ, AtomicOp.STORE_REL):
+        return None
+    if imm not in _ATOMIC_RMW:
+        return f"unknown atomic operation 0x{imm:x}"
+    return None if size in (Size.W, Size.DW) else "atomic read-modify-write is W or DW only"
+
+
+_CHECKS = {
+    Class.LD: _check_ld, Class.LDX: _check_ldx, Class.ST: _check_st, Class.STX: _check_stx,
+    Class.ALU: _check_alu, Class.ALU64: _check_alu, Class.JMP: _check_jmp, Class.JMP32: _check_jmp,
+}
+
+
+# -- encoding ------------------------------------------------------------------
+_SLOT = {"little": struct.Struct("<BBhi"), "big": struct.Struct(">BBhi")}
+
+
+def _regs(dst: int, src: int, byteorder: str) -> int:
+    return (src << 4 | dst) if byteorder == "little" else (dst << 4 | src)
+
+
+def encode(insns: Iterable[Instruction], byteorder: str = "little") -> bytes:
+    """Bytecode of *insns*: 8 bytes a slot, 16 for ``ld_imm64``.
+
+    Encodes the fields as they are: symbolic references are resolved by
+    :func:`pybpfasm.asm.assemble`, which is the path for programs with labels.
+    """
+    slot = _SLOT[byteorder].pack
+    out = bytearray()
+    for insn in insns:
+        regs = _regs(insn.dst, insn.src, byteorder)
+        if insn.opcode == LD_IMM64:
+            imm = insn.imm & 0xFFFF_FFFF_FFFF_FFFF
+            out += slot(insn.opcode, regs, 0, _signed32(imm & 0xFFFF_FFFF))
+            out += slot(0, 0, 0, _signed32(imm >> 32))
+        else:
+            out += slot(insn.opcode, regs, insn.off, insn.imm)
+    return bytes(out)
+
+
+def _signed32(value: int) -> int:
+    return value - (1 << 32) if value & 0x8000_0000 else value
+
+
+def decode(data: bytes | bytearray | memoryview, byteorder: str = "little") -> list[Instruction]:
+    """Instructions of *data*; raises :class:`DecodeError` naming the bad byte offset."""
+    if len(data) % 8:
+        raise DecodeError(len(data) - len(data) % 8, f"length {len(data)} is not a multiple of 8")
+    unpack = _SLOT[byteorder].unpack_from
+    little = byteorder == "little"
+    out: list[Instruction] = []
+    pos, end = 0, len(data)
+    while pos < end:
+        opcode, regs, off, imm = unpack(data, pos)
+        dst, src = (regs & 0xF, regs >> 4) if little else (regs >> 4, regs & 0xF)
+        if opcode == LD_IMM64:
+            if pos + 16 > end:
+                raise DecodeError(pos, "ld_imm64 is missing its second slot")
+            op2, regs2, off2, hi = unpack(data, pos + 8)
+            if op2 or regs2 or off2:
+                raise DecodeError(pos + 8, "second slot of ld_imm64 has non-zero reserved fields")
+            imm = _s64(((hi & 0xFFFF_FFFF) << 32) | (imm & 0xFFFF_FFFF))
+            step = 16
+        else:
+            step = 8
+        problem = check_fields(opcode, dst, src, off, imm)
+        if problem:
+            raise DecodeError(pos, f"{problem} (opcode 0x{opcode:02x})")
+        out.append(_make(opcode, dst, src, off, imm))
+        pos += step
+    return out
+
+
+def _make(opcode: int, dst: int, src: int, off: int, imm: int) -> Instruction:
+    """Build an already-validated Instruction without re-running the checks."""
+    insn = object.__new__(Instruction)
+    insn.__dict__.update(opcode=opcode, dst=dst, src=src, off=off, imm=imm,
+                         symbol=None, reference=None, source=None)
+    return insn
+
+
+def total_slots(insns: Sequence[Instruction]) -> int:
+    """Number of 8-byte slots *insns* occupy."""
+    return sum(i.slots for i in insns)
