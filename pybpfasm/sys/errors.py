@@ -22,9 +22,29 @@ _HINTS = {
 }
 
 
+#: capability bits that allow BPF: CAP_SYS_ADMIN (all kernels), CAP_BPF (5.8+)
+_CAP_SYS_ADMIN, _CAP_BPF = 21, 39
+
+
+def has_bpf_capability() -> bool:
+    """Whether this process holds CAP_BPF or CAP_SYS_ADMIN in its effective set."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("CapEff:"):
+                caps = int(line.split()[1], 16)
+                return bool(caps & (1 << _CAP_SYS_ADMIN | 1 << _CAP_BPF))
+    return False
+
+
 def _default_hint(err: int) -> str | None:
-    if err == _errno.EPERM and kernel_release() < (5, 11):
-        return _HINTS[err] + ", and raise RLIMIT_MEMLOCK (ulimit -l unlimited)"
+    if err == _errno.EPERM:
+        if has_bpf_capability():
+            return (
+                "refused although this process holds CAP_BPF: kernel lockdown or a security "
+                "module forbids it, or the program type needs CAP_PERFMON/CAP_NET_ADMIN too"
+            )
+        if kernel_release() < (5, 11):
+            return _HINTS[err] + ", and raise RLIMIT_MEMLOCK (ulimit -l unlimited)"
     return _HINTS.get(err)
 
 
