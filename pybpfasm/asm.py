@@ -20,7 +20,16 @@ from typing import Iterable, Mapping, Protocol, Union
 
 from .errors import BPFError
 from .isa import (
-    CALL, GOTOL, JA, LD_IMM64, SRC_X, Instruction, PseudoCall, PseudoLoad, encode, gotol,
+    CALL,
+    GOTOL,
+    JA,
+    LD_IMM64,
+    SRC_X,
+    Instruction,
+    PseudoCall,
+    PseudoLoad,
+    encode,
+    gotol,
     ja,
 )
 from .isa import JUMP_BY_CODE as _JUMPS

@@ -22,21 +22,88 @@ import struct
 import sys
 from dataclasses import dataclass, field, replace
 from enum import Enum, IntEnum
-from typing import Iterable, Optional, Sequence, Union
+from typing import Iterable, Sequence, Union
 
 from .errors import BPFError
 
 __all__ = [
-    "R0", "R1", "R2", "R3", "R4", "R5", "R6", "R7", "R8", "R9", "R10", "RFP",
-    "Add", "Sub", "Mul", "Div", "SDiv", "Mod", "SMod", "Or", "And", "Lsh", "Rsh",
-    "Arsh", "Xor", "Mov",
-    "JEq", "JNe", "JGt", "JGe", "JLt", "JLe", "JSGt", "JSGe", "JSLt", "JSLe", "JSet",
-    "AluOp", "AtomicOp", "Class", "DecodeError", "Instruction", "JumpOp", "Mode",
-    "PseudoCall", "PseudoLoad", "Reg", "Size", "SourceLocation",
-    "addr_space_cast", "atomic", "bswap", "call", "call_kfunc", "callx", "decode",
-    "encode", "exit_", "ja", "gotol", "gotox", "ld_abs", "ld_imm64", "ld_ind",
-    "ld_map_fd", "ld_map_value", "load_acquire", "load_mem", "load_memsx", "may_goto",
-    "movsx", "neg", "store_imm", "store_mem", "store_release", "to_be", "to_le",
+    "R0",
+    "R1",
+    "R2",
+    "R3",
+    "R4",
+    "R5",
+    "R6",
+    "R7",
+    "R8",
+    "R9",
+    "R10",
+    "RFP",
+    "Add",
+    "AluOp",
+    "And",
+    "Arsh",
+    "AtomicOp",
+    "Class",
+    "DecodeError",
+    "Div",
+    "Instruction",
+    "JEq",
+    "JGe",
+    "JGt",
+    "JLe",
+    "JLt",
+    "JNe",
+    "JSGe",
+    "JSGt",
+    "JSLe",
+    "JSLt",
+    "JSet",
+    "JumpOp",
+    "Lsh",
+    "Mod",
+    "Mode",
+    "Mov",
+    "Mul",
+    "Or",
+    "PseudoCall",
+    "PseudoLoad",
+    "Reg",
+    "Rsh",
+    "SDiv",
+    "SMod",
+    "Size",
+    "SourceLocation",
+    "Sub",
+    "Xor",
+    "addr_space_cast",
+    "atomic",
+    "bswap",
+    "call",
+    "call_kfunc",
+    "callx",
+    "decode",
+    "encode",
+    "exit_",
+    "gotol",
+    "gotox",
+    "ja",
+    "ld_abs",
+    "ld_imm64",
+    "ld_ind",
+    "ld_map_fd",
+    "ld_map_value",
+    "load_acquire",
+    "load_mem",
+    "load_memsx",
+    "may_goto",
+    "movsx",
+    "neg",
+    "store_imm",
+    "store_mem",
+    "store_release",
+    "to_be",
+    "to_le",
 ]
 
 
@@ -174,11 +241,11 @@ class Instruction:
     off: int = 0
     imm: int = 0
     #: label naming this instruction (a jump or call target, or a function)
-    symbol: Optional[str] = field(default=None, compare=False)
+    symbol: str | None = field(default=None, compare=False)
     #: symbol this instruction refers to: a jump/call target label or a map name
-    reference: Optional[str] = field(default=None, compare=False)
+    reference: str | None = field(default=None, compare=False)
     #: assembler line or eDSL call site that produced it
-    source: Optional[SourceLocation] = field(default=None, compare=False, repr=False)
+    source: SourceLocation | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         for name in ("dst", "src"):  # store Reg members as plain ints
@@ -574,8 +641,10 @@ def check_fields(opcode: int, dst: int, src: int, off: int, imm: int) -> str | N
     liveness, shift ranges, jump targets) are left to the assembler and the
     verifier.
     """
-    if not (0 <= opcode <= 0xFF and 0 <= dst <= 15 and 0 <= src <= 15):
-        return "opcode, dst or src out of range"
+    if not 0 <= opcode <= 0xFF:
+        return f"opcode {opcode} out of range"
+    if not (0 <= dst <= 10 and 0 <= src <= 10):
+        return f"register out of range (dst r{dst}, src r{src}; r0-r10 exist)"
     if not -0x8000 <= off <= 0x7FFF:
         return f"offset {off} does not fit in 16 bits"
     if opcode == LD_IMM64:

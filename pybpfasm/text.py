@@ -28,9 +28,29 @@ from typing import IO, Iterable, Iterator, NamedTuple, Sequence
 from . import isa
 from .errors import BPFError
 from .isa import (
-    ADDR_SPACE_CAST, CALL, CALLX, END_OP, EXIT, GOTOL, GOTOX, JA, JCOND, LD_IMM64, MOV_OP,
-    NEG_OP, SRC_X, AluOp, AtomicOp, Class, Instruction, JumpOp, Mode, PseudoCall, PseudoLoad,
-    Size, SourceLocation,
+    ADDR_SPACE_CAST,
+    CALL,
+    CALLX,
+    END_OP,
+    EXIT,
+    GOTOL,
+    GOTOX,
+    JA,
+    JCOND,
+    LD_IMM64,
+    MOV_OP,
+    NEG_OP,
+    SRC_X,
+    AluOp,
+    AtomicOp,
+    Class,
+    Instruction,
+    JumpOp,
+    Mode,
+    PseudoCall,
+    PseudoLoad,
+    Size,
+    SourceLocation,
 )
 
 __all__ = ["AsmSyntaxError", "dis", "disassemble", "format", "format_instruction",
@@ -157,7 +177,7 @@ def format_instruction(insn: Instruction) -> str:
     return _FORMATTERS[insn.opcode & 0x07](insn)
 
 
-format = format_instruction  # noqa: A001 - the dis-like name users expect
+format = format_instruction
 
 
 def format_program(insns: Iterable[Instruction], *, labels: bool = False) -> str:
@@ -241,12 +261,13 @@ class Token(NamedTuple):
 _TOKEN = re.compile(
     r"(?P<ws>\s+)"
     r"|(?P<comment>//.*|;.*)"
-    r"|(?P<op>s>>=|s/=|s%=|s>=|s<=|s>|s<|<<=|>>=|[-+*/%|&^=!<>]=|[<>=&()\[\]*+\-,:#])"
+    r"|(?P<op>s>>=|s/=|s%=|s>=|s<=|s>|s<|<<=|>>=|<<|>>|[-+*/%|&^=!<>]=|[<>=&()\[\]*+\-,:#])"
     r"|(?P<num>0[xX][0-9a-fA-F]+|\d+)"
     r"|(?P<name>[A-Za-z_.$][\w.$]*)"
 )
 _KERNEL_PREFIX = re.compile(r"\s*(\d+):\s+\(([0-9a-f]{2})\)\s")
-_OBJDUMP_PREFIX = re.compile(r"\s*[0-9a-f]+:\s+((?:[0-9a-f]{2} ){7}[0-9a-f]{2})(\s|$)")
+_OBJDUMP_PREFIX = re.compile(r"\s*[0-9a-f]+:\s+(?:[0-9a-f]{2} ){7}[0-9a-f]{2}"
+                             r"(?: (?:[0-9a-f]{2} ){7}[0-9a-f]{2})?(\s|$)")
 _REG = re.compile(r"([rw])(\d+)$")
 _ENDIAN = re.compile(r"(be|le|bswap)(\d+)$")
 _OBJDUMP_SYMBOL = re.compile(r"\s*[0-9a-f]+ <([\w.$]+)>:\s*$")
@@ -409,7 +430,7 @@ class _LineParser:
         return insn
 
     def store(self) -> Instruction:
-        size, signed = self.star_ptr()
+        size, _signed = self.star_ptr()
         dst, off = self.mem()
         self.expect("=")
         if self.is_reg():
@@ -706,8 +727,7 @@ _FUNCTIONS = {
 
 
 def _lines(text: str) -> Iterator[tuple[int, str]]:
-    for lineno, line in enumerate(text.splitlines(), 1):
-        yield lineno, line
+    yield from enumerate(text.splitlines(), 1)
 
 
 def parse(text: str, filename: str = "<input>") -> list[Instruction]:

@@ -72,7 +72,7 @@ def llvm_assemble(lines: list[str], byteorder: str = "little") -> list[bytes | s
     while todo:
         obj, err = _run([lines[i] for i in todo], "bpfel" if byteorder == "little" else "bpfeb")
         if obj is not None:
-            off, size = _sections(obj)[".text"][:2]
+            off, _size = _sections(obj)[".text"][:2]
             syms = _symbols(obj)
             for k, i in enumerate(todo):
                 results[i] = obj[off + syms[f"__l{k}"]: off + syms[f"__l{k + 1}"]]
