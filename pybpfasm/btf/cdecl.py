@@ -38,34 +38,39 @@ def _grouped(declarator: str) -> str:
     return f"({declarator})" if declarator.startswith("*") else declarator
 
 
-def declaration(btf: BTF, type_id: int, declarator: str = "", depth: int = 0) -> str:
-    """C declaration of ``declarator`` (may be empty) with type ``type_id``."""
-    if depth > _MAX_DEPTH:
-        raise BTFError(f"{btf.source}: type chain at id {type_id} is too deep (a loop?)")
+def declaration(btf: BTF, type_id: int, declarator: str = "", seen: frozenset = frozenset()) -> str:
+    """C declaration of ``declarator`` (may be empty) with type ``type_id``.
+
+    ``seen`` holds the ids already on this chain: C types only loop through a
+    struct's name, so meeting one again means the BTF is corrupt.
+    """
+    if type_id in seen or len(seen) > _MAX_DEPTH:
+        raise BTFError(f"{btf.source}: type id {type_id} refers to itself")
+    inner = seen | {type_id}
     t = btf.type(type_id)
     if isinstance(t, Void):
         return _attach("void", declarator)
     if isinstance(t, (Struct, Union, Enum, Enum64, Fwd)):
         return _attach(_tag(t), declarator)
     if isinstance(t, Ptr):
-        return declaration(btf, t.type_id, "*" + declarator, depth + 1)
+        return declaration(btf, t.type_id, "*" + declarator, inner)
     if isinstance(t, tuple(_QUALIFIER_WORDS)):
         word = _QUALIFIER_WORDS[type(t)]
         if isinstance(btf.type(t.type_id), Ptr):  # type: ignore[union-attr]
-            return declaration(btf, t.type_id, f"{word} {declarator}".strip(), depth + 1)  # type: ignore[union-attr]
-        return word + " " + declaration(btf, t.type_id, declarator, depth + 1)  # type: ignore[union-attr]
+            return declaration(btf, t.type_id, f"{word} {declarator}".strip(), inner)  # type: ignore[union-attr]
+        return word + " " + declaration(btf, t.type_id, declarator, inner)  # type: ignore[union-attr]
     if isinstance(t, TypeTag):
-        return declaration(btf, t.type_id, declarator, depth + 1)
+        return declaration(btf, t.type_id, declarator, inner)
     if isinstance(t, Array):
-        return declaration(btf, t.type_id, f"{_grouped(declarator)}[{t.nelems}]", depth + 1)
+        return declaration(btf, t.type_id, f"{_grouped(declarator)}[{t.nelems}]", inner)
     if isinstance(t, FuncProto):
         params = ", ".join(
-            "..." if not p.type_id else declaration(btf, p.type_id, p.name, depth + 1)
+            "..." if not p.type_id else declaration(btf, p.type_id, p.name, inner)
             for p in t.params
         )
-        return declaration(btf, t.return_type_id, f"{_grouped(declarator)}({params or 'void'})", depth + 1)
+        return declaration(btf, t.return_type_id, f"{_grouped(declarator)}({params or 'void'})", inner)
     if isinstance(t, (Func, Var)):
-        return declaration(btf, t.type_id, declarator or t.name, depth + 1)
+        return declaration(btf, t.type_id, declarator or t.name, inner)
     if isinstance(t, (Datasec, DeclTag)):
         return t.name
     return _attach(t.name, declarator)  # int, float, typedef

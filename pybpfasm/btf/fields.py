@@ -82,10 +82,15 @@ def parse_path(path: str) -> List[Tuple[str, List[int]]]:
     return segments
 
 
-def _find_member(btf: BTF, type_id: int, name: str, depth: int = 0) -> Optional[List[Member]]:
+def _check_nesting(btf: BTF, type_id: int, seen: frozenset) -> frozenset:
+    if type_id in seen or len(seen) > _MAX_NESTING:
+        raise BTFError(f"{btf.source}: struct id {type_id} contains itself")
+    return seen | {type_id}
+
+
+def _find_member(btf: BTF, type_id: int, name: str, seen: frozenset = frozenset()) -> Optional[List[Member]]:
     """The member chain (through anonymous members) that reaches ``name``."""
-    if depth > _MAX_NESTING:
-        raise BTFError(f"{btf.source}: anonymous members nest too deep at id {type_id}")
+    seen = _check_nesting(btf, type_id, seen)
     members = btf.type(type_id).members  # type: ignore[union-attr]
     for m in members:
         if m.name == name:
@@ -93,23 +98,22 @@ def _find_member(btf: BTF, type_id: int, name: str, depth: int = 0) -> Optional[
     for m in members:
         inner = btf.complete(m.type_id)
         if not m.name and isinstance(btf.type(inner), Composite):
-            chain = _find_member(btf, inner, name, depth + 1)
+            chain = _find_member(btf, inner, name, seen)
             if chain:
                 return [m, *chain]
     return None
 
 
-def member_names(btf: BTF, type_id: int, depth: int = 0) -> List[str]:
+def member_names(btf: BTF, type_id: int, seen: frozenset = frozenset()) -> List[str]:
     """Names reachable directly, anonymous members flattened."""
     names: List[str] = []
-    if depth > _MAX_NESTING:
-        return names
+    seen = _check_nesting(btf, type_id, seen)
     for m in btf.type(type_id).members:  # type: ignore[union-attr]
         inner = btf.complete(m.type_id)
         if m.name:
             names.append(m.name)
         elif isinstance(btf.type(inner), Composite):
-            names += member_names(btf, inner, depth + 1)
+            names += member_names(btf, inner, seen)
     return names
 
 
