@@ -625,7 +625,14 @@ def store_release(dst: Operand, off: int, src: Operand, size: Size = Size.DW) ->
 
 
 # -- validity ------------------------------------------------------------------
+# Plain ints: the checks run once per decoded instruction.
+_ALU64, _JMP32, _DW, _MEM, _ATOMIC = int(Class.ALU64), int(Class.JMP32), int(Size.DW), int(Mode.MEM), int(Mode.ATOMIC)
+_ABS, _IND, _MEMSX = int(Mode.ABS), int(Mode.IND), int(Mode.MEMSX)
+_LOAD_ACQ, _STORE_REL = int(AtomicOp.LOAD_ACQ), int(AtomicOp.STORE_REL)
 _ATOMIC_RMW = frozenset(int(op) for op in AtomicOp if op < AtomicOp.LOAD_ACQ)
+_ALU_OFFS = frozenset((op.code, op.off) for op in AluOp)
+_JUMP_CODES = frozenset(op.code for op in JumpOp)
+_ENDIAN_IMMS = (16, 32, 64)
 
 
 def check(insn: Instruction) -> str | None:
@@ -636,34 +643,36 @@ def check(insn: Instruction) -> str | None:
 def check_fields(opcode: int, dst: int, src: int, off: int, imm: int) -> str | None:
     """Why these fields are not a valid instruction, or None if they are.
 
-    Valid means what the kernel's syntax checks accept: a known opcode and
-    every field it does not use set to zero.  Semantic rules (register
-    liveness, shift ranges, jump targets) are left to the assembler and the
-    verifier.
+    Valid means what the kernel's syntax checks accept: a known opcode,
+    registers r0-r10 and every field the opcode does not use set to zero.
+    Semantic rules (register liveness, shift ranges, jump targets) are left
+    to the assembler and the verifier.
     """
     if not 0 <= opcode <= 0xFF:
         return f"opcode {opcode} out of range"
-    if not (0 <= dst <= 10 and 0 <= src <= 10):
-        return f"register out of range (dst r{dst}, src r{src}; r0-r10 exist)"
     if not -0x8000 <= off <= 0x7FFF:
         return f"offset {off} does not fit in 16 bits"
     if opcode == LD_IMM64:
         if not -(1 << 63) <= imm < (1 << 63):
             return "64-bit immediate out of range"
-        if src > PseudoLoad.MAP_IDX_VALUE:
-            return f"unknown ld_imm64 pseudo source {src}"
-        return "reserved offset field is not zero" if off else None
-    if not -(1 << 31) <= imm < (1 << 31):
+    elif not -(1 << 31) <= imm < (1 << 31):
         return f"immediate {imm} does not fit in 32 bits"
+    return _check_shape(opcode, dst, src, off, imm)
+
+
+def _check_shape(opcode: int, dst: int, src: int, off: int, imm: int) -> str | None:
+    """check_fields for values already in their encoded ranges (the decoder's case)."""
+    if dst > 10 or src > 10 or dst < 0 or src < 0:
+        return f"register out of range (dst r{dst}, src r{src}; r0-r10 exist)"
     return _CHECKS[opcode & 0x07](opcode, dst, src, off, imm)
 
 
 def _check_alu(opcode: int, dst: int, src: int, off: int, imm: int) -> str | None:
-    op, x, alu64 = opcode & 0xF0, opcode & SRC_X, opcode & 0x07 == Class.ALU64
+    op, x, alu64 = opcode & 0xF0, opcode & SRC_X, opcode & 0x07 == _ALU64
     if op == END_OP:
         if alu64 and x:
             return "bswap has no register form"
-        return None if (src, off, imm) in ((0, 0, 16), (0, 0, 32), (0, 0, 64)) else "bad byte-swap fields"
+        return None if not (src or off) and imm in _ENDIAN_IMMS else "bad byte-swap fields"
     if op == NEG_OP:
         return None if not (x or src or off or imm) else "neg uses reserved fields"
     if op == MOV_OP and x:
@@ -671,7 +680,7 @@ def _check_alu(opcode: int, dst: int, src: int, off: int, imm: int) -> str | Non
             return None
         allowed = (0, 8, 16, 32) if alu64 else (0, 8, 16)
         return None if off in allowed and not imm else "bad mov fields"
-    if (op, off) not in ALU_BY_CODE:
+    if (op, off) not in _ALU_OFFS:
         return f"unknown ALU operation 0x{op:02x} off {off}"
     if x:
         return "register ALU form uses the immediate" if imm else None
@@ -679,7 +688,12 @@ def _check_alu(opcode: int, dst: int, src: int, off: int, imm: int) -> str | Non
 
 
 def _check_jmp(opcode: int, dst: int, src: int, off: int, imm: int) -> str | None:
-    op, x, jmp32 = opcode & 0xF0, opcode & SRC_X, opcode & 0x07 == Class.JMP32
+    op, x = opcode & 0xF0, opcode & SRC_X
+    if op in _JUMP_CODES:
+        if x:
+            return "register jump form uses the immediate" if imm else None
+        return "immediate jump form uses src" if src else None
+    jmp32 = opcode & 0x07 == _JMP32
     if op == 0x00:  # ja / gotol / gotox
         if opcode == GOTOX:
             return None if not (src or off or imm) else "gotox uses reserved fields"
@@ -688,66 +702,61 @@ def _check_jmp(opcode: int, dst: int, src: int, off: int, imm: int) -> str | Non
         if jmp32:
             return "gotol uses the offset field" if off else None
         return "ja uses the immediate" if imm else None
-    if op in (0x80, 0x90, 0xE0):
-        if jmp32:
-            return f"opcode 0x{opcode:02x} has no 32-bit form"
+    if op in (0x80, 0x90, 0xE0) and not jmp32:
         if opcode == CALL:
-            if dst or src > PseudoCall.KFUNC:
+            if dst or src > 2:  # PseudoCall.KFUNC
                 return "bad call fields"
-            return "call offset is only for kfuncs" if off and src != PseudoCall.KFUNC else None
+            return "call offset is only for kfuncs" if off and src != 2 else None
         if opcode == CALLX:
             return "callx uses reserved fields" if (src or off or imm) else None
         if opcode == EXIT:
             return "exit uses reserved fields" if (dst or src or off or imm) else None
         if opcode == JCOND:
             return "may_goto uses reserved fields" if (dst or src != MAY_GOTO or imm) else None
-        return f"unknown jump opcode 0x{opcode:02x}"
-    if op not in JUMP_BY_CODE:
-        return f"unknown jump operation 0x{op:02x}"
-    if x:
-        return "register jump form uses the immediate" if imm else None
-    return "immediate jump form uses src" if src else None
+    return f"unknown jump opcode 0x{opcode:02x}"
 
 
 def _check_ld(opcode: int, dst: int, src: int, off: int, imm: int) -> str | None:
-    mode, size = opcode & 0xE0, opcode & 0x18
-    if mode not in (Mode.ABS, Mode.IND) or size == Size.DW:
+    if opcode == LD_IMM64:
+        if src > PseudoLoad.MAP_IDX_VALUE:
+            return f"unknown ld_imm64 pseudo source {src}"
+        return "reserved offset field is not zero" if off else None
+    mode = opcode & 0xE0
+    if mode not in (_ABS, _IND) or opcode & 0x18 == _DW:
         return f"unknown LD opcode 0x{opcode:02x}"
-    if dst or off or (mode == Mode.ABS and src):
+    if dst or off or (mode == _ABS and src):
         return "legacy packet load uses reserved fields"
     return None
 
 
 def _check_ldx(opcode: int, dst: int, src: int, off: int, imm: int) -> str | None:
-    mode, size = opcode & 0xE0, opcode & 0x18
-    if mode not in (Mode.MEM, Mode.MEMSX) or (mode == Mode.MEMSX and size == Size.DW):
+    mode = opcode & 0xE0
+    if mode != _MEM and (mode != _MEMSX or opcode & 0x18 == _DW):
         return f"unknown LDX opcode 0x{opcode:02x}"
     return "load uses the immediate" if imm else None
 
 
 def _check_st(opcode: int, dst: int, src: int, off: int, imm: int) -> str | None:
-    if opcode & 0xE0 != Mode.MEM:
+    if opcode & 0xE0 != _MEM:
         return f"unknown ST opcode 0x{opcode:02x}"
     return "store-immediate uses src" if src else None
 
 
 def _check_stx(opcode: int, dst: int, src: int, off: int, imm: int) -> str | None:
-    mode, size = opcode & 0xE0, opcode & 0x18
-    if mode == Mode.MEM:
+    mode = opcode & 0xE0
+    if mode == _MEM:
         return "store uses the immediate" if imm else None
-    if mode != Mode.ATOMIC:
+    if mode != _ATOMIC:
         return f"unknown STX opcode 0x{opcode:02x}"
-    if imm in (AtomicOp.LOAD_ACQ, AtomicOp.STORE_REL):
+    if imm == _LOAD_ACQ or imm == _STORE_REL:
         return None
     if imm not in _ATOMIC_RMW:
         return f"unknown atomic operation 0x{imm:x}"
-    return None if size in (Size.W, Size.DW) else "atomic read-modify-write is W or DW only"
+    return None if opcode & 0x18 in (0, _DW) else "atomic read-modify-write is W or DW only"
 
 
-_CHECKS = {
-    Class.LD: _check_ld, Class.LDX: _check_ldx, Class.ST: _check_st, Class.STX: _check_stx,
-    Class.ALU: _check_alu, Class.ALU64: _check_alu, Class.JMP: _check_jmp, Class.JMP32: _check_jmp,
-}
+#: validator by instruction class (the opcode's low three bits)
+_CHECKS = (_check_ld, _check_ldx, _check_st, _check_stx, _check_alu, _check_jmp, _check_jmp, _check_alu)
 
 
 # -- encoding ------------------------------------------------------------------
@@ -785,37 +794,43 @@ def decode(data: bytes | bytearray | memoryview, byteorder: str = "little") -> l
     """Instructions of *data*; raises :class:`DecodeError` naming the bad byte offset."""
     if len(data) % 8:
         raise DecodeError(len(data) - len(data) % 8, f"length {len(data)} is not a multiple of 8")
-    unpack = _SLOT[byteorder].unpack_from
+    slots = list(_SLOT[byteorder].iter_unpack(data))
     little = byteorder == "little"
-    out: list[Instruction] = []
-    pos, end = 0, len(data)
-    while pos < end:
-        opcode, regs, off, imm = unpack(data, pos)
+    checks, new, out = _CHECKS, object.__new__, []
+    append = out.append
+    seen: dict[tuple[int, int, int, int], Instruction] = {}  # values: equal slots share one
+    i, n = 0, len(slots)
+    while i < n:
+        slot = slots[i]
+        if slot in seen and slot[0] != LD_IMM64:
+            append(seen[slot])
+            i += 1
+            continue
+        opcode, regs, off, imm = slot
         dst, src = (regs & 0xF, regs >> 4) if little else (regs >> 4, regs & 0xF)
         if opcode == LD_IMM64:
-            if pos + 16 > end:
-                raise DecodeError(pos, "ld_imm64 is missing its second slot")
-            op2, regs2, off2, hi = unpack(data, pos + 8)
+            if i + 1 == n:
+                raise DecodeError(8 * i, "ld_imm64 is missing its second slot")
+            op2, regs2, off2, hi = slots[i + 1]
             if op2 or regs2 or off2:
-                raise DecodeError(pos + 8, "second slot of ld_imm64 has non-zero reserved fields")
-            imm = _s64(((hi & 0xFFFF_FFFF) << 32) | (imm & 0xFFFF_FFFF))
-            step = 16
+                raise DecodeError(8 * i + 8, "second slot of ld_imm64 has non-zero reserved fields")
+            imm = (hi << 32) | (imm & 0xFFFF_FFFF)
+        if dst > 10 or src > 10:
+            problem = f"register out of range (dst r{dst}, src r{src}; r0-r10 exist)"
         else:
-            step = 8
-        problem = check_fields(opcode, dst, src, off, imm)
+            problem = checks[opcode & 0x07](opcode, dst, src, off, imm)
         if problem:
-            raise DecodeError(pos, f"{problem} (opcode 0x{opcode:02x})")
-        out.append(_make(opcode, dst, src, off, imm))
-        pos += step
+            raise DecodeError(8 * i, f"{problem} (opcode 0x{opcode:02x})")
+        insn = new(Instruction)
+        insn.__dict__.update(opcode=opcode, dst=dst, src=src, off=off, imm=imm,
+                             symbol=None, reference=None, source=None)
+        append(insn)
+        if opcode == LD_IMM64:
+            i += 2
+        else:
+            seen[slot] = insn
+            i += 1
     return out
-
-
-def _make(opcode: int, dst: int, src: int, off: int, imm: int) -> Instruction:
-    """Build an already-validated Instruction without re-running the checks."""
-    insn = object.__new__(Instruction)
-    insn.__dict__.update(opcode=opcode, dst=dst, src=src, off=off, imm=imm,
-                         symbol=None, reference=None, source=None)
-    return insn
 
 
 def total_slots(insns: Sequence[Instruction]) -> int:

@@ -1,6 +1,6 @@
 """The LLVM oracle: clang from the ``ziglang`` wheel assembles BPF text (-mcpu=v4).
 
-Each line is assembled under its own local label, so the bytes of every line
+Used by the tests and by bench/.  Each line is assembled under its own local label, so the bytes of every line
 are read back from the object's symbol table, and lines LLVM rejects are
 reported one by one with LLVM's message.
 """
@@ -12,14 +12,6 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-
-import pytest
-
-try:
-    import ziglang  # noqa: F401
-except ImportError:  # pragma: no cover - the test extra installs it
-    pytest.skip("the ziglang wheel (LLVM oracle) is not installed: pip install -e .[test]",
-                allow_module_level=True)
 
 
 def _sections(obj: bytes) -> dict[str, tuple[int, int, int, int]]:
@@ -88,3 +80,25 @@ def llvm_assemble(lines: list[str], byteorder: str = "little") -> list[bytes | s
             raise RuntimeError(f"LLVM failed without a line-level error:\n{err}")
         todo = [i for k, i in enumerate(todo) if k not in bad]
     return [results[i] for i in range(len(lines))]
+
+
+def compile_c(source: Path, *, cpu: str = "v3", opt: str = "-O2") -> dict[str, bytes]:
+    """Compile a BPF C file with clang; returns each executable section's bytes."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp, "x.o")
+        subprocess.run([sys.executable, "-m", "ziglang", "cc", "-target", "bpfel-freestanding",
+                        f"-mcpu={cpu}", opt, "-c", str(source), "-o", str(out)], check=True)
+        obj = out.read_bytes()
+    e = _endian(obj)
+    shoff = struct.unpack_from(e + "Q", obj, 0x28)[0]
+    shentsize, shnum, _ = struct.unpack_from(e + "HHH", obj, 0x3A)
+    secs = _sections(obj)
+    code = {}
+    for name, (off, size, _link, _entsize) in secs.items():
+        if name.startswith("#") or not size:
+            continue
+        index = next(int(k[1:]) for k, v in secs.items() if k.startswith("#") and v == secs[name])
+        flags = struct.unpack_from(e + "Q", obj, shoff + index * shentsize + 8)[0]
+        if flags & 0x4:  # SHF_EXECINSTR
+            code[name] = obj[off: off + size]
+    return code

@@ -11,6 +11,8 @@ from pybpfasm.asm import assemble
 from pybpfasm.isa import AluOp, AtomicOp, JumpOp, PseudoLoad, Size, encode
 from pybpfasm.text import format_instruction, parse
 
+pytest.importorskip("ziglang", reason="the LLVM oracle (ziglang wheel) comes with the test extra")
+
 from .llvm import llvm_assemble
 from .strategies import extended, llvm_instructions
 
