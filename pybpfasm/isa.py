@@ -748,7 +748,7 @@ def _check_stx(opcode: int, dst: int, src: int, off: int, imm: int) -> str | Non
         return "store uses the immediate" if imm else None
     if mode != _ATOMIC:
         return f"unknown STX opcode 0x{opcode:02x}"
-    if imm == _LOAD_ACQ or imm == _STORE_REL:
+    if imm in (_LOAD_ACQ, _STORE_REL):
         return None
     if imm not in _ATOMIC_RMW:
         return f"unknown atomic operation 0x{imm:x}"

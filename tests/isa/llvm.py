@@ -91,7 +91,7 @@ def compile_c(source: Path, *, cpu: str = "v3", opt: str = "-O2") -> dict[str, b
         obj = out.read_bytes()
     e = _endian(obj)
     shoff = struct.unpack_from(e + "Q", obj, 0x28)[0]
-    shentsize, shnum, _ = struct.unpack_from(e + "HHH", obj, 0x3A)
+    shentsize = struct.unpack_from(e + "H", obj, 0x3A)[0]
     secs = _sections(obj)
     code = {}
     for name, (off, size, _link, _entsize) in secs.items():
