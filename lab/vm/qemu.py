@@ -22,7 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import IO, Sequence
 
-from . import initramfs, userland
+from . import accel, initramfs, userland
 from .errors import GuestTimeout, LabError
 from .hosttools import require
 from .kernels import Kernel
@@ -99,10 +99,10 @@ def qemu_argv(
     kernel: Kernel, initrd: Path, console: Path, shares: dict[str, tuple[Path, bool]], config: GuestConfig
 ) -> list[str]:
     """The qemu command line for one guest."""
+    qemu = require("qemu-system-x86_64")
     argv = [
-        require("qemu-system-x86_64"),
-        "-nodefaults", "-no-reboot", "-display", "none",
-        "-accel", "tcg,thread=multi", "-cpu", "max",
+        qemu, "-nodefaults", "-no-reboot", "-display", "none",
+        *accel.choose(qemu, kernel.image, initrd),
         "-m", str(config.memory_mb), "-smp", str(config.cpus),
         "-kernel", str(kernel.image), "-initrd", str(initrd),
         "-append", "console=ttyS0 panic=-1 quiet",
