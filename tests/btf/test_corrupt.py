@@ -1,0 +1,85 @@
+"""The reader on truncated or corrupted BTF: a BTFError or a valid answer, never another exception."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pybpfasm.btf import BTF, BTFError, Enum, Enum64, Func, StructLayout, Struct, Union
+
+from .samples import program_builder
+
+BLOB = program_builder().build().btf
+
+
+def exercise(blob: bytes) -> None:
+    """Ask every question the API answers about every type of ``blob``."""
+    try:
+        btf = BTF.from_bytes(blob)
+    except BTFError:
+        return
+    for type_id in range(btf.last_id + 2):
+        for question in (btf.type, btf.type_name, btf.sizeof, btf.resolve, btf.complete):
+            try:
+                question(type_id)
+            except BTFError:
+                pass
+        try:
+            t = btf.type(btf.resolve(type_id))
+            if isinstance(t, (Struct, Union)):
+                layout = StructLayout(btf, btf.resolve(type_id))
+                for member in t.members:
+                    layout.has_field(member.name or "x")
+                layout.fields()
+            elif isinstance(t, (Enum, Enum64)) and t.name:
+                btf.enum(t.name)
+            elif isinstance(t, Func):
+                btf.func(t.name)
+        except BTFError:
+            pass
+    try:
+        btf.names()
+        btf.lookup("event")
+    except BTFError:
+        pass
+
+
+def test_the_sample_is_valid():
+    btf = BTF.from_bytes(BLOB)
+    assert btf.struct("event").size == 32
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(min_value=0, max_value=len(BLOB) - 1))
+def test_truncated(length):
+    with pytest.raises(BTFError):
+        BTF.from_bytes(BLOB[:length])
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(0, len(BLOB) - 1), st.integers(0, 255)), min_size=1, max_size=8))
+def test_corrupted_bytes(changes):
+    blob = bytearray(BLOB)
+    for pos, value in changes:
+        blob[pos] = value
+    exercise(bytes(blob))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(0, (len(BLOB) - 24) // 4 - 1), st.integers(0, 2**32 - 1)), min_size=1, max_size=4))
+def test_corrupted_words(changes):
+    """Whole 32-bit words replaced: ids, counts and offsets far out of range."""
+    blob = bytearray(BLOB)
+    for index, value in changes:
+        struct.pack_into("=I", blob, 24 + 4 * index, value)
+    exercise(bytes(blob))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(min_size=0, max_size=256))
+def test_random_bytes_after_a_valid_header(tail):
+    header = struct.pack("=HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(tail) // 2 // 4 * 4, len(tail) // 2 // 4 * 4, len(tail) - len(tail) // 2 // 4 * 4)
+    exercise(header + tail)
