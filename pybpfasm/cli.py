@@ -18,6 +18,7 @@ from .errors import BPFError
 COMMANDS: dict[str, tuple[str, str]] = {
     "asm": ("pybpfasm.commands.asm", "assemble text into raw bytecode"),
     "disasm": ("pybpfasm.commands.disasm", "disassemble raw bytecode into text"),
+    "btf": ("pybpfasm.commands.btf", "kernel types from BTF: struct layouts, field paths, enums, functions"),
     "lab": ("pybpfasm.commands.lab", "the lab: qemu micro-VMs on other kernels (lab vm ...)"),
 }
 

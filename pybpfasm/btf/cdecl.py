@@ -24,7 +24,7 @@ def _tag(t: object) -> str:
         keyword = "union"
     else:
         keyword = "enum"
-    return f"{keyword} {t.name or '(anon)'}"  # type: ignore[attr-defined]
+    return f"{keyword} {t.name or '{...}'}"  # type: ignore[attr-defined]
 
 
 def _attach(base: str, declarator: str) -> str:
