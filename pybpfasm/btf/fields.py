@@ -96,8 +96,10 @@ def _find_member(btf: BTF, type_id: int, name: str, seen: frozenset = frozenset(
         if m.name == name:
             return [m]
     for m in members:
+        if m.name:
+            continue
         inner = btf.complete(m.type_id)
-        if not m.name and isinstance(btf.type(inner), Composite):
+        if isinstance(btf.type(inner), Composite):
             chain = _find_member(btf, inner, name, seen)
             if chain:
                 return [m, *chain]
@@ -109,11 +111,10 @@ def member_names(btf: BTF, type_id: int, seen: frozenset = frozenset()) -> List[
     names: List[str] = []
     seen = _check_nesting(btf, type_id, seen)
     for m in btf.type(type_id).members:  # type: ignore[union-attr]
-        inner = btf.complete(m.type_id)
         if m.name:
             names.append(m.name)
-        elif isinstance(btf.type(inner), Composite):
-            names += member_names(btf, inner, seen)
+        elif isinstance(btf.type(btf.complete(m.type_id)), Composite):
+            names += member_names(btf, btf.complete(m.type_id), seen)
     return names
 
 

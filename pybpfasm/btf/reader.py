@@ -128,7 +128,7 @@ class BTF:
         self.last_id = self.first_id + len(self._offsets) - 1
         self._types: dict[int, Type] = {}
         self._names: dict[str, list[int]] | None = None
-        self._ids_by_name: dict[str, list[int]] = {}
+        self._ids_by_name: dict[tuple[str, frozenset[Kind] | None], list[int]] = {}
 
     # --- opening -------------------------------------------------------------------------
 
@@ -212,38 +212,51 @@ class BTF:
         ]
         return array("I", names).tobytes()
 
-    def _own_ids_named(self, name: str) -> list[int]:
-        """Ids of this blob's types whose name is ``name`` (memoised)."""
-        cached = self._ids_by_name.get(name)
-        if cached is not None:
-            return cached
+    def _string_offsets(self, name: str) -> Iterator[int]:
+        """Where ``name`` is stored in this blob's string table, first copy first."""
         needle = name.encode() + b"\0"
         data, start, end = self._data, self._str_start, self._str_end
-        hits = [start] if start < end and data.startswith(needle, start) else []
+        if data[start : start + len(needle)] == needle and start + len(needle) <= end:
+            yield self._first_str
         pos = data.find(b"\0" + needle, start, end)
         while pos >= 0:
-            hits.append(pos + 1)
+            yield pos + 1 - start + self._first_str
             pos = data.find(b"\0" + needle, pos + 1, end)
-        found = []
-        names = self._name_words
-        for hit in hits:
-            pattern = struct.pack("=I", hit - start + self._first_str)
-            pos = names.find(pattern)
-            while pos >= 0:
-                if pos % 4 == 0:
-                    found.append(self.first_id + pos // 4)
-                pos = names.find(pattern, pos + 1)
-        self._ids_by_name[name] = found = sorted(found)
+
+    def _ids_using_string(self, offset: int) -> Iterator[int]:
+        names, pattern = self._name_words, struct.pack("=I", offset)
+        pos = names.find(pattern)
+        while pos >= 0:
+            if pos % 4 == 0:
+                yield self.first_id + pos // 4
+            pos = names.find(pattern, pos + 1)
+
+    def _own_ids(self, name: str, kinds: frozenset[Kind] | None) -> list[int]:
+        """This blob's ids of types called ``name`` (of ``kinds``), memoised.
+
+        Every BTF producer (pahole, LLVM, GCC, libbpf, this writer) stores a
+        string once, so the search stops at the first copy of ``name`` in the
+        string table that names a wanted type; later copies matter only to a
+        blob that repeats strings, and are searched when the first names none.
+        """
+        key = (name, kinds)
+        found = self._ids_by_name.get(key)
+        if found is None:
+            found = []
+            for offset in self._string_offsets(name):
+                found = [i for i in self._ids_using_string(offset) if kinds is None or self.kind(i) in kinds]
+                if found:
+                    break
+            self._ids_by_name[key] = found
         return found
 
     def ids(self, name: str, kinds: Iterable[Kind] | None = None) -> list[int]:
         """Ids of the types called ``name`` (of ``kinds`` if given), base first."""
         if not name:
             return []
-        found = self.base.ids(name, kinds) if self.base else []
-        wanted = None if kinds is None else set(kinds)
-        found += [i for i in self._own_ids_named(name) if wanted is None or self.kind(i) in wanted]
-        return found
+        wanted = None if kinds is None else frozenset(kinds)
+        found = self.base.ids(name, wanted) if self.base else []
+        return found + self._own_ids(name, wanted)
 
     def names(self) -> dict[str, list[int]]:
         """The full name -> ids index (built on first call, about 126k names for vmlinux)."""
