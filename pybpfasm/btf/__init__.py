@@ -39,8 +39,30 @@ from .kinds import IntEncoding, Kind, Linkage
 from .reader import BTF, KERNEL_BTF
 from .tracefs import TracepointFormat, parse_format, read_format
 from .types import (
-    Array, Const, Datasec, DeclTag, Enum, Enum64, EnumValue, Float, Func, FuncProto, Fwd, Int,
-    Member, Param, Ptr, Restrict, Struct, Type, Typedef, TypeTag, Union, Var, VarSecinfo, Void,
+    Array,
+    Const,
+    Datasec,
+    DeclTag,
+    Enum,
+    Enum64,
+    EnumValue,
+    Float,
+    Func,
+    FuncProto,
+    Fwd,
+    Int,
+    Member,
+    Param,
+    Ptr,
+    Restrict,
+    Struct,
+    Type,
+    Typedef,
+    TypeTag,
+    Union,
+    Var,
+    VarSecinfo,
+    Void,
     Volatile,
 )
 from .writer import BTFBuilder, ProgramBTF

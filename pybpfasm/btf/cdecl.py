@@ -6,8 +6,23 @@ from typing import TYPE_CHECKING
 
 from .errors import BTFError
 from .types import (
-    Array, Const, Datasec, DeclTag, Enum, Enum64, Func, FuncProto, Fwd, Ptr, Restrict, Struct,
-    TypeTag, Union, Var, Void, Volatile,
+    Array,
+    Const,
+    Datasec,
+    DeclTag,
+    Enum,
+    Enum64,
+    Func,
+    FuncProto,
+    Fwd,
+    Ptr,
+    Restrict,
+    Struct,
+    TypeTag,
+    Union,
+    Var,
+    Void,
+    Volatile,
 )
 
 if TYPE_CHECKING:

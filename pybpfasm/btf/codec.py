@@ -11,8 +11,29 @@ from typing import Callable, List, Sequence
 from .errors import BTFError
 from .kinds import IntEncoding, Kind, Linkage, info_word
 from .types import (
-    Array, Const, Datasec, DeclTag, Enum, Enum64, EnumValue, Float, Func, FuncProto, Fwd, Int,
-    Member, Param, Ptr, Restrict, Struct, Type, Typedef, TypeTag, Union, Var, VarSecinfo,
+    Array,
+    Const,
+    Datasec,
+    DeclTag,
+    Enum,
+    Enum64,
+    EnumValue,
+    Float,
+    Func,
+    FuncProto,
+    Fwd,
+    Int,
+    Member,
+    Param,
+    Ptr,
+    Restrict,
+    Struct,
+    Type,
+    Typedef,
+    TypeTag,
+    Union,
+    Var,
+    VarSecinfo,
     Volatile,
 )
 

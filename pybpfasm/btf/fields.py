@@ -17,7 +17,7 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, List, NamedTuple, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, List, NamedTuple, Sequence, Tuple
 
 from .errors import BTFError
 from .types import Array, Composite, Int, Member, Ptr
@@ -59,7 +59,7 @@ class Field:
     bit_offset: int
     bit_size: int = 0
     signed: bool = False
-    type_id: Optional[int] = None
+    type_id: int | None = None
     data_loc: bool = False
 
     @property
@@ -88,7 +88,7 @@ def _check_nesting(btf: BTF, type_id: int, seen: frozenset) -> frozenset:
     return seen | {type_id}
 
 
-def _find_member(btf: BTF, type_id: int, name: str, seen: frozenset = frozenset()) -> Optional[List[Member]]:
+def _find_member(btf: BTF, type_id: int, name: str, seen: frozenset = frozenset()) -> List[Member] | None:
     """The member chain (through anonymous members) that reaches ``name``."""
     seen = _check_nesting(btf, type_id, seen)
     members = btf.type(type_id).members  # type: ignore[union-attr]

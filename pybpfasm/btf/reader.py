@@ -25,7 +25,19 @@ from . import codec, elf
 from .errors import BTFError
 from .kinds import HEADER_FORMAT, HEADER_SIZE, MAGIC, RECORD_WORDS, Kind, unpack_info
 from .types import (
-    Array, Composite, Datasec, Enum, Enum64, Float, Fwd, Int, Ptr, Qualifiers, Type, Var, Void,
+    Array,
+    Composite,
+    Datasec,
+    Enum,
+    Enum64,
+    Float,
+    Fwd,
+    Int,
+    Ptr,
+    Qualifiers,
+    Type,
+    Var,
+    Void,
 )
 
 KERNEL_BTF = "/sys/kernel/btf/vmlinux"
@@ -368,7 +380,7 @@ class BTF:
     def enum(self, name: str) -> dict[str, int]:
         """``{enumerator: value}`` of an enum (``"skb_drop_reason"``, ``"bpf_func_id"``)."""
         kinds = (Kind.ENUM, Kind.ENUM64)
-        t = self.type(self.resolve(self.lookup(name, None if " " in name else kinds + (Kind.TYPEDEF,))))
+        t = self.type(self.resolve(self.lookup(name, None if " " in name else (*kinds, Kind.TYPEDEF))))
         if not isinstance(t, (Enum, Enum64)):
             raise BTFError(f"{name!r} is not an enum")
         return {v.name: v.value for v in t.values}
@@ -392,7 +404,7 @@ def _read(path: str, what: str) -> bytes:
         raise BTFError(f"cannot read {what} {path}: {err.strerror}") from None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _open_kernel(path: str) -> BTF:
     if not os.path.exists(path):
         raise BTFError(

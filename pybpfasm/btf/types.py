@@ -8,8 +8,8 @@ value means the same thing to the reader (which decodes it) and the writer
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import typing
+from dataclasses import dataclass
 from typing import ClassVar, Tuple
 
 from .kinds import IntEncoding, Kind, Linkage
@@ -229,18 +229,3 @@ Composite = (Struct, Union)
 #: kinds that only qualify or rename another type: skipped by ``BTF.resolve``
 Qualifiers = (Typedef, Volatile, Const, Restrict, TypeTag)
 
-#: model class of each kind, the lookup table for the codec
-CLASS_OF_KIND: dict[Kind, type] = {
-    cls.kind: cls
-    for cls in (Int, Float, Ptr, Array, Struct, Union, Enum, Enum64, Fwd, Typedef, Volatile,
-                Const, Restrict, TypeTag, Func, FuncProto, Var, Datasec, DeclTag)
-}
-
-#: C keyword for the kind in ``btf.lookup("struct sk_buff")`` style names
-KIND_KEYWORDS: dict[str, tuple[Kind, ...]] = {
-    "struct": (Kind.STRUCT,),
-    "union": (Kind.UNION,),
-    "enum": (Kind.ENUM, Kind.ENUM64),
-    "typedef": (Kind.TYPEDEF,),
-    "func": (Kind.FUNC,),
-}

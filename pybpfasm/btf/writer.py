@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, List
 
 from . import codec
 from .errors import BTFError
-from .kinds import HEADER_FORMAT, HEADER_SIZE, MAGIC, VERSION, RECORD_WORDS
+from .kinds import HEADER_FORMAT, HEADER_SIZE, MAGIC, RECORD_WORDS, VERSION
 from .types import Type
 
 if TYPE_CHECKING:

@@ -4,8 +4,23 @@ so the two readings can be compared as plain dicts."""
 from __future__ import annotations
 
 from pybpfasm.btf import (
-    Array, Datasec, DeclTag, Enum, Enum64, Float, Func, FuncProto, Fwd, Int, IntEncoding, Ptr,
-    Struct, Type, TypeTag, Union, Var,
+    Array,
+    Datasec,
+    DeclTag,
+    Enum,
+    Enum64,
+    Float,
+    Func,
+    FuncProto,
+    Fwd,
+    Int,
+    IntEncoding,
+    Ptr,
+    Struct,
+    Type,
+    TypeTag,
+    Union,
+    Var,
 )
 
 _INT_ENCODING = {

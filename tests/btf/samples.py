@@ -3,9 +3,33 @@
 from __future__ import annotations
 
 from pybpfasm.btf import (
-    Array, BTFBuilder, Const, Datasec, DeclTag, Enum, Enum64, EnumValue, Float, Func, FuncProto,
-    Fwd, Int, IntEncoding, Linkage, Member, Param, Ptr, Restrict, Struct, Type, Typedef, TypeTag,
-    Union, Var, VarSecinfo, Volatile,
+    Array,
+    BTFBuilder,
+    Const,
+    Datasec,
+    DeclTag,
+    Enum,
+    Enum64,
+    EnumValue,
+    Float,
+    Func,
+    FuncProto,
+    Fwd,
+    Int,
+    IntEncoding,
+    Linkage,
+    Member,
+    Param,
+    Ptr,
+    Restrict,
+    Struct,
+    Type,
+    Typedef,
+    TypeTag,
+    Union,
+    Var,
+    VarSecinfo,
+    Volatile,
 )
 
 #: (id, type) in the order they are added; ids start at 1

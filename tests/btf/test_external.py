@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -54,7 +55,7 @@ def test_elf_btf_answers_questions(clang_object):
 
 def test_elf_without_btf(tmp_path):
     path = tmp_path / "python"
-    path.write_bytes(open(sys.executable, "rb").read())
+    path.write_bytes(Path(sys.executable).read_bytes())
     with pytest.raises(BTFError, match=r"no \.BTF section"):
         BTF.from_file(str(path))
 

@@ -7,7 +7,17 @@ import struct
 import pytest
 
 from pybpfasm.btf import (
-    BTF, BTFBuilder, BTFError, Func, FuncProto, Int, Linkage, Member, Param, Ptr, Struct,
+    BTF,
+    BTFBuilder,
+    BTFError,
+    Func,
+    FuncProto,
+    Int,
+    Linkage,
+    Member,
+    Param,
+    Ptr,
+    Struct,
 )
 
 from .conftest import bpftool_dump
