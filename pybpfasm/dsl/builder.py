@@ -1,0 +1,502 @@
+"""The staged builder: Python code runs once and emits BPF instructions.
+
+::
+
+    b = Builder("xdp")
+    ctx = b.entry()                         # r1, the program's context
+    with b.if_(ctx.data_end - ctx.data < 14):
+        b.return_(XDP_DROP)
+    b.return_(XDP_PASS)
+    insns = b.finish()                      # registers allocated, labels resolved
+
+Python loops unroll, Python functions are macros, ``with b.if_(cond):`` /
+``with b.else_():`` emit branches, ``for i in b.range(n):`` emits a bounded
+loop.  Values live in virtual registers until :meth:`finish` allocates real
+ones.  Every instruction records the user's file:line (the first stack frame
+outside this package), so verifier errors point at the Python line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+from ..asm import assemble
+from ..btf import BTF
+from ..errors import BPFError
+from ..helpers import helper_id
+from ..isa import (
+    CALL,
+    EXIT,
+    GOTOL,
+    JA,
+    LD_IMM64,
+    MOV_OP,
+    SRC_X,
+    AluOp,
+    Class,
+    Instruction,
+    JumpOp,
+    Mode,
+    PseudoCall,
+    PseudoLoad,
+    Size,
+    SourceLocation,
+)
+from .frame import Frame
+from .ir import FP, Item, Label, Op, Operand, VReg
+from .regalloc import allocate
+from .types import ArrayType, KernelType, PtrType, Scalar, Space, TypeError_, sizeof, u32, u64
+from .values import Cond, Operandish, Ref, Value, _Operators, as_cond, fits_imm, scalar_of
+
+_SKIP = (str(Path(__file__).resolve().parents[1]), contextlib.__file__)
+_MOV64_X = Class.ALU64 | MOV_OP | SRC_X
+
+
+class BuildError(BPFError):
+    """A program that cannot be built; names the user's source line."""
+
+
+def _user_frame() -> SourceLocation | None:
+    """The first caller outside pybpfasm: where the user wrote the code."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        if not frame.f_code.co_filename.startswith(_SKIP):
+            return SourceLocation(frame.f_code.co_filename, frame.f_lineno)
+        frame = frame.f_back
+    return None
+
+
+class _Loop:
+    def __init__(self, head: str, cont: str, end: str) -> None:
+        self.head, self.cont, self.end = head, cont, end
+
+
+class Builder:
+    """Emits one BPF function: main program or a bpf-to-bpf subprogram."""
+
+    def __init__(self, prog_type: str = "", *, btf: BTF | None = None,
+                 helper_ids: Callable[[str], int] = helper_id, parent: Builder | None = None) -> None:
+        self.prog_type = prog_type
+        self.items: list[Item] = []
+        self.frame = Frame()
+        self._btf = btf
+        self._helper_id = helper_ids
+        self._root = parent._root if parent else self
+        self._pending: list[str] = []
+        self._loops: list[_Loop] = []
+        self._scratch: int | None = None
+        if parent is None:
+            self._counter = 0
+            self.maps: dict[str, object] = {}
+            self.functions: dict[str, tuple[Builder, Callable]] = {}
+
+    # -- plumbing ---------------------------------------------------------------
+    @property
+    def btf(self) -> BTF:
+        if self._btf is None:
+            self._btf = self._root._btf or BTF.kernel()
+        return self._btf
+
+    def _next(self) -> int:
+        self._root._counter += 1
+        return self._root._counter
+
+    def vreg(self, name: str = "") -> VReg:
+        return VReg(self._next(), name)
+
+    def label(self, stem: str = "L") -> str:
+        return f".{stem}{self._next()}"
+
+    def place(self, name: str) -> None:
+        """Put label *name* before the next instruction."""
+        self.items.append(Label(name))
+
+    def emit(self, op: Op) -> None:
+        if op.source is None:
+            op.source = _user_frame()
+        self.items.append(op)
+
+    def mov(self, dst: Operand, src: Operand | int, *, wide: bool = True) -> None:
+        cls = Class.ALU64 if wide else Class.ALU
+        if isinstance(src, int) and not isinstance(src, bool) and not _is_phys(src):
+            raise AssertionError("use mov_imm for constants")
+        self.emit(Op(cls | MOV_OP | SRC_X, dst, src))
+
+    def mov_imm(self, dst: Operand, value: int) -> None:
+        if fits_imm(value):
+            self.emit(Op(Class.ALU64 | MOV_OP, dst, 0, 0, value))
+        elif 0 <= value < (1 << 32):
+            self.emit(Op(Class.ALU | MOV_OP, dst, 0, 0, value - (1 << 32) if value >= 1 << 31 else value))
+        else:
+            v = value & 0xFFFF_FFFF_FFFF_FFFF
+            self.emit(Op(LD_IMM64, dst, 0, 0, v - (1 << 64) if v >> 63 else v))
+
+    def value(self, x: Operandish, ty: Scalar | PtrType = u64) -> Value:
+        """*x* as a Value in a register (ints are materialised)."""
+        if isinstance(x, _Operators):
+            return x.rvalue()
+        if isinstance(x, bool) or not isinstance(x, int):
+            raise TypeError_(f"cannot use {x!r} as an eDSL value")
+        reg = self.vreg("k")
+        self.mov_imm(reg, x)
+        return Value(self, reg, ty)
+
+    def resolve_type(self, ty):
+        """A type given by name (``"struct iphdr"``) or as a type object."""
+        if isinstance(ty, str):
+            return KernelType.named(self.btf, ty)
+        return ty
+
+    def scratch(self) -> int:
+        """An 8-byte stack slot reused by loads through bpf_probe_read_kernel."""
+        if self._scratch is None:
+            self._scratch = self.frame.alloc(8, what="probe-read scratch")
+        return self._scratch
+
+    def stack(self, ty, name: str = "a stack object") -> Ref:
+        """Stack memory for a value of type *ty* (zeroing is the caller's choice)."""
+        ty = self.resolve_type(ty)
+        off = self.frame.alloc(sizeof(ty), what=name)
+        return Ref(self, FP, off, ty, Space.STACK)
+
+    def zero(self, ref: Ref) -> None:
+        """Store zeros over *ref* (8 bytes at a time)."""
+        size, pos = ref.size, 0
+        for width in (8, 4, 2, 1):
+            while size - pos >= width:
+                self.emit(Op(Class.ST | Mode.MEM | Size.of(width), ref.base, 0, ref.off + pos, 0))
+                pos += width
+
+    # -- arithmetic -----------------------------------------------------------------
+    def binop(self, op: AluOp, lhs: _Operators, rhs: Operandish) -> Value:
+        left = lhs.rvalue()
+        ty = left.ty
+        if isinstance(ty, PtrType):
+            if op not in (AluOp.ADD, AluOp.SUB):
+                raise TypeError_(f"pointer arithmetic allows + and -, not {op.name.lower()}")
+            result_ty = ty
+        else:
+            result_ty = _promote(ty, rhs)
+        if isinstance(result_ty, Scalar) and result_ty.signed:
+            op = {AluOp.DIV: AluOp.SDIV, AluOp.MOD: AluOp.SMOD, AluOp.RSH: AluOp.ARSH}.get(op, op)
+        wide = not (isinstance(result_ty, Scalar) and result_ty.size <= 4 and not result_ty.signed)
+        cls = Class.ALU64 if wide else Class.ALU
+        reg = self.vreg()
+        self.mov(reg, left.reg)  # a 64-bit copy coalesces; the ALU32 op zero-extends
+        if isinstance(rhs, int) and fits_imm(rhs):
+            self.emit(Op(cls | op.code, reg, 0, op.off, rhs))
+        else:
+            right = self.value(rhs)
+            self.emit(Op(cls | op.code | SRC_X, reg, right.reg, op.off))
+        return Value(self, reg, result_ty)
+
+    def unop_neg(self, x: _Operators) -> Value:
+        v = x.rvalue()
+        reg = self.vreg()
+        self.mov(reg, v.reg)
+        self.emit(Op(Class.ALU64 | 0x80, reg))
+        return Value(self, reg, v.ty)
+
+    def byteswap(self, x: _Operators) -> Value:
+        """Network to host order (or back) for a big-endian scalar."""
+        v = x.rvalue()
+        ty = scalar_of(v.ty)
+        reg = self.vreg()
+        self.mov(reg, v.reg)
+        self.emit(Op(Class.ALU | 0xD0 | (SRC_X if sys.byteorder == "little" else 0), reg, 0, 0, 8 * ty.size))
+        return Value(self, reg, Scalar(ty.size, ty.signed, not ty.big_endian))
+
+    # -- memory -------------------------------------------------------------------------
+    def load_type(self, ref: Ref) -> Scalar | PtrType:
+        """What loading *ref* yields: a scalar, or a pointer into a space."""
+        ty = ref.ty
+        if isinstance(ty, KernelType) and ty.is_pointer:
+            space = ref.space if ref.space in (Space.BTF, Space.KERNEL, Space.USER) else Space.KERNEL
+            return PtrType(ty.pointee(), space)
+        if isinstance(ty, PtrType):
+            return ty
+        if ref.bits:
+            return Scalar(4 if ref.bits[1] <= 32 else 8)
+        return scalar_of(ty)
+
+    def load(self, ref: Ref) -> Value:
+        """Read a scalar or pointer field."""
+        ty = ref.ty
+        result = self.load_type(ref)
+        size = result.size if isinstance(result, Scalar) else 8
+        if ref.bits:
+            size = sizeof(ty) if not isinstance(ty, KernelType) else _unit_size(ref)
+        reg = self.vreg("ld")
+        if ref.space.direct:
+            self.emit(Op(Class.LDX | Mode.MEM | Size.of(size), reg, ref.base, ref.off))
+        else:
+            self.probe_read(Ref(self, FP, self.scratch(), ty, Space.STACK), ref, size)
+            self.emit(Op(Class.LDX | Mode.MEM | Size.of(size), reg, FP, self.scratch()))
+        if ref.bits:
+            bit, width = ref.bits
+            if bit:
+                self.emit(Op(Class.ALU64 | AluOp.RSH.code, reg, 0, 0, bit))
+            self.emit(Op(Class.ALU64 | AluOp.AND.code, reg, 0, 0, (1 << width) - 1))
+        elif isinstance(result, Scalar) and result.signed and result.size < 8:
+            shift = 64 - 8 * result.size
+            self.emit(Op(Class.ALU64 | AluOp.LSH.code, reg, 0, 0, shift))
+            self.emit(Op(Class.ALU64 | AluOp.ARSH.code, reg, 0, 0, shift))
+        return Value(self, reg, result)
+
+    def probe_read(self, dst: Ref, src: Ref, size: int | None = None) -> Value:
+        """Copy kernel (or user) memory *src* into *dst* with bpf_probe_read_*."""
+        size = src.size if size is None else size
+        helper = "probe_read_user" if src.space == Space.USER else "probe_read_kernel"
+        return self.call(helper, dst.addr(), size, src.addr())
+
+    def store(self, ref: Ref, value: Operandish) -> None:
+        """Write *value* into *ref* (direct memory only: stack, maps, packets)."""
+        if not ref.space.direct or (ref.space == Space.CTX and self.prog_type not in ("xdp", "tc")):
+            raise TypeError_(f"cannot store into {ref.space.value} memory")
+        ty = ref.ty
+        if (isinstance(ty, (ArrayType, KernelType)) and not _is_scalar_kernel(ty)) or (
+                isinstance(ty, type)):
+            self.copy(ref, value)
+            return
+        target = scalar_of(ty)
+        size = target.size
+        if isinstance(value, int):
+            wire = target.to_wire(value) if isinstance(target, Scalar) else value
+            if fits_imm(wire):
+                self.emit(Op(Class.ST | Mode.MEM | Size.of(size), ref.base, 0, ref.off, wire))
+                return
+            value = self.value(wire)
+        v = value.rvalue() if isinstance(value, _Operators) else value
+        if isinstance(v.ty, Scalar) and isinstance(target, Scalar) and v.ty.big_endian != target.big_endian and v.ty.size == target.size:
+            v = self.byteswap(v)
+        self.emit(Op(Class.STX | Mode.MEM | Size.of(size), ref.base, v.reg, ref.off))
+
+    def copy(self, dst: Ref, src: Operandish) -> None:
+        """Copy a struct/array/record value: probe-read for kernel memory, else loads."""
+        if not isinstance(src, Ref):
+            raise TypeError_(f"cannot store {src!r} into {dst.ty!r}; it needs memory of that type")
+        size = min(dst.size, src.size)
+        if not src.space.direct:
+            self.probe_read(dst, src, size)
+            return
+        pos = 0
+        for width in (8, 4, 2, 1):
+            while size - pos >= width:
+                tmp = self.vreg("cp")
+                self.emit(Op(Class.LDX | Mode.MEM | Size.of(width), tmp, src.base, src.off + pos))
+                self.emit(Op(Class.STX | Mode.MEM | Size.of(width), dst.base, tmp, dst.off + pos))
+                pos += width
+
+    # -- calls ------------------------------------------------------------------------------
+    def call(self, helper: str | int, *args: Operandish, returns: Scalar | PtrType = u64) -> Value:
+        """Call a BPF helper by name (id from the kernel's BTF) or number."""
+        if len(args) > 5:
+            raise TypeError_("BPF helpers take at most 5 arguments")
+        hid = self._helper_id(helper) if isinstance(helper, str) else helper
+        self._load_args(args)
+        self.emit(Op(CALL, 0, PseudoCall.HELPER, 0, hid, nargs=len(args)))
+        return self._result(returns)
+
+    def _load_args(self, args: Sequence[Operandish]) -> None:
+        values: list[Operand | int] = []
+        for a in args:  # evaluate all arguments before filling r1-r5
+            values.append(a if isinstance(a, int) else a.rvalue().reg)
+        for i, v in enumerate(values, 1):
+            if isinstance(v, int) and not isinstance(v, VReg):
+                self.mov_imm(i, v)
+            else:
+                self.mov(i, v)
+
+    def _result(self, ty: Scalar | PtrType) -> Value:
+        reg = self.vreg("ret")
+        self.mov(reg, 0)
+        return Value(self, reg, ty)
+
+    def __getattr__(self, name: str) -> Callable[..., Value]:
+        """``b.ktime_get_ns()``: any helper by its name."""
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return lambda *args, **kw: self.call(name, *args, **kw)
+
+    def map_ref(self, name: str, bpf_map: object) -> Value:
+        """Load the pointer to map *bpf_map* (resolved to its fd at load time)."""
+        self._root.maps[name] = bpf_map
+        reg = self.vreg(name)
+        self.emit(Op(LD_IMM64, reg, PseudoLoad.MAP_FD, reference=name))
+        return Value(self, reg, u64)
+
+    # -- control flow -----------------------------------------------------------------------
+    def branch(self, cond: Cond | _Operators, target: str, when: bool) -> None:
+        """Jump to *target* if *cond* is *when*."""
+        c = as_cond(cond)
+        if c.kind == "not":
+            self.branch(c.parts[0], target, not when)
+        elif c.kind in ("and", "or"):
+            first, second = c.parts
+            if (c.kind == "and") != when:  # and/false or or/true: either part decides
+                self.branch(first, target, when)
+                self.branch(second, target, when)
+            else:
+                skip = self.label("sc")
+                self.branch(first, skip, not when)
+                self.branch(second, target, when)
+                self.place(skip)
+        else:
+            self._compare(c, target, when)
+
+    def _compare(self, c: Cond, target: str, when: bool) -> None:
+        op, left, right, wide, _ = c.parts
+        if not when:
+            if op.inverse is None:  # jset: if set goto over; goto target; over:
+                over = self.label("js")
+                self._compare(c, over, True)
+                self.emit(Op(JA, reference=target))
+                self.place(over)
+                return
+            op = op.inverse
+        cls = Class.JMP if wide else Class.JMP32
+        if isinstance(right, int):
+            if fits_imm(right):
+                self.emit(Op(cls | op.code, left.reg, 0, 0, right, reference=target))
+                return
+            right = self.value(right)
+        self.emit(Op(cls | op.code | SRC_X, left.reg, right.reg, reference=target))
+
+    @contextmanager
+    def if_(self, cond: Cond | _Operators) -> Iterator[None]:
+        """Emit the body only when *cond* holds; may be followed by :meth:`else_`."""
+        skip, end = self.label("else"), self.label("endif")
+        self.branch(cond, skip, False)
+        yield
+        self.emit(Op(JA, reference=end))
+        self.place(skip)
+        self._pending = [end]
+        self.items.append(Label(end))
+
+    @contextmanager
+    def else_(self) -> Iterator[None]:
+        """The other branch of the :meth:`if_` just closed."""
+        if not (self.items and isinstance(self.items[-1], Label) and self._pending
+                and self.items[-1].name == self._pending[0]):
+            raise BuildError("else_() must directly follow a 'with b.if_(...)' block")
+        end = self.items.pop().name
+        self._pending = []
+        yield
+        self.place(end)
+
+    def return_(self, value: Operandish = 0) -> None:
+        """Return *value* from this function (the program's verdict in main)."""
+        if isinstance(value, int):
+            self.mov_imm(0, value)
+        else:
+            self.mov(0, value.rvalue().reg)
+        self.emit(Op(EXIT))
+
+    def range(self, stop: int | _Operators, start: int = 0, step: int = 1) -> Iterator[Value]:
+        """``for i in b.range(n):`` a bounded loop (kernel 5.3+); the body is emitted once."""
+        head, cont, end = self.label("loop"), self.label("next"), self.label("done")
+        i = self.vreg("i")
+        self.mov_imm(i, start)
+        self.place(head)
+        counter = Value(self, i, u64)
+        self.branch(counter < stop if step > 0 else counter > stop, end, False)
+        self._loops.append(_Loop(head, cont, end))
+        try:
+            yield counter
+        finally:
+            self._loops.pop()
+        self.place(cont)
+        self.emit(Op(Class.ALU64 | AluOp.ADD.code, i, 0, 0, step))
+        self.emit(Op(JA, reference=head))
+        self.place(end)
+
+    def break_(self) -> None:
+        self.emit(Op(JA, reference=self._innermost().end))
+
+    def continue_(self) -> None:
+        self.emit(Op(JA, reference=self._innermost().cont))
+
+    def _innermost(self) -> _Loop:
+        if not self._loops:
+            raise BuildError("break_()/continue_() outside b.range()")
+        return self._loops[-1]
+
+    # -- functions --------------------------------------------------------------------------
+    def function(self, body: Callable[..., object], nargs: int | None = None) -> Callable[..., Value]:
+        """Make *body(b, *args)* a bpf-to-bpf function; calling the result emits a call."""
+        import inspect
+
+        name = body.__name__
+        count = nargs if nargs is not None else len(inspect.signature(body).parameters) - 1
+        root = self._root
+
+        def call(*args: Operandish) -> Value:
+            if len(args) != count:
+                raise TypeError_(f"{name}() takes {count} arguments, got {len(args)}")
+            if name not in root.functions:
+                sub = Builder(self.prog_type, parent=self, btf=self._btf, helper_ids=self._helper_id)
+                root.functions[name] = (sub, body)
+                params = []
+                for k in range(count):
+                    reg = sub.vreg(f"arg{k}")
+                    sub.mov(reg, k + 1)
+                    params.append(Value(sub, reg, u64))
+                body(sub, *params)
+            self._load_args(args)
+            self.emit(Op(CALL, 0, PseudoCall.CALL, 0, -1, reference=name, nargs=count))
+            return self._result(u64)
+
+        return call
+
+    # -- output --------------------------------------------------------------------------------
+    def finish(self) -> list[Instruction]:
+        """Allocate registers in every function and lay them out: main first."""
+        insns = allocate(self.items, self.frame, self.vreg)
+        for name, (sub, _) in self.functions.items():
+            body = allocate(sub.items, sub.frame, sub.vreg)
+            from dataclasses import replace
+
+            insns.append(replace(body[0], symbol=name))
+            insns.extend(body[1:])
+        return insns
+
+    def assemble(self, maps: dict[str, object] | None = None) -> list[Instruction]:
+        """:meth:`finish`, then resolve labels and map fds."""
+        return assemble(self.finish(), maps=maps or {}, long_jumps=True)
+
+
+def _is_phys(x: object) -> bool:
+    return isinstance(x, int) and 0 <= x <= 10
+
+
+def _is_scalar_kernel(ty) -> bool:
+    return isinstance(ty, KernelType) and not (ty.is_composite or ty.is_array)
+
+
+def _unit_size(ref: Ref) -> int:
+    bit, width = ref.bits
+    for size in (1, 2, 4, 8):
+        if bit + width <= 8 * size:
+            return size
+    return 8
+
+
+def _promote(ty: Scalar, rhs: Operandish) -> Scalar:
+    """The result type of a binary operation (C's usual conversions, roughly)."""
+    other = rhs.vtype if isinstance(rhs, _Operators) else None
+    if isinstance(other, PtrType):
+        return u64
+    sizes = [ty.size] + ([other.size] if isinstance(other, Scalar) else [])
+    signed = ty.signed or (isinstance(other, Scalar) and other.signed)
+    size = max(4, *sizes)
+    if ty.big_endian:
+        raise TypeError_("arithmetic on a big-endian value: convert it with .to_host() first")
+    return Scalar(size, signed)
+
+
+__all__ = ["BuildError", "Builder", "Cond", "Ref", "Value"]
+_ = (GOTOL, JumpOp, u32)

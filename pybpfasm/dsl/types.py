@@ -1,0 +1,208 @@
+"""Types of eDSL values: scalars, arrays, kernel (BTF) types and pointers.
+
+Scalars are declared by width, sign and byte order (``u32``, ``s16``,
+``be16``); ``char[16]`` is an array.  Kernel types come from BTF and are
+wrapped in :class:`KernelType`, which answers the questions code
+generation asks: size, members, pointee, and the scalar a load yields
+(``__be16`` fields are big-endian scalars, enums are integers).
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Optional, Union
+
+from ..btf import BTF, Enum, Enum64, Int, Ptr, Struct
+from ..btf import Array as BTFArray
+from ..btf import Union as BTFUnion
+from ..btf.fields import resolve_path
+from ..errors import BPFError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .record import Record
+
+
+class TypeError_(BPFError):
+    """An operation the value's type does not allow."""
+
+
+@dataclass(frozen=True)
+class Scalar:
+    """An integer of *size* bytes."""
+
+    size: int
+    signed: bool = False
+    big_endian: bool = False
+    name: str = ""
+
+    def __getitem__(self, count: int) -> ArrayType:
+        return ArrayType(self, count)
+
+    def __repr__(self) -> str:
+        return self.name or f"{'s' if self.signed else 'u'}{8 * self.size}"
+
+    @property
+    def struct_format(self) -> str:
+        """The :mod:`struct` format of one value (byte order included)."""
+        code = {1: "b", 2: "h", 4: "i", 8: "q"}[self.size]
+        return (">" if self.big_endian else "<") + (code if self.signed else code.upper())
+
+    def decode(self, data: bytes) -> int:
+        return struct.unpack(self.struct_format, data)[0]
+
+    def encode(self, value: int) -> bytes:
+        return struct.pack(self.struct_format, value)
+
+    def to_wire(self, value: int) -> int:
+        """The register image of a Python int compared with a value of this type."""
+        if not self.big_endian:
+            return value
+        return int.from_bytes(value.to_bytes(self.size, "big", signed=self.signed), "little")
+
+
+@dataclass(frozen=True)
+class ArrayType:
+    elem: Scalar
+    count: int
+
+    @property
+    def size(self) -> int:
+        return self.elem.size * self.count
+
+    def __repr__(self) -> str:
+        return f"{self.elem!r}[{self.count}]"
+
+
+u8, u16, u32, u64 = Scalar(1, name="u8"), Scalar(2, name="u16"), Scalar(4, name="u32"), Scalar(8, name="u64")
+s8, s16, s32, s64 = (Scalar(1, True, name="s8"), Scalar(2, True, name="s16"),
+                     Scalar(4, True, name="s32"), Scalar(8, True, name="s64"))
+be16, be32, be64 = (Scalar(2, big_endian=True, name="be16"), Scalar(4, big_endian=True, name="be32"),
+                    Scalar(8, big_endian=True, name="be64"))
+char = Scalar(1, name="char")
+
+
+class Space(enum.Enum):
+    """Where a pointer points, which decides how the program may read it."""
+
+    KERNEL = "kernel"    # any kernel address: bpf_probe_read_kernel
+    USER = "user"        # user memory: bpf_probe_read_user
+    BTF = "btf"          # BTF-typed kernel pointer (tp_btf, fentry): direct loads
+    CTX = "ctx"          # the program context: direct loads at constant offsets
+    PACKET = "packet"    # packet data: direct loads after bounds checks
+    MAP = "map"          # map values and ring buffer records: direct loads and stores
+    STACK = "stack"      # the program's own stack: direct loads and stores
+
+    @property
+    def direct(self) -> bool:
+        return self not in (Space.KERNEL, Space.USER)
+
+
+@dataclass(frozen=True)
+class KernelType:
+    """A BTF type of a kernel (or of a tracepoint format)."""
+
+    btf: BTF
+    type_id: int
+
+    @classmethod
+    def named(cls, btf: BTF, name: str) -> KernelType:
+        """``"struct sk_buff"``, ``"sk_buff"`` (struct or union assumed) or a typedef name."""
+        return cls(btf, btf.lookup(name))
+
+    @property
+    def resolved(self):
+        return self.btf.type(self.btf.resolve(self.type_id))
+
+    @property
+    def size(self) -> int:
+        return self.btf.sizeof(self.type_id)
+
+    @property
+    def name(self) -> str:
+        return self.btf.type_name(self.type_id)
+
+    def __repr__(self) -> str:
+        return self.name
+
+    @property
+    def is_pointer(self) -> bool:
+        return isinstance(self.resolved, Ptr)
+
+    @property
+    def is_composite(self) -> bool:
+        return isinstance(self.resolved, (Struct, BTFUnion))
+
+    @property
+    def is_array(self) -> bool:
+        return isinstance(self.resolved, BTFArray)
+
+    def pointee(self) -> KernelType:
+        return KernelType(self.btf, self.resolved.type_id)
+
+    def element(self) -> KernelType:
+        return KernelType(self.btf, self.resolved.type_id)
+
+    def member(self, name: str):
+        """The :class:`~pybpfasm.btf.Field` of member *name* (anonymous members see-through)."""
+        return resolve_path(self.btf, self.btf.resolve(self.type_id), name)
+
+    def scalar(self) -> Scalar:
+        """The scalar a load of this type yields; raises for structs and arrays."""
+        t = self.resolved
+        if isinstance(t, Ptr):
+            return u64
+        if isinstance(t, Int):
+            return Scalar(t.size, t.signed, _is_big_endian(self.btf, self.type_id), self.name)
+        if isinstance(t, (Enum, Enum64)):
+            return Scalar(t.size, getattr(t, "signed", False), name=self.name)
+        raise TypeError_(f"{self.name} is not a scalar; take a field or cast it")
+
+
+def _is_big_endian(btf: BTF, type_id: int) -> bool:
+    """``__be16``/``__be32``/``__be64`` typedefs (network byte order)."""
+    seen = 0
+    while seen < 16:
+        name = btf.type_name(type_id)
+        if name in ("__be16", "__be32", "__be64"):
+            return True
+        t = btf.type(type_id)
+        nxt = getattr(t, "type_id", None)
+        if nxt is None or nxt == type_id or isinstance(t, Ptr):
+            return False
+        type_id, seen = nxt, seen + 1
+    return False
+
+
+@dataclass(frozen=True)
+class PtrType:
+    """A pointer value: to a kernel type, a scalar, an array or a record, in a space."""
+
+    target: Union[KernelType, Scalar, ArrayType, type[Record], None]
+    space: Space
+    #: may be NULL: the program must test it before dereferencing
+    nullable: bool = False
+
+    @property
+    def size(self) -> int:
+        return 8
+
+    def __repr__(self) -> str:
+        null = "?" if self.nullable else ""
+        return f"{self.target!r}*{null}@{self.space.value}"
+
+
+ValueType = Union[Scalar, PtrType]
+AnyType = Union[Scalar, ArrayType, KernelType, PtrType, "type[Record]"]
+
+
+def sizeof(ty: AnyType) -> int:
+    return ty.size if not isinstance(ty, type) else ty.SIZE
+
+
+def kernel_btf() -> Optional[BTF]:
+    try:
+        return BTF.kernel()
+    except BPFError:
+        return None

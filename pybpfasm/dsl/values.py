@@ -1,0 +1,317 @@
+"""eDSL values: registers, memory references and conditions with Python operators.
+
+* :class:`Value` is a result in a (virtual) register: a scalar or a pointer.
+* :class:`Ref` is typed memory: a struct field, a stack slot, a record field.
+  Reading it emits a load (directly, or through ``bpf_probe_read_kernel`` for
+  kernel memory); ``.field`` and ``[i]`` walk into it without loading.
+* :class:`Cond` is a comparison, consumed by ``b.if_()``; ``&``, ``|`` and
+  ``~`` combine conditions with short-circuit jumps.
+
+Arithmetic follows the operand types: unsigned values up to 32 bits use the
+32-bit ALU (as clang does with alu32), others the 64-bit one; signed values
+use signed division, shifts and comparisons.  Python ints are folded into
+immediates; comparing a big-endian field with a Python int swaps the int at
+build time, so ``tcp.dest == 80`` costs nothing extra.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Union
+
+from ..isa import AluOp, Class, JumpOp, Mode, Size
+from .ir import Op, Operand, VReg
+from .types import (
+    ArrayType,
+    KernelType,
+    PtrType,
+    Scalar,
+    Space,
+    TypeError_,
+    u32,
+    u64,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .builder import Builder
+
+Operandish = Union["Value", "Ref", int]
+
+_SIGNED_CMP = {JumpOp.JGT: JumpOp.JSGT, JumpOp.JGE: JumpOp.JSGE,
+               JumpOp.JLT: JumpOp.JSLT, JumpOp.JLE: JumpOp.JSLE}
+_SWAPPED = {JumpOp.JGT: JumpOp.JLT, JumpOp.JGE: JumpOp.JLE, JumpOp.JLT: JumpOp.JGT,
+            JumpOp.JLE: JumpOp.JGE, JumpOp.JEQ: JumpOp.JEQ, JumpOp.JNE: JumpOp.JNE,
+            JumpOp.JSET: JumpOp.JSET}
+_FITS_IMM = range(-(1 << 31), 1 << 31)
+
+
+class _Operators:
+    """Arithmetic and comparisons, shared by values and references."""
+
+    b: Builder
+
+    def rvalue(self) -> Value:
+        raise NotImplementedError
+
+    @property
+    def vtype(self) -> Scalar | PtrType:
+        """The type of the value, without emitting a load."""
+        raise NotImplementedError
+
+    def __bool__(self) -> bool:
+        raise TypeError_("an eDSL value has no truth value at build time: "
+                         "use 'with b.if_(value):' instead of 'if value:'")
+
+    # arithmetic
+    def __add__(self, o): return self.b.binop(AluOp.ADD, self, o)
+    def __radd__(self, o): return self.b.binop(AluOp.ADD, self, o)
+    def __sub__(self, o): return self.b.binop(AluOp.SUB, self, o)
+    def __rsub__(self, o): return self.b.binop(AluOp.SUB, self.b.value(o, self.rvalue().ty), self)
+    def __mul__(self, o): return self.b.binop(AluOp.MUL, self, o)
+    def __rmul__(self, o): return self.b.binop(AluOp.MUL, self, o)
+    def __floordiv__(self, o): return self.b.binop(AluOp.DIV, self, o)
+    def __mod__(self, o): return self.b.binop(AluOp.MOD, self, o)
+    def __and__(self, o): return self.b.binop(AluOp.AND, self, o)
+    def __rand__(self, o): return self.b.binop(AluOp.AND, self, o)
+    def __or__(self, o): return self.b.binop(AluOp.OR, self, o)
+    def __ror__(self, o): return self.b.binop(AluOp.OR, self, o)
+    def __xor__(self, o): return self.b.binop(AluOp.XOR, self, o)
+    def __rxor__(self, o): return self.b.binop(AluOp.XOR, self, o)
+    def __lshift__(self, o): return self.b.binop(AluOp.LSH, self, o)
+    def __rshift__(self, o): return self.b.binop(AluOp.RSH, self, o)
+    def __neg__(self): return self.b.unop_neg(self)
+    def __invert__(self): return self.b.binop(AluOp.XOR, self, -1)
+
+    # comparisons
+    def __eq__(self, o): return Cond.compare(JumpOp.JEQ, self, o)  # type: ignore[override]
+    def __ne__(self, o): return Cond.compare(JumpOp.JNE, self, o)  # type: ignore[override]
+    def __gt__(self, o): return Cond.compare(JumpOp.JGT, self, o)
+    def __ge__(self, o): return Cond.compare(JumpOp.JGE, self, o)
+    def __lt__(self, o): return Cond.compare(JumpOp.JLT, self, o)
+    def __le__(self, o): return Cond.compare(JumpOp.JLE, self, o)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def test(self, mask: int) -> Cond:
+        """``value & mask != 0`` as one jump (JSET)."""
+        return Cond.compare(JumpOp.JSET, self, mask)
+
+
+class Value(_Operators):
+    """A scalar or pointer held in a register."""
+
+    __slots__ = ("b", "reg", "ty")
+
+    def __init__(self, b: Builder, reg: Operand, ty: Scalar | PtrType) -> None:
+        self.b, self.reg, self.ty = b, reg, ty
+
+    def rvalue(self) -> Value:
+        return self
+
+    @property
+    def vtype(self) -> Scalar | PtrType:
+        return self.ty
+
+    def __repr__(self) -> str:
+        return f"<Value {self.reg!r}: {self.ty!r}>"
+
+    # pointers
+    def _ptr(self) -> PtrType:
+        if not isinstance(self.ty, PtrType):
+            raise TypeError_(f"{self.ty!r} is not a pointer; .cast() it to a type first")
+        return self.ty
+
+    def deref(self) -> Ref:
+        """The memory this pointer points to."""
+        ptr = self._ptr()
+        if ptr.nullable:
+            raise TypeError_("this pointer may be NULL: test it first ('with b.if_(ptr):')")
+        if ptr.target is None:
+            raise TypeError_("a void pointer: .cast() it to a type first")
+        return Ref(self.b, self.reg, 0, ptr.target, ptr.space)
+
+    def __getattr__(self, name: str) -> Ref | Value:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self.deref().field(name)
+
+    def __getitem__(self, index: int) -> Ref:
+        ptr = self._ptr()
+        return Ref(self.b, self.reg, 0, ptr.target, ptr.space)[index]
+
+    def cast(self, ty: str | KernelType | Scalar | ArrayType | type, space: Space | None = None) -> Value:
+        """This value as a pointer to *ty* (``"struct iphdr"``), or as another scalar."""
+        target = self.b.resolve_type(ty)
+        if isinstance(target, Scalar) and not isinstance(self.ty, PtrType):
+            return Value(self.b, self.reg, target)
+        old = self.ty.space if isinstance(self.ty, PtrType) else Space.KERNEL
+        nullable = self.ty.nullable if isinstance(self.ty, PtrType) else False
+        return Value(self.b, self.reg, PtrType(target, space or old, nullable))
+
+    def at(self, offset: Operandish) -> Value:
+        """Pointer arithmetic in bytes; the result points to nothing typed (cast it)."""
+        ptr = self._ptr()
+        moved = self.b.binop(AluOp.ADD, Value(self.b, self.reg, u64), offset)
+        return Value(self.b, moved.reg, PtrType(None, ptr.space, ptr.nullable))
+
+    def to_host(self) -> Value:
+        """A big-endian value converted to host order."""
+        return self.b.byteswap(self)
+
+    def non_null(self) -> Value:
+        """The same pointer, known non-NULL (use inside ``b.if_(ptr)``)."""
+        ptr = self._ptr()
+        return Value(self.b, self.reg, PtrType(ptr.target, ptr.space, False))
+
+
+class Ref(_Operators):
+    """Typed memory at ``base + off`` in a space; loads happen on use."""
+
+    __slots__ = ("b", "base", "bits", "off", "space", "ty")
+
+    def __init__(self, b: Builder, base: Operand, off: int, ty, space: Space,
+                 bits: tuple[int, int] | None = None) -> None:
+        object.__setattr__(self, "b", b)
+        object.__setattr__(self, "base", base)
+        object.__setattr__(self, "off", off)
+        object.__setattr__(self, "ty", ty)
+        object.__setattr__(self, "space", space)
+        object.__setattr__(self, "bits", bits)  # (bit offset in the loaded unit, width)
+
+    def __repr__(self) -> str:
+        return f"<Ref {self.ty!r} at {self.base!r}{self.off:+d} ({self.space.value})>"
+
+    @property
+    def size(self) -> int:
+        from .types import sizeof
+
+        return sizeof(self.ty)
+
+    def rvalue(self) -> Value:
+        return self.b.load(self)
+
+    @property
+    def vtype(self) -> Scalar | PtrType:
+        return self.b.load_type(self)
+
+    def addr(self) -> Value:
+        """A pointer to this memory."""
+        reg = self.b.vreg("addr")
+        self.b.emit(Op(Class.ALU64 | 0xB0 | 0x08, reg, self.base))
+        if self.off:
+            self.b.emit(Op(Class.ALU64 | AluOp.ADD.code, reg, 0, 0, self.off))
+        return Value(self.b, reg, PtrType(self.ty, self.space))
+
+    def field(self, name: str) -> Ref:
+        ty = self.ty
+        if isinstance(ty, KernelType) and ty.is_pointer:
+            return self.rvalue().deref().field(name)
+        if isinstance(ty, KernelType) and ty.is_composite:
+            f = ty.member(name)
+            member = KernelType(ty.btf, f.type_id)
+            bits = None
+            if f.bit_size:
+                bits = (f.bit_offset - 8 * f.offset, f.bit_size)
+            return Ref(self.b, self.base, self.off + f.offset, member, self.space, bits)
+        from .record import Record
+
+        if isinstance(ty, type) and issubclass(ty, Record):
+            offset, fty = ty.field_layout(name)
+            return Ref(self.b, self.base, self.off + offset, fty, self.space)
+        raise TypeError_(f"{ty!r} has no fields (looking for {name!r})")
+
+    def __getattr__(self, name: str) -> Ref:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self.field(name)
+
+    def __setattr__(self, name: str, value: Operandish) -> None:
+        self.field(name).store(value)
+
+    def __getitem__(self, index: int) -> Ref:
+        ty = self.ty
+        if isinstance(ty, KernelType) and ty.is_pointer:
+            return self.rvalue()[index]
+        if isinstance(ty, KernelType) and ty.is_array:
+            elem = ty.element()
+        elif isinstance(ty, ArrayType):
+            elem = ty.elem
+        else:
+            elem = ty
+        if not isinstance(index, int):
+            raise TypeError_("eDSL indexes are Python ints (use .at() for computed offsets)")
+        return Ref(self.b, self.base, self.off + index * elem.size, elem, self.space)
+
+    def __setitem__(self, index: int, value: Operandish) -> None:
+        self[index].store(value)
+
+    def store(self, value: Operandish) -> None:
+        self.b.store(self, value)
+
+
+class Cond:
+    """A branch condition: a comparison, or a combination of them."""
+
+    def __init__(self, kind: str, *parts) -> None:
+        self.kind, self.parts = kind, parts
+
+    @classmethod
+    def compare(cls, op: JumpOp, lhs: _Operators, rhs: Operandish) -> Cond:
+        b = lhs.b
+        left = lhs.rvalue()
+        ty = left.ty
+        if isinstance(rhs, int):
+            if isinstance(ty, Scalar):
+                rhs = ty.to_wire(rhs)
+        else:
+            right = rhs.rvalue()
+            if isinstance(ty, Scalar) and isinstance(right.ty, Scalar) and ty.big_endian != right.ty.big_endian:
+                raise TypeError_("comparing a big-endian value with a host-order one: "
+                                 "convert with .to_host()")
+            rhs = right
+        signed = isinstance(ty, Scalar) and ty.signed
+        if signed and op in _SIGNED_CMP:
+            op = _SIGNED_CMP[op]
+        wide = not isinstance(ty, Scalar) or ty.size > 4 or ty.signed
+        return cls("cmp", op, left, rhs, wide, b)
+
+    def __and__(self, other: Cond) -> Cond:
+        return Cond("and", self, _cond(other))
+
+    def __or__(self, other: Cond) -> Cond:
+        return Cond("or", self, _cond(other))
+
+    def __invert__(self) -> Cond:
+        return Cond("not", self)
+
+    def __bool__(self) -> bool:
+        raise TypeError_("a condition has no truth value at build time: use 'with b.if_(cond):' "
+                         "and combine conditions with & | ~ (not 'and'/'or'/'not')")
+
+
+def _cond(c: Cond | _Operators) -> Cond:
+    return c if isinstance(c, Cond) else Cond.compare(JumpOp.JNE, c, 0)
+
+
+def as_cond(c: Cond | _Operators) -> Cond:
+    return _cond(c)
+
+
+def fits_imm(value: int) -> bool:
+    return value in _FITS_IMM
+
+
+def load_op(size: int) -> int:
+    return Class.LDX | Mode.MEM | Size.of(size)
+
+
+def scalar_of(ty) -> Scalar:
+    if isinstance(ty, Scalar):
+        return ty
+    if isinstance(ty, KernelType):
+        return ty.scalar()
+    if isinstance(ty, PtrType):
+        return u64
+    raise TypeError_(f"{ty!r} is not a scalar")
+
+
+__all__ = ["Cond", "Ref", "VReg", "Value", "as_cond", "fits_imm", "load_op", "scalar_of", "u32"]
