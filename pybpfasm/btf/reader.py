@@ -127,7 +127,8 @@ class BTF:
         if hdr_len < HEADER_SIZE or type_start % 4 or type_len % 4:
             raise BTFError(f"{source}: bad BTF header (hdr_len {hdr_len}, type_off {type_off})")
         if type_start + type_len > len(data) or self._str_end > len(data):
-            raise BTFError(f"{source}: truncated: header says {max(type_start + type_len, self._str_end)} bytes, file has {len(data)}")
+            needed = max(type_start + type_len, self._str_end)
+            raise BTFError(f"{source}: truncated: header says {needed} bytes, there are {len(data)}")
         if str_len and data[self._str_end - 1] != 0:
             raise BTFError(f"{source}: string table is not NUL-terminated")
         if base is None and (not str_len or data[self._str_start] != 0):
@@ -165,6 +166,7 @@ class BTF:
 
     @classmethod
     def from_bytes(cls, data: bytes, base: BTF | None = None, source: str = "BTF bytes") -> BTF:
+        """Raw BTF held in memory (a blob from :class:`~pybpfasm.btf.BTFBuilder`)."""
         return cls(bytes(data), source, base=base)
 
     def __repr__(self) -> str:

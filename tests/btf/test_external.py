@@ -60,6 +60,11 @@ def test_elf_without_btf(tmp_path):
         BTF.from_file(str(path))
 
 
+def test_kernel_without_btf_points_to_btf_file():
+    with pytest.raises(BTFError, match=r"CONFIG_DEBUG_INFO_BTF.*--btf FILE"):
+        BTF.kernel("/nonexistent/vmlinux")
+
+
 def test_missing_module_btf(kernel_btf):
     with pytest.raises(BTFError, match="cannot read module BTF /sys/kernel/btf/no_such_module"):
         BTF.module("no_such_module")
