@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, List, NamedTuple, Sequence, Tuple
 
 from .errors import BTFError
-from .types import Array, Composite, Int, Member, Ptr
+from .types import Array, Composite, Enum, Enum64, Int, Member, Ptr
 
 if TYPE_CHECKING:
     from .reader import BTF
@@ -184,7 +184,7 @@ def resolve_path(btf: BTF, type_id: int, path: str) -> Field:
             bits += index * btf.sizeof(current) * 8
     resolved = btf.type(btf.resolve(current))
     size = btf.sizeof(current)
-    signed = isinstance(resolved, Int) and resolved.signed
+    signed = isinstance(resolved, (Int, Enum, Enum64)) and resolved.signed
     if bit_size:
         bits += bit_extra
         offset, size = _load_unit(bits, bit_size, size)

@@ -137,7 +137,7 @@ class BTF:
         self._words = _word_view(data, type_start, type_len, order)
         self._offsets = _index_records(self._words)
         self.first_id = base.last_id + 1 if base else 1
-        self._first_str = base._first_str + base._str_end - base._str_start if base else 0
+        self._first_str = base.next_string_offset if base else 0
         self.last_id = self.first_id + len(self._offsets) - 1
         self._types: dict[int, Type] = {}
         self._names: dict[str, list[int]] | None = None
@@ -168,6 +168,11 @@ class BTF:
     def from_bytes(cls, data: bytes, base: BTF | None = None, source: str = "BTF bytes") -> BTF:
         """Raw BTF held in memory (a blob from :class:`~pybpfasm.btf.BTFBuilder`)."""
         return cls(bytes(data), source, base=base)
+
+    @property
+    def next_string_offset(self) -> int:
+        """Where the strings of a split BTF on top of this one start."""
+        return self._first_str + self._str_end - self._str_start
 
     def __repr__(self) -> str:
         return f"<BTF {self.source}: ids {self.first_id}..{self.last_id}>"

@@ -57,7 +57,7 @@ class BTFBuilder:
     def __init__(self, byteorder: str = sys.byteorder, base: BTF | None = None) -> None:
         self._order = {"little": "<", "big": ">"}[byteorder]
         self._first_id = base.last_id + 1 if base else 1
-        self._first_str = base._first_str + base._str_end - base._str_start if base else 0
+        self._first_str = base.next_string_offset if base else 0
         self._strings: dict[str, int] = {}
         self._string_bytes = bytearray()
         if base is None:
