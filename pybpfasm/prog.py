@@ -14,8 +14,9 @@ import dataclasses
 import errno
 import os
 import re
-from typing import Any, NamedTuple, Sequence, Union
+from typing import Any, Mapping, NamedTuple, Sequence, Union
 
+from .asm import assemble
 from .errors import BPFError, UsageError
 from .isa import DecodeError, Instruction, decode, encode
 from .sys import (
@@ -41,6 +42,8 @@ LOG_SIZE_MIN = 64 * 1024
 LOG_SIZE_MAX = (1 << 30) - 1
 #: BPF_MAXINSNS: the program size limit before 5.2 and for unprivileged loads
 MAXINSNS_UNPRIVILEGED = 4096
+#: the kernel-internal ENOTSUPP, which bpf() can return as is
+ENOTSUPP = 524
 
 _NAME_CHARS = re.compile(r"[^A-Za-z0-9_.]")
 #: a verifier log line that prints an instruction: "12: (bf) r1 = r6"
@@ -63,10 +66,15 @@ def kernel_version_code() -> int:
 
 @dataclasses.dataclass
 class ProgramSpec:
-    """Everything BPF_PROG_LOAD needs. ``code`` is instructions (references resolved) or bytecode."""
+    """Everything BPF_PROG_LOAD needs.
+
+    ``code`` is bytecode or instructions; instructions are assembled here
+    (labels resolved, map names looked up in ``maps``: name -> map or fd).
+    """
 
     type: ProgType
     code: Code
+    maps: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     license: str = "GPL"
     name: str = ""
     expected_attach_type: AttachType | None = None
@@ -78,6 +86,8 @@ class ProgramSpec:
 
     def __post_init__(self) -> None:
         self.type = ProgType(self.type)
+        if not isinstance(self.code, (bytes, bytearray)):
+            self.code = assemble(self.code, maps=self.maps)
 
     @property
     def instructions(self) -> list[Instruction]:
@@ -103,7 +113,7 @@ class VerifierError(BPFError):
     def __init__(self, spec: ProgramSpec, errno_: int, log: str) -> None:
         self.errno = errno_
         self.log = log
-        self.reason = verifier_reason(log)
+        self.reason = verifier_reason(log) or _errno_text(errno_)
         self.index = failing_slot(log, self.reason)
         self.instruction = instruction_at_slot(spec, self.index)
         where = ""
@@ -121,13 +131,17 @@ class VerifierError(BPFError):
 
 
 def verifier_reason(log: str) -> str:
-    """The kernel's reason: the last line of the log that is neither statistics nor state."""
+    """The kernel's reason: the last line of the log that is neither statistics nor state ("" if none)."""
     lines = log.rstrip("\n\0").splitlines()
     last_insn = max((i for i, line in enumerate(lines) if _LOG_INSN.match(line)), default=-1)
     tail = [line for line in lines[last_insn + 1 :] if line.strip() and not _LOG_NOISE.match(line)]
     if not tail:  # rejected before any instruction was printed (CFG checks, bad attributes)
         tail = [line for line in lines if line.strip() and not _LOG_NOISE.match(line)]
-    return tail[-1].strip() if tail else "no reason in the verifier log"
+    return tail[-1].strip() if tail else ""
+
+
+def _errno_text(err: int) -> str:
+    return "not supported (ENOTSUPP)" if err == ENOTSUPP else os.strerror(err)
 
 
 def failing_slot(log: str, reason: str) -> int | None:

@@ -1,0 +1,257 @@
+"""Kernel feature probes: program, map, attach and BTF kinds, helpers per program type.
+
+Each probe asks the running kernel directly, with a tiny program assembled by
+our own assembler, a minimal map or a minimal BTF blob, and is memoised for
+the life of the process. A probe answers ``True``/``False``; a probe the
+kernel refuses for lack of privilege raises :class:`SyscallError` instead of
+answering, so "unsupported" never means "not allowed".
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import mmap
+import re
+import struct
+from typing import Any
+
+from .btf import codec as btf_codec
+from .btf import kinds as btf_kinds
+from .btf import types as btf
+from .isa import Mov, call, exit_
+from .maps import MapSpec
+from .prog import ProgramSpec, VerifierError
+from .sys import AttachType, Cmd, MapFlag, MapType, ProgFlag, ProgType, SyscallError, address
+from .sys import bpf_fd, ffi, new_attr
+from .sys.errors import has_bpf_capability
+
+#: program types whose loads need more than a type (kernel-checked attach types, flags)
+_PROG_LOAD_EXTRAS: dict[ProgType, dict[str, Any]] = {
+    ProgType.CGROUP_SOCK_ADDR: {"expected_attach_type": AttachType.CGROUP_INET4_CONNECT},
+    ProgType.SK_LOOKUP: {"expected_attach_type": AttachType.SK_LOOKUP},
+    ProgType.CGROUP_SOCKOPT: {"expected_attach_type": AttachType.CGROUP_GETSOCKOPT},
+    ProgType.NETFILTER: {"expected_attach_type": AttachType.NETFILTER},
+    ProgType.LSM: {"expected_attach_type": AttachType.LSM_MAC},
+    ProgType.SYSCALL: {"flags": ProgFlag.SLEEPABLE},
+}
+
+#: attach types the kernel checks when it loads a program of the given type
+ATTACH_PROG_TYPES: dict[AttachType, ProgType] = {
+    **{a: ProgType.CGROUP_SKB for a in (AttachType.CGROUP_INET_INGRESS,
+                                        AttachType.CGROUP_INET_EGRESS)},
+    **{a: ProgType.CGROUP_SOCK for a in (
+        AttachType.CGROUP_INET_SOCK_CREATE, AttachType.CGROUP_INET_SOCK_RELEASE,
+        AttachType.CGROUP_INET4_POST_BIND, AttachType.CGROUP_INET6_POST_BIND)},
+    **{a: ProgType.CGROUP_SOCK_ADDR for a in AttachType if re.match(
+        r"CGROUP_(INET[46]_(BIND|CONNECT|GETPEERNAME|GETSOCKNAME)|UDP[46]_(SEND|RECV)MSG|UNIX_)",
+        a.name)},
+    **{a: ProgType.CGROUP_SOCKOPT for a in (AttachType.CGROUP_GETSOCKOPT,
+                                            AttachType.CGROUP_SETSOCKOPT)},
+    **{a: ProgType.SK_REUSEPORT for a in (AttachType.SK_REUSEPORT_SELECT,
+                                          AttachType.SK_REUSEPORT_SELECT_OR_MIGRATE)},
+    AttachType.SK_LOOKUP: ProgType.SK_LOOKUP,
+    AttachType.NETFILTER: ProgType.NETFILTER,
+}
+
+_MAP_PROBE_SPECS: dict[MapType, dict[str, Any]] = {
+    MapType.LPM_TRIE: {"key": 8, "value": 4},
+    MapType.STACK_TRACE: {"value": 8},
+    MapType.RINGBUF: {"max_entries": mmap.PAGESIZE},
+    MapType.USER_RINGBUF: {"max_entries": mmap.PAGESIZE},
+    MapType.ARENA: {"key": 0, "value": 0, "flags": MapFlag.MMAPABLE},
+    # key: struct bpf_cgroup_storage_key {u64 cgroup_inode_id; u32 attach_type;}
+    MapType.CGROUP_STORAGE: {"key": 16, "max_entries": 0},
+    MapType.PERCPU_CGROUP_STORAGE: {"key": 16, "max_entries": 0},
+    MapType.ARRAY_OF_MAPS: {"inner": MapSpec(MapType.ARRAY)},
+    MapType.HASH_OF_MAPS: {"inner": MapSpec(MapType.ARRAY)},
+}
+#: local storage maps: created with a BTF key and value type
+_STORAGE_MAPS = frozenset({MapType.SK_STORAGE, MapType.INODE_STORAGE, MapType.TASK_STORAGE,
+                           MapType.CGRP_STORAGE})
+#: map types a probe cannot create without a kernel type to implement (struct_ops)
+UNPROBEABLE_MAPS = frozenset({MapType.UNSPEC, MapType.STRUCT_OPS})
+
+_UNSUPPORTED_ERRNOS = frozenset({errno.EINVAL, errno.E2BIG, errno.EOPNOTSUPP, 524})
+_HELPER_REJECTED = re.compile(r"(invalid func|unknown func|cannot use helper|not supported)")
+
+
+def _refuse_unprivileged(err: SyscallError) -> None:
+    """Re-raise a permission error unless this process is privileged (then: lockdown, unsupported)."""
+    if err.errno == errno.EPERM and not has_bpf_capability():
+        raise err
+
+
+@functools.lru_cache(maxsize=None)
+def prog_type(kind: ProgType, **extra: Any) -> bool:
+    """Whether the kernel knows program type ``kind``.
+
+    A trivial program is loaded; a verifier complaint (such as a missing attach
+    BTF id) still proves the type is known, a refusal without a log does not.
+    """
+    options = {**_PROG_LOAD_EXTRAS.get(kind, {}), **extra}
+    spec = ProgramSpec(kind, [Mov.imm(0, 0), exit_()], name="probe", **options)
+    try:
+        spec.load().close()
+    except VerifierError:
+        return True
+    except SyscallError as err:
+        _refuse_unprivileged(err)
+        return False
+    return True
+
+
+@functools.lru_cache(maxsize=None)
+def attach_type(kind: AttachType) -> bool:
+    """Whether the kernel knows attach type ``kind`` (only those checked at load: :data:`ATTACH_PROG_TYPES`)."""
+    prog = ATTACH_PROG_TYPES.get(kind)
+    if prog is None:
+        raise ValueError(f"attach type {kind.name} cannot be probed by a program load")
+    return prog_type(prog, expected_attach_type=kind)
+
+
+@functools.lru_cache(maxsize=None)
+def map_type(kind: MapType) -> bool:
+    """Whether the kernel can create a map of type ``kind``."""
+    if kind in UNPROBEABLE_MAPS:
+        raise ValueError(f"map type {kind.name} cannot be probed")
+    try:
+        if kind in _STORAGE_MAPS:
+            _create_storage_map(kind).close()
+        else:
+            spec = MapSpec(kind, **{"key": 4, "value": 4, **_MAP_PROBE_SPECS.get(kind, {})})
+            spec.create().close()
+    except SyscallError as err:
+        _refuse_unprivileged(err)
+        return False
+    return True
+
+
+def _create_storage_map(kind: MapType) -> Any:
+    with load_btf([btf.Int("int", 4, 32, 0, btf_kinds.IntEncoding.SIGNED)]) as btf_fd:
+        attr = new_attr()
+        mc = attr.map_create
+        mc.map_type, mc.key_size, mc.value_size = kind, 4, 4
+        mc.map_flags = MapFlag.NO_PREALLOC
+        mc.btf_fd, mc.btf_key_type_id, mc.btf_value_type_id = btf_fd.fileno(), 1, 1
+        return bpf_fd(Cmd.MAP_CREATE, attr)
+
+
+def _helper_log(kind: ProgType, helper_id: int) -> str:
+    """The verifier log (level 2) of a program of type ``kind`` calling helper ``helper_id``."""
+    spec = ProgramSpec(kind, [call(helper_id), Mov.imm(0, 0), exit_()], name="probe",
+                       **_PROG_LOAD_EXTRAS.get(kind, {}))
+    try:
+        with spec.load(log_level=2) as prog:
+            return prog.log
+    except VerifierError as err:
+        return err.log
+    except SyscallError as err:
+        _refuse_unprivileged(err)
+        return ""
+
+
+@functools.lru_cache(maxsize=None)
+def helper_count() -> int:
+    """Highest helper id this kernel knows (probed with socket filters, which every kernel has)."""
+    helper_id = 1
+    while f"invalid func unknown#{helper_id}" not in _helper_log(ProgType.SOCKET_FILTER, helper_id):
+        helper_id += 1
+    return helper_id - 1
+
+
+@functools.lru_cache(maxsize=None)
+def helpers(kind: ProgType) -> dict[str, bool]:
+    """Helper name -> usable from programs of type ``kind``; names come from the verifier log.
+
+    Empty when the kernel does not know the type or rejects its trivial
+    program before checking calls (types that need an attach target).
+    """
+    if not prog_type(kind):
+        return {}
+    found: dict[str, bool] = {}
+    for helper_id in range(1, helper_count() + 1):
+        log = _helper_log(kind, helper_id)
+        name = re.search(rf"(\w+)#{helper_id}\b", log)
+        if name is None:  # the verifier stopped before the call
+            return {}
+        found[name.group(1)] = not _HELPER_REJECTED.search(log)
+    return found
+
+
+def load_btf(types: list[Any]) -> Any:
+    """Load a BTF blob holding ``types`` (ids from 1); returns the owning FD."""
+    strings = bytearray(b"\0")
+    offsets: dict[str, int] = {"": 0}
+
+    def string_offset(name: str) -> int:
+        if name not in offsets:
+            offsets[name] = len(strings)
+            strings.extend(name.encode() + b"\0")
+        return offsets[name]
+
+    words = [w for t in types for w in btf_codec.encode(t, string_offset)]
+    type_data = struct.pack(f"<{len(words)}I", *words)
+    header = struct.pack(
+        "<" + btf_kinds.HEADER_FORMAT, btf_kinds.MAGIC, btf_kinds.VERSION, 0,
+        btf_kinds.HEADER_SIZE, 0, len(type_data), len(type_data), len(strings),
+    )
+    blob = ffi.from_buffer(header + type_data + bytes(strings))
+    attr = new_attr()
+    attr.btf_load.btf = address(blob)
+    attr.btf_load.btf_size = len(blob)
+    return bpf_fd(Cmd.BTF_LOAD, attr)
+
+
+_INT = btf.Int("int", 4, 32, 0, btf_kinds.IntEncoding.SIGNED)
+#: for each kind: a BTF blob (after type 1, ``int``) whose last type has that kind
+BTF_KIND_PROBES: dict[btf_kinds.Kind, list[Any]] = {
+    btf_kinds.Kind.INT: [_INT],
+    btf_kinds.Kind.PTR: [_INT, btf.Ptr(1)],
+    btf_kinds.Kind.ARRAY: [_INT, btf.Array(1, 1, 2)],
+    btf_kinds.Kind.STRUCT: [_INT, btf.Struct("s", 4, (btf.Member("a", 1, 0),))],
+    btf_kinds.Kind.UNION: [_INT, btf.Union("u", 4, (btf.Member("a", 1, 0),))],
+    btf_kinds.Kind.ENUM: [_INT, btf.Enum("e", 4, (btf.EnumValue("A", 1),))],
+    btf_kinds.Kind.FWD: [_INT, btf.Fwd("f")],
+    btf_kinds.Kind.TYPEDEF: [_INT, btf.Typedef("t", 1)],
+    btf_kinds.Kind.VOLATILE: [_INT, btf.Volatile(1)],
+    btf_kinds.Kind.CONST: [_INT, btf.Const(1)],
+    btf_kinds.Kind.RESTRICT: [_INT, btf.Ptr(1), btf.Restrict(2)],
+    btf_kinds.Kind.FUNC_PROTO: [_INT, btf.FuncProto(1, (btf.Param("a", 1),))],
+    btf_kinds.Kind.FUNC: [_INT, btf.FuncProto(1, (btf.Param("a", 1),)), btf.Func("f", 2)],
+    btf_kinds.Kind.VAR: [_INT, btf.Var("v", 1)],
+    btf_kinds.Kind.DATASEC: [_INT, btf.Var("v", 1), btf.Datasec(".data", 4, (btf.VarSecinfo(2, 0, 4),))],
+    btf_kinds.Kind.FLOAT: [_INT, btf.Float("float", 4)],
+    btf_kinds.Kind.DECL_TAG: [_INT, btf.Struct("s", 4, (btf.Member("a", 1, 0),)),
+                              btf.DeclTag("tag", 2, -1)],
+    btf_kinds.Kind.TYPE_TAG: [_INT, btf.TypeTag("tag", 1), btf.Ptr(2)],
+    btf_kinds.Kind.ENUM64: [_INT, btf.Enum64("e", 8, (btf.EnumValue("A", 1 << 40),))],
+}
+
+
+@functools.lru_cache(maxsize=None)
+def btf_kind(kind: btf_kinds.Kind) -> bool:
+    """Whether the kernel accepts BTF that uses ``kind``."""
+    try:
+        load_btf(BTF_KIND_PROBES[kind]).close()
+    except SyscallError as err:
+        _refuse_unprivileged(err)
+        return False
+    return True
+
+
+def report(with_helpers: bool = True) -> dict[str, dict[str, Any]]:
+    """Every probe's answer, by section and lower-case name (the data of ``pybpfasm features``)."""
+    progs = {t.name.lower(): prog_type(t) for t in ProgType if t != ProgType.UNSPEC}
+    result: dict[str, dict[str, Any]] = {
+        "program_types": progs,
+        "map_types": {t.name.lower(): map_type(t) for t in MapType if t not in UNPROBEABLE_MAPS},
+        "attach_types": {t.name.lower(): attach_type(t) for t in ATTACH_PROG_TYPES},
+        "btf_kinds": {k.name.lower(): btf_kind(k) for k in BTF_KIND_PROBES},
+    }
+    if with_helpers:
+        result["helpers"] = {
+            t.name.lower(): sorted(name for name, ok in helpers(t).items() if ok)
+            for t in ProgType if t != ProgType.UNSPEC and progs[t.name.lower()]
+        }
+    return result
