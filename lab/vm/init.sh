@@ -50,6 +50,9 @@ fi
 if has_share project; then
     share project $R/project ro || fail "cannot mount the project share"
 fi
+if has_share work; then
+    share work $R/work || fail "cannot mount the work share"
+fi
 mkdir -p $R/run/lab
 mount --bind /job $R/run/lab
 

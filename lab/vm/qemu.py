@@ -46,7 +46,7 @@ class GuestConfig:
     timeout: float = DEFAULT_TIMEOUT
     modules: Sequence[str] = DEFAULT_MODULES
     share_project: bool = True
-    extra_shares: dict[str, Path] = field(default_factory=dict)  #: tag -> host dir (read-only)
+    workdir: Path | None = None  #: host directory shared read-write at /work in the guest
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,8 @@ def run(
         shares["modules"] = (kernel.modules, True)
     if config.share_project:
         shares["project"] = (project_root(), True)
-    shares.update({tag: (path, True) for tag, path in config.extra_shares.items()})
+    if config.workdir is not None:
+        shares["work"] = (config.workdir, False)
     command = qemu_argv(kernel, initrd, job / "console.log", shares, config)
     with one_of(cache_root() / "slots", MAX_GUESTS):
         result = _supervise(kernel, command, job, config.timeout, echo)
