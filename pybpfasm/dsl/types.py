@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import struct
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional, Union
+from typing import TYPE_CHECKING, Union
 
 from ..btf import BTF, Enum, Enum64, Int, Ptr, Struct
 from ..btf import Array as BTFArray
@@ -198,11 +198,5 @@ AnyType = Union[Scalar, ArrayType, KernelType, PtrType, "type[Record]"]
 
 
 def sizeof(ty: AnyType) -> int:
-    return ty.size if not isinstance(ty, type) else ty.SIZE
-
-
-def kernel_btf() -> Optional[BTF]:
-    try:
-        return BTF.kernel()
-    except BPFError:
-        return None
+    """Bytes a value of *ty* occupies (records expose ``size`` on the class)."""
+    return ty.size

@@ -1,0 +1,269 @@
+"""Program contexts: what ``ctx`` is in each kind of program.
+
+* tracepoint: the event's fields by name, laid out by the kernel's BTF
+  (``struct trace_event_raw_<event>``) or, without it, by the tracefs
+  ``format`` file; ``ctx.skbaddr`` is a kernel pointer, ``ctx.reason`` an int.
+* raw_tracepoint / tp_btf: ``ctx.arg(i)``, typed by the tracepoint's BTF
+  prototype (``btf_trace_<event>``); tp_btf pointers allow direct loads.
+* fentry/fexit: arguments by index or by name, typed by the function's BTF.
+* kprobe/kretprobe: arguments through ``struct pt_regs`` of this machine's
+  architecture (``ctx.arg(i)``, ``ctx.ret``), typed by BTF when it knows the
+  function.
+* xdp / tc: ``ctx.packet()`` gives a :class:`Packet`: ``with pkt.header(ty) as h:``
+  generates the bounds check the verifier wants, and ``h`` reads the packet
+  directly.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from typing import Iterator
+
+from ..btf import BTFError, read_format
+from ..errors import BPFError
+from ..isa import Class
+from .ir import Op, VReg
+from .types import KernelType, PtrType, Scalar, Space, u64
+from .values import Operandish, Ref, Value
+
+#: argument registers in struct pt_regs, per architecture (kprobes)
+PT_REGS_ARGS = {
+    "x86_64": ("di", "si", "dx", "cx", "r8", "r9"),
+    "aarch64": tuple(f"regs[{i}]" for i in range(8)),
+    "riscv64": ("a0", "a1", "a2", "a3", "a4", "a5", "a6", "a7"),
+    "s390x": tuple(f"gprs[{i}]" for i in range(2, 7)),
+    "ppc64le": tuple(f"gpr[{i}]" for i in range(3, 11)),
+}
+PT_REGS_RET = {"x86_64": "ax", "aarch64": "regs[0]", "riscv64": "a0", "s390x": "gprs[2]",
+               "ppc64le": "gpr[3]"}
+
+
+class ContextError(BPFError):
+    """A context field or argument that does not exist here."""
+
+
+def entry(b) -> VReg:
+    """The context pointer, saved from r1 at the start of the program."""
+    reg = b.vreg("ctx")
+    b.mov(reg, 1)
+    return reg
+
+
+class Context:
+    """Base: the context register and a way to name its fields."""
+
+    def __init__(self, b, reg: VReg) -> None:
+        object.__setattr__(self, "b", b)
+        object.__setattr__(self, "reg", reg)
+
+    @property
+    def value(self) -> Value:
+        """The context pointer itself (for helpers that take ctx)."""
+        return Value(self.b, self.reg, PtrType(None, Space.CTX))
+
+    def rvalue(self) -> Value:
+        return self.value
+
+
+class TracepointContext(Context):
+    """Fields of a tracepoint event (``ctx.skbaddr``, ``ctx.reason``)."""
+
+    def __init__(self, b, reg: VReg, category: str, event: str) -> None:
+        super().__init__(b, reg)
+        layout, source = _tracepoint_layout(b, category, event)
+        object.__setattr__(self, "layout", layout)
+        object.__setattr__(self, "source", source)
+
+    def has_field(self, name: str) -> bool:
+        return self.layout.has_field(name)
+
+    def __getattr__(self, name: str) -> Ref:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if not self.layout.has_field(name):
+            fields = [f.path for f in self.layout.fields()]
+            raise ContextError(f"this tracepoint has no field {name!r} ({self.source}); "
+                               f"fields: {', '.join(fields)}")
+        f = self.layout.field(name)
+        if f.type_id is not None:
+            ty = KernelType(self.b.btf, f.type_id)
+        elif "*" in f.type_name:
+            return Ref(self.b, self.reg, f.offset, PtrType(None, Space.KERNEL), Space.CTX)
+        else:
+            ty = Scalar(f.size, f.signed, name=f.type_name)
+        return Ref(self.b, self.reg, f.offset, ty, Space.CTX)
+
+
+def _tracepoint_layout(b, category: str, event: str):
+    """The event's layout: kernel BTF when it has the struct, else the tracefs format."""
+    try:
+        return b.btf.trace_event(event), f"BTF trace_event_raw_{event}"
+    except BTFError:
+        pass
+    try:
+        fmt = read_format(category, event)
+    except BPFError as err:
+        raise ContextError(f"no tracepoint {category}:{event}: {err}") from None
+    return fmt, fmt.source
+
+
+class ArgsContext(Context):
+    """``u64 args[]`` of raw_tracepoint, tp_btf, fentry and fexit programs."""
+
+    def __init__(self, b, reg: VReg, arg_types: list[KernelType | None], names: list[str],
+                 space: Space) -> None:
+        super().__init__(b, reg)
+        object.__setattr__(self, "arg_types", arg_types)
+        object.__setattr__(self, "names", names)
+        object.__setattr__(self, "space", space)
+
+    def arg(self, index: int) -> Value:
+        """Argument *index*: a typed pointer or an integer."""
+        ref = Ref(self.b, self.reg, 8 * index, u64, Space.CTX)
+        v = self.b.load(ref)
+        ty = self.arg_types[index] if index < len(self.arg_types) else None
+        if ty is None:
+            return v
+        if ty.is_pointer:
+            return Value(self.b, v.reg, PtrType(ty.pointee(), self.space))
+        return Value(self.b, v.reg, ty.scalar())  # the kernel widened it to u64
+
+    def __getattr__(self, name: str) -> Value:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name not in self.names:
+            raise ContextError(f"no argument named {name!r} (arguments: {', '.join(self.names)})")
+        return self.arg(self.names.index(name))
+
+
+def tracepoint_args(b, event: str) -> tuple[list[KernelType | None], list[str]]:
+    """Argument types of tracepoint *event* from its ``btf_trace_<event>`` prototype."""
+    btf = b.btf
+    try:
+        tid = btf.lookup(f"btf_trace_{event}")
+    except BTFError:
+        return [], []
+    proto = btf.type(btf.resolve(btf.type(btf.resolve(tid)).type_id))
+    params = list(getattr(proto, "params", ()))[1:]  # the first is the tracepoint's data
+    return [KernelType(btf, p.type_id) for p in params], [p.name or f"arg{i}" for i, p in enumerate(params)]
+
+
+def function_args(b, function: str) -> tuple[list[KernelType | None], list[str]]:
+    try:
+        sig = b.btf.func(function)
+    except BTFError:
+        return [], []
+    return [KernelType(b.btf, a.type_id) for a in sig.args], [a.name for a in sig.args]
+
+
+class KprobeContext(Context):
+    """A kprobe's ``struct pt_regs``: arguments by index (or name, with BTF)."""
+
+    def __init__(self, b, reg: VReg, function: str) -> None:
+        super().__init__(b, reg)
+        arch = os.uname().machine
+        if arch not in PT_REGS_ARGS:
+            raise ContextError(f"kprobe arguments are not mapped for {arch}")
+        types, names = function_args(b, function)
+        object.__setattr__(self, "arch", arch)
+        object.__setattr__(self, "arg_types", types)
+        object.__setattr__(self, "names", names)
+        object.__setattr__(self, "regs", KernelType.named(b.btf, "struct pt_regs"))
+
+    def _reg_ref(self, field: str) -> Ref:
+        f = self.regs.member(field.split("[")[0])
+        index = int(field.split("[")[1].rstrip("]")) if "[" in field else 0
+        return Ref(self.b, self.reg, f.offset + 8 * index, u64, Space.CTX)
+
+    def arg(self, index: int) -> Value:
+        regs = PT_REGS_ARGS[self.arch]
+        if index >= len(regs):
+            raise ContextError(f"argument {index} is not in a register on {self.arch}")
+        v = self.b.load(self._reg_ref(regs[index]))
+        ty = self.arg_types[index] if index < len(self.arg_types) else None
+        if ty is not None and ty.is_pointer:
+            return Value(self.b, v.reg, PtrType(ty.pointee(), Space.KERNEL))
+        return v
+
+    @property
+    def ret(self) -> Value:
+        """The return value (kretprobe)."""
+        return self.b.load(self._reg_ref(PT_REGS_RET[self.arch]))
+
+    def __getattr__(self, name: str) -> Value:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name not in self.names:
+            raise ContextError(f"no argument named {name!r} (arguments: {', '.join(self.names)})")
+        return self.arg(self.names.index(name))
+
+
+class PacketContext(Context):
+    """``struct xdp_md`` or ``struct __sk_buff``: fields directly, packet via :meth:`packet`."""
+
+    def __init__(self, b, reg: VReg, struct_name: str) -> None:
+        super().__init__(b, reg)
+        object.__setattr__(self, "struct", KernelType.named(b.btf, struct_name))
+
+    def __getattr__(self, name: str) -> Ref:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        f = self.struct.member(name)
+        return Ref(self.b, self.reg, f.offset, KernelType(self.struct.btf, f.type_id), Space.CTX)
+
+    def packet(self) -> Packet:
+        data = self.b.load(Ref(self.b, self.reg, self.struct.member("data").offset, u64, Space.CTX))
+        end = self.b.load(Ref(self.b, self.reg, self.struct.member("data_end").offset, u64, Space.CTX))
+        return Packet(self.b, data.reg, end.reg)
+
+
+class Packet:
+    """Packet bytes between ``data`` and ``data_end``, parsed front to back.
+
+    :meth:`header` runs its body only when the header lies before
+    ``data_end`` (the bounds check the verifier wants) and advances the
+    cursor past it inside the body; nest headers to parse deeper.
+    :meth:`skip` advances by a computed length (IPv4 options); the next
+    header re-checks the bound.
+    """
+
+    def __init__(self, b, data: VReg, end: VReg) -> None:
+        self.b, self.end = b, end
+        self.cursor = b.vreg("pkt")
+        b.mov(self.cursor, data)
+        self.start = data
+
+    @contextmanager
+    def header(self, ty, *, advance: bool = True) -> Iterator[Ref]:
+        """The body runs when a *ty* header fits at the cursor; it sees it as ``Ref``."""
+        ty = self.b.resolve_type(ty)
+        size = ty.size
+        nxt = self.b.vreg("hdr_end")
+        self.b.mov(nxt, self.cursor)
+        self.b.emit(Op(Class.ALU64 | 0x00, nxt, 0, 0, size))
+        with self.b.if_(Value(self.b, nxt, PtrType(None, Space.PACKET)) <= Value(self.b, self.end, PtrType(None, Space.PACKET))):
+            here = Ref(self.b, self.cursor, 0, ty, Space.PACKET)
+            if advance:
+                self.b.mov(self.cursor, nxt)
+            yield here
+
+    def skip(self, length: Operandish) -> None:
+        """Advance the cursor by *length* bytes (checked by the next :meth:`header`)."""
+        if isinstance(length, int):
+            self.b.emit(Op(Class.ALU64 | 0x00, self.cursor, 0, 0, length))
+        else:
+            v = length.rvalue()
+            self.b.emit(Op(Class.ALU64 | 0x00 | 0x08, self.cursor, v.reg))
+
+    @property
+    def offset(self) -> Value:
+        """Bytes consumed so far."""
+        v = self.b.vreg("off")
+        self.b.mov(v, self.cursor)
+        self.b.emit(Op(Class.ALU64 | 0x10 | 0x08, v, self.start))
+        return Value(self.b, v, u64)
+
+
+__all__ = ["ArgsContext", "Context", "ContextError", "KprobeContext", "Packet", "PacketContext",
+           "TracepointContext", "entry", "function_args", "tracepoint_args"]

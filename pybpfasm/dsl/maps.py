@@ -1,0 +1,211 @@
+"""Map declarations for eDSL programs: typed keys and values, both sides.
+
+A declaration (``HashMap(u32, u64, 1024)``) is shared by every program that
+uses it.  In a program it emits helper calls with the key and value laid out
+on the stack; once loaded (:class:`~pybpfasm.dsl.program.Collection`) the
+same declaration decodes what user space reads from the live map.
+
+::
+
+    counts = HashMap(Key, u64, max_entries=4096, name="counts")
+
+    @xdp
+    def prog(b, ctx):
+        counts.increment(b, key)                 # lookup, atomic add or insert
+        with counts.lookup(b, key) as v:         # null check generated
+            b.return_(v)
+
+    events = RingBuf(Drop, size=1 << 20)
+    with events.reserve(b) as ev:                # submitted at the end of the block
+        ev.pid = b.get_current_pid_tgid() >> 32
+"""
+
+from __future__ import annotations
+
+import itertools
+from contextlib import contextmanager
+from typing import Any, Iterator, Union
+
+from ..isa import AtomicOp, Class, Mode, Size
+from ..maps import MapSpec
+from ..sys import MapType
+from .ir import Op
+from .record import Record
+from .types import ArrayType, PtrType, Scalar, Space, TypeError_, u32, u64
+from .values import Operandish, Ref, Value
+
+KeyType = Union[Scalar, ArrayType, "type[Record]"]
+_ids = itertools.count()
+
+
+class _Codec:
+    """A map codec for a scalar or array type (Records are codecs themselves)."""
+
+    def __init__(self, ty: Scalar | ArrayType) -> None:
+        self.ty, self.size = ty, ty.size
+
+    def encode(self, value: Any) -> bytes:
+        if isinstance(self.ty, Scalar):
+            return self.ty.encode(self.ty.to_wire(value) if self.ty.big_endian else value)
+        return bytes(value).ljust(self.size, b"\0")
+
+    def decode(self, data: bytes) -> Any:
+        if isinstance(self.ty, Scalar):
+            v = self.ty.decode(data)
+            return self.ty.to_wire(v) if self.ty.big_endian else v
+        return bytes(data)
+
+
+def codec(ty: KeyType) -> Any:
+    return ty if isinstance(ty, type) else _Codec(ty)
+
+
+class MapDecl:
+    """A map used by programs: its spec, its place in programs, its live map."""
+
+    type: MapType
+
+    def __init__(self, key: KeyType | None, value: KeyType | None, max_entries: int,
+                 name: str = "", flags: int = 0) -> None:
+        self.key, self.value, self.max_entries, self.flags = key, value, max_entries, flags
+        self.ref = f"map{next(_ids)}"
+        self.name = name or self.ref
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"
+
+    def spec(self) -> MapSpec:
+        return MapSpec(self.type, key=codec(self.key) if self.key else 0,
+                       value=codec(self.value) if self.value else 0,
+                       max_entries=self.max_entries, flags=self.flags, name=self.name)
+
+    # -- BPF side ---------------------------------------------------------------------
+    def pointer(self, b) -> Value:
+        return b.map_ref(self.ref, self)
+
+    def _on_stack(self, b, ty: KeyType, value: Operandish | bytes, what: str) -> Value:
+        """The address of *value* laid out as *ty* (a stack copy unless it already is memory)."""
+        if isinstance(value, Ref) and value.space in (Space.STACK, Space.MAP):
+            return value.addr()
+        slot = b.stack(ty, what)
+        if isinstance(ty, type) or isinstance(ty, ArrayType):
+            if isinstance(value, Ref):
+                b.copy(slot, value)
+            else:
+                raise TypeError_(f"a {ty!r} {what} must be memory (a Ref), e.g. a stack record")
+        else:
+            slot.store(value)
+        return slot.addr()
+
+    def lookup_ptr(self, b, key: Operandish) -> Value:
+        """``bpf_map_lookup_elem``: a pointer to the value, or NULL."""
+        k = self._on_stack(b, self.key, key, "map key")
+        return b.call("map_lookup_elem", self.pointer(b), k,
+                      returns=PtrType(self.value, Space.MAP, nullable=True))
+
+    @contextmanager
+    def lookup(self, b, key: Operandish) -> Iterator[Ref]:
+        """The body runs with the value when *key* is present."""
+        ptr = self.lookup_ptr(b, key)
+        with b.if_(ptr != 0):
+            yield ptr.non_null().deref()
+
+    def update(self, b, key: Operandish, value: Operandish, flags: int = 0) -> Value:
+        k = self._on_stack(b, self.key, key, "map key")
+        v = self._on_stack(b, self.value, value, "map value")
+        return b.call("map_update_elem", self.pointer(b), k, v, flags)
+
+    def delete(self, b, key: Operandish) -> Value:
+        return b.call("map_delete_elem", self.pointer(b), self._on_stack(b, self.key, key, "map key"))
+
+    def increment(self, b, key: Operandish, by: Operandish = 1) -> None:
+        """Atomically add *by* to the value at *key*, inserting it when absent."""
+        if not isinstance(self.value, Scalar) or self.value.size not in (4, 8):
+            raise TypeError_("increment() needs a u32 or u64 value")
+        k = self._on_stack(b, self.key, key, "map key")
+        ptr = b.call("map_lookup_elem", self.pointer(b), k,
+                     returns=PtrType(self.value, Space.MAP, nullable=True))
+        with b.if_(ptr != 0):
+            atomic_add(b, ptr.non_null().deref(), by)
+        if self.type in (MapType.ARRAY, MapType.PERCPU_ARRAY):
+            return  # every index within max_entries exists
+        with b.else_():
+            v = self._on_stack(b, self.value, by, "map value")
+            b.call("map_update_elem", self.pointer(b), k, v, 1)  # BPF_NOEXIST
+
+
+def atomic_add(b, ref: Ref, by: Operandish) -> None:
+    """``lock *(u64 *)ref += by``."""
+    size = Size.DW if ref.size == 8 else Size.W
+    v = b.value(by)
+    b.emit(Op(Class.STX | Mode.ATOMIC | size, ref.base, v.reg, ref.off, AtomicOp.ADD))
+
+
+class HashMap(MapDecl):
+    type = MapType.HASH
+
+
+class LRUHashMap(MapDecl):
+    type = MapType.LRU_HASH
+
+
+class ArrayMap(MapDecl):
+    type = MapType.ARRAY
+
+    def __init__(self, value: KeyType, max_entries: int, name: str = "", flags: int = 0) -> None:
+        super().__init__(u32, value, max_entries, name, flags)
+
+
+class PerCPUArray(ArrayMap):
+    type = MapType.PERCPU_ARRAY
+
+
+class PerCPUHash(MapDecl):
+    type = MapType.PERCPU_HASH
+
+
+class StackTraceMap(MapDecl):
+    """Stack ids from ``bpf_get_stackid``; values are ``depth`` return addresses."""
+
+    type = MapType.STACK_TRACE
+
+    def __init__(self, max_entries: int = 1024, depth: int = 127, name: str = "") -> None:
+        super().__init__(u32, u64[depth], max_entries, name)
+        self.depth = depth
+
+    def stackid(self, b, ctx: Value, flags: int = 0) -> Value:
+        """The id of the current stack (negative on failure); flags as bpf_get_stackid."""
+        return b.call("get_stackid", ctx, self.pointer(b), flags, returns=Scalar(8, True))
+
+
+class RingBuf(MapDecl):
+    """A ring buffer of records, with an exact count of records that found no room."""
+
+    type = MapType.RINGBUF
+
+    def __init__(self, record: type[Record], size: int = 1 << 20, name: str = "") -> None:
+        if size & (size - 1) or size < 4096:
+            raise TypeError_("a ring buffer's size is a power of two of at least 4096 bytes")
+        super().__init__(None, None, size, name)
+        self.record = record
+        self.lost = PerCPUArray(u64, 1, name=f"{self.name[:10]}_lost")
+
+    @contextmanager
+    def reserve(self, b) -> Iterator[Ref]:
+        """Reserve a record; the body fills it, and it is submitted at the end.
+
+        If the buffer is full the body is skipped and the lost counter grows.
+        Call ``b.discard(ev)`` to drop a reservation instead.
+        """
+        ptr = b.call("ringbuf_reserve", self.pointer(b), self.record.size, 0,
+                     returns=PtrType(self.record, Space.MAP, nullable=True))
+        with b.if_(ptr != 0):
+            ev = ptr.non_null().deref()
+            yield ev
+            b.call("ringbuf_submit", ptr, 0)
+        with b.else_():
+            self.lost.increment(b, 0)
+
+
+__all__ = ["ArrayMap", "HashMap", "LRUHashMap", "MapDecl", "PerCPUArray", "PerCPUHash",
+           "RingBuf", "StackTraceMap", "atomic_add"]

@@ -1,0 +1,160 @@
+"""Records: one declaration lays out BPF stores and decodes bytes in user space.
+
+::
+
+    class Drop(Record):
+        ts: u64
+        pid: u32
+        comm: char[16]
+        saddr: be32
+
+    ev.saddr = iph.saddr          # in a program: stores at Drop's offsets
+    Drop.decode(raw).comm         # in user space: 'ping'
+
+Fields are laid out as C lays out a struct (natural alignment, tail
+padding); ``char[N]`` decodes to ``str``, ``u8[N]`` to ``bytes``, other
+arrays to lists, big-endian fields to host integers.  The class is also a
+map codec (``size``/``encode``/``decode``), so it can key or fill a map.
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+import typing
+from typing import Any, ClassVar
+
+from ..errors import UsageError
+from .types import ArrayType, Scalar, char, u8
+
+FieldType = typing.Union[Scalar, ArrayType, "type[Record]"]
+
+
+def _align(ty: FieldType) -> int:
+    if isinstance(ty, ArrayType):
+        return ty.elem.size
+    if isinstance(ty, Scalar):
+        return ty.size
+    return ty.ALIGN
+
+
+def _format(ty: FieldType) -> str:
+    """struct format of one field in little-endian order (big-endian ints are swapped after)."""
+    if isinstance(ty, Scalar):
+        return ty.struct_format[1]
+    if isinstance(ty, ArrayType):
+        if ty.elem in (char, u8):
+            return f"{ty.count}s"
+        return f"{ty.count}{ty.elem.struct_format[1]}"
+    return f"{ty.size}s"
+
+
+def _decoder(name: str, ty: FieldType):
+    """A function turning the unpacked value(s) of a field into its Python value."""
+    if isinstance(ty, Scalar) and ty.big_endian:
+        fmt_le, fmt_be = struct.Struct("<" + ty.struct_format[1]), struct.Struct(ty.struct_format)
+        return lambda v: fmt_be.unpack(fmt_le.pack(v))[0]
+    if isinstance(ty, ArrayType) and ty.elem is char:
+        return lambda v: v.split(b"\0", 1)[0].decode("utf-8", "replace")
+    if isinstance(ty, type):
+        return ty.decode
+    return None
+
+
+class Record:
+    """Base class of record declarations (see the module docstring)."""
+
+    #: (name, offset, type) of every field, in declaration order
+    FIELDS: ClassVar[tuple[tuple[str, int, FieldType], ...]] = ()
+    size: ClassVar[int] = 0
+    ALIGN: ClassVar[int] = 1
+    _struct: ClassVar[struct.Struct]
+    _plan: ClassVar[tuple]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        module = sys.modules.get(cls.__module__)
+        namespace = {**vars(sys.modules[__name__]), **(vars(module) if module else {})}
+        hints = typing.get_type_hints(cls, globalns=namespace)
+        fields, fmt, offset, align = [], "<", 0, 1
+        for name in cls.__dict__.get("__annotations__", {}):
+            ty = hints[name]
+            if not isinstance(ty, (Scalar, ArrayType)) and not (isinstance(ty, type) and issubclass(ty, Record)):
+                raise UsageError(f"{cls.__name__}.{name}: {ty!r} is not a field type "
+                                 "(use u8..u64, s8..s64, be16/be32/be64, char[N] or a Record)")
+            a = _align(ty)
+            pad = -offset % a
+            fmt += "x" * pad
+            offset += pad
+            fields.append((name, offset, ty))
+            fmt += _format(ty)
+            offset += ty.size
+            align = max(align, a)
+        tail = -offset % align
+        cls.FIELDS = tuple(fields)
+        cls.size = offset + tail
+        cls.ALIGN = align
+        cls._struct = struct.Struct(fmt + "x" * tail)
+        cls._plan = tuple(_plan_field(name, ty) for name, _, ty in fields)
+
+    @classmethod
+    def field_layout(cls, name: str) -> tuple[int, FieldType]:
+        for fname, offset, ty in cls.FIELDS:
+            if fname == name:
+                return offset, ty
+        raise UsageError(f"record {cls.__name__} has no field {name!r} "
+                         f"(fields: {', '.join(f[0] for f in cls.FIELDS)})")
+
+    def __init__(self, **values: Any) -> None:
+        for name, _, _ in self.FIELDS:
+            setattr(self, name, values.pop(name, 0))
+        if values:
+            raise UsageError(f"{type(self).__name__} has no field {next(iter(values))!r}")
+
+    @classmethod
+    def decode(cls, data: bytes) -> Record:
+        """The record in the first ``size`` bytes of *data*."""
+        raw = cls._struct.unpack_from(data)
+        obj = cls.__new__(cls)
+        pos = 0
+        for name, count, convert in cls._plan:
+            value = raw[pos] if count == 1 else list(raw[pos:pos + count])
+            obj.__dict__[name] = convert(value) if convert else value
+            pos += count
+        return obj
+
+    @classmethod
+    def encode(cls, value: Record | dict) -> bytes:
+        """Bytes of a record (or of a dict of its fields), for map updates."""
+        get = value.get if isinstance(value, dict) else lambda n, d=0: getattr(value, n, d)
+        flat: list[Any] = []
+        for name, count, _ in cls._plan:
+            ty = next(t for n, _, t in cls.FIELDS if n == name)
+            v = get(name, 0)
+            if isinstance(ty, Scalar) and ty.big_endian:
+                v = ty.to_wire(v)
+            elif isinstance(ty, ArrayType) and ty.elem in (char, u8):
+                v = v.encode() if isinstance(v, str) else bytes(v)
+            elif isinstance(ty, type):
+                v = ty.encode(v)
+            if count == 1:
+                flat.append(v)
+            else:
+                flat.extend(v)
+        return cls._struct.pack(*flat)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name, _, _ in self.FIELDS}
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self.as_dict() == other.as_dict()
+
+    def __repr__(self) -> str:
+        body = ", ".join(f"{k}={v!r}" for k, v in self.as_dict().items())
+        return f"{type(self).__name__}({body})"
+
+
+def _plan_field(name: str, ty: FieldType) -> tuple[str, int, Any]:
+    """(name, number of struct items, converter) for decoding one field."""
+    count = ty.count if isinstance(ty, ArrayType) and ty.elem not in (char, u8) else 1
+    return name, count, _decoder(name, ty)
