@@ -88,7 +88,7 @@ class MapDecl:
         if isinstance(value, Ref) and value.space in (Space.STACK, Space.MAP):
             return value.addr()
         slot = b.stack(ty, what)
-        if isinstance(ty, type) or isinstance(ty, ArrayType):
+        if isinstance(ty, (type, ArrayType)):
             if isinstance(value, Ref):
                 b.copy(slot, value)
             else:
