@@ -204,6 +204,8 @@ class StructLayout:
         self.type_id = type_id
         self.type = btf.type(type_id)
         self.name = btf.type_name(type_id)
+        if not isinstance(self.type, Composite):
+            raise BTFError(f"{self.name} is not a struct or union")
         self.size: int = self.type.size  # type: ignore[union-attr]
         self.source = btf.source
 

@@ -22,7 +22,10 @@ from operator import itemgetter
 from typing import Iterable, Iterator, Sequence
 
 from . import codec, elf
+from .cdecl import declaration
 from .errors import BTFError
+from .fields import Field, StructLayout
+from .funcs import Signature, signature
 from .kinds import HEADER_FORMAT, HEADER_SIZE, MAGIC, RECORD_WORDS, Kind, unpack_info
 from .types import (
     Array,
@@ -278,17 +281,16 @@ class BTF:
         return found + self._own_ids(name, wanted)
 
     def names(self) -> dict[str, list[int]]:
-        """The full name -> ids index (built on first call, about 126k names for vmlinux)."""
+        """The full name -> ids index, base included (built on first call; ~0.2 s for vmlinux)."""
         if self._names is None:
             index = dict(self.base.names()) if self.base else {}
-            words, string, first = self._words, self.string, self.first_id
             by_offset: dict[int, list[int]] = {}
-            for i, pos in enumerate(self._offsets):
-                name_off = words[pos]
+            for type_id, name_off in enumerate(array("I", self._name_words), start=self.first_id):
                 if name_off:
-                    by_offset.setdefault(name_off, []).append(first + i)
+                    by_offset.setdefault(name_off, []).append(type_id)
             for name_off, ids in by_offset.items():
-                index[string(name_off)] = index.get(string(name_off), []) + ids
+                name = self.string(name_off)
+                index[name] = index.get(name, []) + ids
             self._names = index
         return self._names
 
@@ -296,7 +298,7 @@ class BTF:
         """The id of ``name``: ``"struct sk_buff"``, ``"enum xdp_action"``, ``"u32"``.
 
         A plain name means a struct, union, typedef, int, enum or float, in
-        that order; a full definition wins over a forward declaration.
+        that order; forward declarations are never the answer.
         """
         words = name.split()
         if len(words) == 2 and words[0] in _KEYWORDS:
@@ -365,19 +367,16 @@ class BTF:
 
     def type_name(self, type_id: int, declarator: str = "") -> str:
         """C spelling of a type: ``"struct net_device *"``, ``"char name[16]"``."""
-        from .cdecl import declaration
-
         return declaration(self, type_id, declarator)
 
     # --- the questions a BPF program asks ----------------------------------------------
 
-    def struct(self, name: str):
-        """Layout view of a struct or union (``"sk_buff"`` or ``"struct sk_buff"``)."""
-        from .fields import StructLayout
+    def struct(self, name: str) -> StructLayout:
+        """Layout view of a struct or union: ``"sk_buff"``, ``"struct sk_buff"``, ``"skb_frag_t"``."""
+        type_id = self.lookup(name, None if " " in name else (Kind.STRUCT, Kind.UNION, Kind.TYPEDEF))
+        return StructLayout(self, self.complete(type_id))
 
-        return StructLayout(self, self.lookup(name, None if " " in name else (Kind.STRUCT, Kind.UNION)))
-
-    def field(self, struct: str, path: str):
+    def field(self, struct: str, path: str) -> Field:
         """Where ``path`` (``"dev.name"``, ``"frags[0].len"``) lies in ``struct``; see :class:`Field`."""
         return self.struct(struct).field(path)
 
@@ -392,13 +391,11 @@ class BTF:
             raise BTFError(f"{name!r} is not an enum")
         return {v.name: v.value for v in t.values}
 
-    def func(self, name: str):
+    def func(self, name: str) -> Signature:
         """Signature of a kernel function: parameter names and types, return type."""
-        from .funcs import signature
-
         return signature(self, self.lookup(name, [Kind.FUNC]))
 
-    def trace_event(self, name: str):
+    def trace_event(self, name: str) -> StructLayout:
         """Layout of ``struct trace_event_raw_<name>``, a tracepoint class's context."""
         return self.struct(f"trace_event_raw_{name}")
 

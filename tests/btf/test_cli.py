@@ -64,7 +64,7 @@ def test_tracepoint(capsys):
 @pytest.mark.parametrize(
     ("argv", "message", "status"),
     [
-        (["struct", "sk_buf"], "no struct/union named 'sk_buf'", 1),
+        (["struct", "sk_buf"], "no struct/union/typedef named 'sk_buf'", 1),
         (["field", "sk_buff", "no_such"], "struct sk_buff has no field 'no_such'", 1),
         (["field", "sk_buff", "a..b"], "bad field path", 1),
         (["enum", "sk_buff"], "no enum/enum64/typedef named 'sk_buff'", 1),

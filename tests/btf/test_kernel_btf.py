@@ -117,6 +117,7 @@ def test_array_index_and_anonymous_members(kernel_btf):
     sock = kernel_btf.field("sock", "__sk_common.skc_family")
     assert kernel_btf.field("sock_common", "skc_family").offset == sock.offset
     assert kernel_btf.struct("sock_common").has_field("skc_family")  # inside anonymous unions
+    assert kernel_btf.struct("skb_frag_t").name == "struct skb_frag"  # through a typedef
 
 
 def test_typedef_chains_resolve(kernel_btf):
@@ -135,10 +136,12 @@ def test_has_field(kernel_btf):
 
 
 def test_unknown_names_are_clear(kernel_btf):
-    with pytest.raises(BTFError, match=r"no struct/union named 'sk_buf'.*did you mean: sk_buff"):
+    with pytest.raises(BTFError, match=r"no struct/union/typedef named 'sk_buf'.*did you mean: sk_buff"):
         kernel_btf.struct("sk_buf")
     with pytest.raises(UnknownField, match=r"struct sk_buff has no field 'lenn'.*did you mean len"):
         kernel_btf.field("sk_buff", "lenn")
+    with pytest.raises(BTFError, match=r"unsigned int is not a struct or union"):
+        kernel_btf.struct("unsigned int")
     with pytest.raises(BTFError, match=r"bad field path"):
         kernel_btf.field("sk_buff", "dev..name")
     with pytest.raises(BTFError, match=r"past the end"):
