@@ -7,6 +7,8 @@ BPF_RAW_TRACEPOINT_OPEN, which returns a ``bpf_link``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..btf import BTF, BTFError, Kind
 from ..errors import UsageError
 from ..prog import Code, Program, ProgramSpec
@@ -30,12 +32,14 @@ def func_btf_id(function: str, btf: BTF | None = None) -> int:
         raise UsageError(f"no kernel function {function!r} in BTF: {err}") from None
 
 
-def fentry_spec(function: str, code: Code, kind: str = "fentry", name: str = "") -> ProgramSpec:
-    """The load spec of an fentry/fexit/fmod_ret program on ``function``."""
+def fentry_spec(function: str, code: Code, kind: str = "fentry", **options: Any) -> ProgramSpec:
+    """The load spec of an fentry/fexit/fmod_ret program on ``function``; ``options`` go to
+    :class:`ProgramSpec`."""
     if kind not in KINDS:
         raise UsageError(f"unknown tracing kind {kind!r} (one of {', '.join(KINDS)})")
-    return ProgramSpec(ProgType.TRACING, code, name=name or function,
-                       expected_attach_type=KINDS[kind], attach_btf_id=func_btf_id(function))
+    options.setdefault("name", function)
+    return ProgramSpec(ProgType.TRACING, code, expected_attach_type=KINDS[kind],
+                       attach_btf_id=func_btf_id(function), **options)
 
 
 def attach_fentry(prog: Program, cookie: int = 0) -> FDLink:

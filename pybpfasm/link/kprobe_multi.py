@@ -6,7 +6,7 @@ The program is loaded with ``expected_attach_type=TRACE_KPROBE_MULTI``
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 from ..errors import UsageError
 from ..prog import Code, Program, ProgramSpec
@@ -17,10 +17,10 @@ from .base import FDLink, link_create
 RETURN = 1 << 0
 
 
-def kprobe_multi_spec(code: Code, name: str = "") -> ProgramSpec:
-    """The load spec of a kprobe_multi program."""
-    return ProgramSpec(ProgType.KPROBE, code, name=name,
-                       expected_attach_type=AttachType.TRACE_KPROBE_MULTI)
+def kprobe_multi_spec(code: Code, **options: Any) -> ProgramSpec:
+    """The load spec of a kprobe_multi program; ``options`` go to :class:`ProgramSpec`."""
+    return ProgramSpec(ProgType.KPROBE, code, expected_attach_type=AttachType.TRACE_KPROBE_MULTI,
+                       **options)
 
 
 def attach_kprobe_multi(prog: Program, functions: Sequence[str], retprobe: bool = False,

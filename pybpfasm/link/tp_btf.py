@@ -7,6 +7,8 @@ typedef ``btf_trace_<tracepoint>`` in kernel BTF; see :func:`tp_btf_spec`.
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..btf import BTF, BTFError, Kind
 from ..errors import UsageError
 from ..prog import Code, Program, ProgramSpec
@@ -23,11 +25,11 @@ def tp_btf_id(tracepoint: str, btf: BTF | None = None) -> int:
         raise UsageError(f"no BTF tracepoint {tracepoint!r}: {err}") from None
 
 
-def tp_btf_spec(tracepoint: str, code: Code, name: str = "") -> ProgramSpec:
-    """The load spec of a tp_btf program for ``tracepoint``."""
-    return ProgramSpec(ProgType.TRACING, code, name=name or tracepoint,
-                       expected_attach_type=AttachType.TRACE_RAW_TP,
-                       attach_btf_id=tp_btf_id(tracepoint))
+def tp_btf_spec(tracepoint: str, code: Code, **options: Any) -> ProgramSpec:
+    """The load spec of a tp_btf program for ``tracepoint``; ``options`` go to :class:`ProgramSpec`."""
+    options.setdefault("name", tracepoint)
+    return ProgramSpec(ProgType.TRACING, code, expected_attach_type=AttachType.TRACE_RAW_TP,
+                       attach_btf_id=tp_btf_id(tracepoint), **options)
 
 
 def attach_tp_btf(prog: Program, cookie: int = 0) -> FDLink:

@@ -11,7 +11,6 @@ from pybpfasm.isa import (
     R0, R1, R2, R3, R6, R7, R10, Add, AtomicOp, Instruction, JEq, JGt, JNe, Mov, Size,
     atomic, call, exit_, ld_map_fd, load_mem, store_imm,
 )
-from pybpfasm.asm import assemble
 from pybpfasm.link import tp_btf_spec
 from pybpfasm.maps import Map, MapSpec
 from pybpfasm.prog import Program, ProgramSpec
@@ -101,12 +100,11 @@ def drop_counter(kind: str, netns_inum: int, count: Map) -> Program:
         *increment(),
         *epilogue(0),
     ]
-    code = assemble(insns, maps={"count": count})
-    name = f"pbt_drop_{kind}"
+    options = {"name": f"pbt_drop_{kind}", "maps": {"count": count}}
     if kind == "tp_btf":
-        return tp_btf_spec("kfree_skb", code, name=name).load()
+        return tp_btf_spec("kfree_skb", insns, **options).load()
     kinds = {"tracepoint": ProgType.TRACEPOINT, "raw_tp": ProgType.RAW_TRACEPOINT}
-    return ProgramSpec(kinds[kind], code, name=name).load()
+    return ProgramSpec(kinds[kind], insns, **options).load()
 
 
 def udp_port_counter(prog_type: ProgType, port: int, count: Map, retval: int,
@@ -132,5 +130,11 @@ def udp_port_counter(prog_type: ProgType, port: int, count: Map, retval: int,
         *increment(),
         *epilogue(retval),
     ]
-    code = assemble(insns, maps={"count": count})
-    return ProgramSpec(prog_type, code, name=name, **spec).load()
+    return ProgramSpec(prog_type, insns, maps={"count": count}, name=name, **spec).load()
+
+
+def every_packet_counter(prog_type: ProgType, count: Map, retval: int, name: str,
+                         **spec: object) -> Program:
+    """Counts every packet it runs on (socket filters and cgroup programs see only the test's)."""
+    return ProgramSpec(prog_type, [*increment(), *epilogue(retval)], maps={"count": count},
+                       name=name, **spec).load()
