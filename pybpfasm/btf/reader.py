@@ -156,6 +156,8 @@ class BTF:
     @classmethod
     def module(cls, name: str) -> BTF:
         """A kernel module's BTF, split on top of the kernel's."""
+        if not name or "/" in name or name.startswith("."):
+            raise BTFError(f"{name!r} is not a module name")
         path = os.path.join(os.path.dirname(KERNEL_BTF), name)
         return cls(_read(path, "module BTF"), f"module BTF {path}", base=cls.kernel())
 

@@ -7,7 +7,7 @@
     pybpfasm btf tracepoint skb:kfree_skb     the context layout from tracefs
 
 ``--btf FILE`` reads another BTF (raw, or an ELF's .BTF section) instead of
-the running kernel's; ``--json`` prints JSON.
+the running kernel's, ``--module NAME`` a module's; ``--json`` prints JSON.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ from ..errors import UsageError
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--btf", metavar="FILE", help="read FILE instead of the kernel's BTF")
+    source = common.add_mutually_exclusive_group()
+    source.add_argument("--btf", metavar="FILE", help="read FILE instead of the kernel's BTF")
+    source.add_argument("--module", metavar="NAME", help="read a kernel module's BTF (split on the kernel's)")
     common.add_argument("--json", action="store_true", help="print JSON")
     sub = parser.add_subparsers(dest="what", required=True, metavar="{struct,field,enum,func,tracepoint}")
     sub.add_parser("struct", parents=[common], help="members of a struct or union").add_argument("name")
@@ -109,7 +111,12 @@ def run(args: argparse.Namespace) -> int:
     if args.what == "tracepoint":
         print(_tracepoint(args.event, args.json))
         return 0
-    btf = BTF.from_file(args.btf) if args.btf else BTF.kernel()
+    if args.btf:
+        btf = BTF.from_file(args.btf)
+    elif args.module:
+        btf = BTF.module(args.module)
+    else:
+        btf = BTF.kernel()
     if args.what == "struct":
         out = _struct(btf, args.name, args.json)
     elif args.what == "field":

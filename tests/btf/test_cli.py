@@ -70,6 +70,8 @@ def test_tracepoint(capsys):
         (["enum", "sk_buff"], "no enum/enum64/typedef named 'sk_buff'", 1),
         (["struct", "x", "--btf", "/nonexistent"], "cannot read BTF file /nonexistent", 1),
         (["tracepoint", "kfree_skb"], "expected CATEGORY:NAME", 2),
+        (["struct", "x", "--module", "no_such_module"], "cannot read module BTF", 1),
+        (["struct", "x", "--module", "../vmlinux"], "is not a module name", 1),
     ],
 )
 def test_errors_are_one_line(capsys, kernel_btf, argv, message, status):
