@@ -13,12 +13,11 @@ import errno
 import functools
 import mmap
 import re
-import struct
 from typing import Any
 
-from .btf import codec as btf_codec
 from .btf import kinds as btf_kinds
 from .btf import types as btf
+from .btf.writer import BTFBuilder
 from .isa import Mov, call, exit_
 from .maps import MapSpec
 from .prog import ProgramSpec, VerifierError
@@ -181,22 +180,10 @@ def helpers(kind: ProgType) -> dict[str, bool]:
 
 def load_btf(types: list[Any]) -> Any:
     """Load a BTF blob holding ``types`` (ids from 1); returns the owning FD."""
-    strings = bytearray(b"\0")
-    offsets: dict[str, int] = {"": 0}
-
-    def string_offset(name: str) -> int:
-        if name not in offsets:
-            offsets[name] = len(strings)
-            strings.extend(name.encode() + b"\0")
-        return offsets[name]
-
-    words = [w for t in types for w in btf_codec.encode(t, string_offset)]
-    type_data = struct.pack(f"<{len(words)}I", *words)
-    header = struct.pack(
-        "<" + btf_kinds.HEADER_FORMAT, btf_kinds.MAGIC, btf_kinds.VERSION, 0,
-        btf_kinds.HEADER_SIZE, 0, len(type_data), len(type_data), len(strings),
-    )
-    blob = ffi.from_buffer(header + type_data + bytes(strings))
+    builder = BTFBuilder()
+    for t in types:
+        builder.add(t)
+    blob = ffi.from_buffer(builder.build().btf)
     attr = new_attr()
     attr.btf_load.btf = address(blob)
     attr.btf_load.btf_size = len(blob)
