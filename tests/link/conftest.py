@@ -6,6 +6,7 @@ import itertools
 import os
 import socket
 import subprocess
+import sys
 from typing import Iterator, NamedTuple
 
 import pytest
@@ -87,3 +88,31 @@ def send_udp(netns: str, address: str, port: int, count: int) -> None:
     with sock:
         for i in range(count):
             sock.sendto(bytes([i & 0xFF]), (address, port))
+
+
+def cgroup2_root() -> str | None:
+    """Where the cgroup v2 hierarchy is mounted, if anywhere."""
+    with open("/proc/self/mounts") as mounts:
+        for line in mounts:
+            fields = line.split()
+            if fields[2] == "cgroup2":
+                return fields[1]
+    return None
+
+
+@pytest.fixture
+def cgroup() -> Iterator[str]:
+    """A fresh cgroup v2 directory, removed at teardown."""
+    root = cgroup2_root()
+    if root is None:
+        pytest.skip("no cgroup v2 hierarchy mounted")
+    path = os.path.join(root, f"pbt-{os.getpid()}-{next(_serial)}")
+    os.mkdir(path)
+    yield path
+    os.rmdir(path)
+
+
+def run_in(cgroup: str, netns: str, code: str) -> None:
+    """Run Python ``code`` in a child process placed in ``cgroup`` and ``netns``."""
+    script = f'echo $$ > {cgroup}/cgroup.procs && exec ip netns exec {netns} "$0" -c "$1"'
+    subprocess.run(["sh", "-c", script, sys.executable, code], check=True)
