@@ -1,13 +1,13 @@
 """Lazy BTF reader: kernel, module (split) and external BTF.
 
-Opening indexes where each type record starts (one ``array('I')`` of word
-offsets, one pass over the raw bytes) and nothing else. A type becomes a
-model value (:mod:`pybpfasm.btf.types`) only when asked for, and is memoised.
-The first lookup by name gathers each record's name offset into a packed
-array; a lookup then finds the name in the string table and its offset in
-that array (two byte searches), and is memoised. The full name -> ids dict
-(:meth:`BTF.names`) is built only when asked for (listing, suggestions for
-a misspelt name).
+Opening makes one pass over the raw bytes and keeps two ``array('I')``: the
+word offset where each type record starts, and each record's name offset
+(gathered in C with ``itemgetter``, packed for byte searches). A type becomes
+a model value (:mod:`pybpfasm.btf.types`) only when asked for, and is
+memoised. A lookup by name finds the name in the string table, then its
+offset among the records' name offsets (two byte searches), and is memoised.
+The full name -> ids dict (:meth:`BTF.names`) is built only when asked for
+(listing, suggestions for a misspelt name).
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ class _RecordWords(dict):
         return step
 
 
-def _index_records(words: Sequence[int]) -> array:
+def _index_records(words: Sequence[int]) -> list[int]:
     """Word offset of every type record; BTFError if a record is unknown or cut short.
 
     The loop is the hot path of opening vmlinux BTF (~130k records): it ends
@@ -100,7 +100,14 @@ def _index_records(words: Sequence[int]) -> array:
     if i != len(words):
         raise BTFError(f"type #{len(offsets)}: record runs past the end of the type section")
     offsets.pop()
-    return array("I", offsets)
+    return offsets
+
+
+def _gather(words: Sequence[int], positions: list[int]) -> array:
+    """``words[p]`` for every p, as an array (itemgetter does the loop in C)."""
+    if len(positions) < 2:
+        return array("I", [words[p] for p in positions])
+    return array("I", itemgetter(*positions)(words))
 
 
 class BTF:
@@ -138,7 +145,10 @@ class BTF:
             raise BTFError(f"{source}: string table must start with an empty string")
         self._type_start, self._type_end = type_start, type_start + type_len
         self._words = _word_view(data, type_start, type_len, order)
-        self._offsets = _index_records(self._words)
+        offsets = _index_records(self._words)
+        self._offsets = array("I", offsets)
+        #: name_off of every record, host order, packed for byte searches by name
+        self._name_words = _gather(self._words, offsets).tobytes()
         self.first_id = base.last_id + 1 if base else 1
         self._first_str = base.next_string_offset if base else 0
         self.last_id = self.first_id + len(self._offsets) - 1
@@ -227,14 +237,6 @@ class BTF:
         """Every (id, type) of this blob (not of its base), decoding as it goes."""
         for type_id in range(self.first_id, self.last_id + 1):
             yield type_id, self.type(type_id)
-
-    @functools.cached_property
-    def _name_words(self) -> bytes:
-        """``name_off`` of every type record, host order, packed for byte searches."""
-        names = itemgetter(*self._offsets)(self._words) if len(self._offsets) > 1 else [
-            self._words[pos] for pos in self._offsets
-        ]
-        return array("I", names).tobytes()
 
     def _string_offsets(self, name: str) -> Iterator[int]:
         """Where ``name`` is stored in this blob's string table, first copy first."""
