@@ -26,7 +26,7 @@ from .sys import bpf_fd, ffi, new_attr
 from .sys.errors import has_bpf_capability
 
 #: program types whose loads need more than a type (kernel-checked attach types, flags)
-_PROG_LOAD_EXTRAS: dict[ProgType, dict[str, Any]] = {
+PROG_LOAD_EXTRAS: dict[ProgType, dict[str, Any]] = {
     ProgType.CGROUP_SOCK_ADDR: {"expected_attach_type": AttachType.CGROUP_INET4_CONNECT},
     ProgType.SK_LOOKUP: {"expected_attach_type": AttachType.SK_LOOKUP},
     ProgType.CGROUP_SOCKOPT: {"expected_attach_type": AttachType.CGROUP_GETSOCKOPT},
@@ -88,7 +88,7 @@ def prog_type(kind: ProgType, **extra: Any) -> bool:
     A trivial program is loaded; a verifier complaint (such as a missing attach
     BTF id) still proves the type is known, a refusal without a log does not.
     """
-    options = {**_PROG_LOAD_EXTRAS.get(kind, {}), **extra}
+    options = {**PROG_LOAD_EXTRAS.get(kind, {}), **extra}
     spec = ProgramSpec(kind, [Mov.imm(0, 0), exit_()], name="probe", **options)
     try:
         spec.load().close()
@@ -139,7 +139,7 @@ def _create_storage_map(kind: MapType) -> Any:
 def _helper_log(kind: ProgType, helper_id: int) -> str:
     """The verifier log (level 2) of a program of type ``kind`` calling helper ``helper_id``."""
     spec = ProgramSpec(kind, [call(helper_id), Mov.imm(0, 0), exit_()], name="probe",
-                       **_PROG_LOAD_EXTRAS.get(kind, {}))
+                       **PROG_LOAD_EXTRAS.get(kind, {}))
     try:
         with spec.load(log_level=2) as prog:
             return prog.log
