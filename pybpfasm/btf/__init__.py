@@ -9,7 +9,7 @@ Reading (the eDSL's view of kernel types)::
                                             #   size=16, type_name="char[16]", bit_offset, bit_size
     btf.has_field("sk_buff", "tstamp")      # for differences between kernel versions
     btf.sizeof("struct iphdr")              # 20
-    btf.enum("skb_drop_reason")             # {"SKB_DROP_REASON_NOT_SPECIFIED": 2, ...}
+    btf.enum("skb_drop_reason")             # {"SKB_NOT_DROPPED_YET": 0, "SKB_CONSUMED": 1, ...}
     btf.func("tcp_v4_rcv")                  # Signature: args with names, C types, sizes
     btf.struct("sk_buff").fields()          # every member as a Field
     btf.trace_event("kfree_skb")            # struct trace_event_raw_kfree_skb (tracepoint context)
