@@ -34,8 +34,8 @@ def section(data: bytes, name: str, source: str) -> memoryview:
             struct.unpack_from(order + sh_fmt, data, shoff + i * shentsize) for i in range(shnum)
         ]
         _, _, str_off, str_size = headers[shstrndx]
-    except (struct.error, IndexError):
-        raise BTFError(f"{source}: truncated ELF section headers") from None
+    except (struct.error, IndexError, OverflowError):
+        raise BTFError(f"{source}: truncated or corrupt ELF section headers") from None
     names = data[str_off : str_off + str_size]
     wanted = name.encode() + b"\0"
     for sh_name, _, offset, size in headers:

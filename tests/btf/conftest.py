@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -43,3 +44,24 @@ def bpftool_by_name(bpftool_types: dict[int, dict]) -> dict[tuple[str, str], dic
     for t in bpftool_types.values():
         index.setdefault((t["kind"], t["name"]), t)
     return index
+
+
+CLANG_SOURCE = """
+struct event { unsigned int pid; unsigned int flags:3; char comm[16]; long long delta; };
+enum verdict { PASS, DROP = 7 };
+struct event ev_global;
+int handle(struct event *e, enum verdict v) { return e->pid + e->flags + v; }
+"""
+
+
+@pytest.fixture(scope="module", params=["bpfel", "bpfeb"])
+def clang_object(request, tmp_path_factory):
+    """A BPF object compiled with -g by the clang in the ziglang wheel (a test extra)."""
+    pytest.importorskip("ziglang")
+    tmp = tmp_path_factory.mktemp(request.param)
+    (tmp / "x.c").write_text(CLANG_SOURCE)
+    obj = tmp / "x.o"
+    cmd = [sys.executable, "-m", "ziglang", "cc", "-target", f"{request.param}-freestanding",
+           "-g", "-O2", "-c", str(tmp / "x.c"), "-o", str(obj)]
+    subprocess.run(cmd, check=True, capture_output=True)
+    return request.param, str(obj)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import struct
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -17,11 +18,16 @@ BLOB = program_builder().build().btf
 
 
 def exercise(blob: bytes) -> None:
-    """Ask every question the API answers about every type of ``blob``."""
+    """Open ``blob`` and, if it opens, ask everything about it."""
     try:
         btf = BTF.from_bytes(blob)
     except BTFError:
         return
+    ask_everything(btf)
+
+
+def ask_everything(btf: BTF) -> None:
+    """Ask every question the API answers about every type of ``btf``."""
     for type_id in range(btf.last_id + 2):
         for question in (btf.type, btf.type_name, btf.sizeof, btf.resolve, btf.complete):
             with contextlib.suppress(BTFError):
@@ -78,3 +84,22 @@ def test_corrupted_words(changes):
 def test_random_bytes_after_a_valid_header(tail):
     header = struct.pack("=HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(tail) // 2 // 4 * 4, len(tail) // 2 // 4 * 4, len(tail) - len(tail) // 2 // 4 * 4)
     exercise(header + tail)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_corrupted_elf(clang_object, tmp_path_factory, data):
+    """An ELF object (from clang) cut short or with bytes changed: BTFError or a valid answer."""
+    raw = bytearray(Path(clang_object[1]).read_bytes())
+    if data.draw(st.booleans(), label="truncate"):
+        raw = raw[: data.draw(st.integers(0, len(raw) - 1), label="length")]
+    for pos, value in data.draw(st.lists(st.tuples(st.integers(0, max(len(raw) - 1, 0)), st.integers(0, 255)), max_size=6), label="changes"):
+        if raw:
+            raw[pos] = value
+    path = tmp_path_factory.mktemp("elf") / "x.o"
+    path.write_bytes(bytes(raw))
+    try:
+        btf = BTF.from_file(str(path))
+    except BTFError:
+        return
+    ask_everything(btf)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import struct
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,26 +12,6 @@ from pybpfasm.btf import BTF, BTFError, Kind, Struct
 
 from .conftest import bpftool_dump
 from .oracle import as_bpftool, normalized
-
-SOURCE = """
-struct event { unsigned int pid; unsigned int flags:3; char comm[16]; long long delta; };
-enum verdict { PASS, DROP = 7 };
-struct event ev_global;
-int handle(struct event *e, enum verdict v) { return e->pid + e->flags + v; }
-"""
-
-
-@pytest.fixture(scope="module", params=["bpfel", "bpfeb"])
-def clang_object(request, tmp_path_factory):
-    """A BPF object compiled with -g by the clang in the ziglang wheel (a test extra)."""
-    pytest.importorskip("ziglang")
-    tmp = tmp_path_factory.mktemp(request.param)
-    (tmp / "x.c").write_text(SOURCE)
-    obj = tmp / "x.o"
-    cmd = [sys.executable, "-m", "ziglang", "cc", "-target", f"{request.param}-freestanding",
-           "-g", "-O2", "-c", str(tmp / "x.c"), "-o", str(obj)]
-    subprocess.run(cmd, check=True, capture_output=True)
-    return request.param, str(obj)
 
 
 def test_elf_btf_section_matches_bpftool(clang_object):
