@@ -320,21 +320,24 @@ def test_run(prog: Program, data: bytes = b"", *, ctx: bytes | None = None, repe
 
     XDP, tc (sched_cls) and socket filters take a packet (at least an
     Ethernet header); raw tracepoints take only ``ctx`` (their u64 arguments)
-    and need ``repeat=0``.
+    and run exactly once.
     """
-    data_in = ffi.from_buffer(data)
+    raw_tp = prog_info(prog.fileno()).type == ProgType.RAW_TRACEPOINT
+    if raw_tp:  # the kernel runs these once, on the calling CPU, and writes no ctx back
+        repeat = 0
+    data_in = ffi.from_buffer(data) if data else ffi.NULL
     ctx_in = ffi.from_buffer(ctx) if ctx is not None else ffi.NULL
     out_size = data_out_size if data_out_size is not None else (len(data) + 256 if data else 0)
     while True:
         data_out = ffi.new("char[]", out_size) if out_size else ffi.NULL
-        ctx_out = ffi.new("char[]", len(ctx)) if ctx else ffi.NULL
+        ctx_out = ffi.new("char[]", len(ctx)) if ctx and not raw_tp else ffi.NULL
         attr = new_attr()
         t = attr.test
         t.prog_fd = prog.fileno()
         t.data_in, t.data_size_in = address(data_in), len(data)
         t.data_out, t.data_size_out = address(data_out), out_size
         t.ctx_in, t.ctx_size_in = address(ctx_in), len(ctx or b"")
-        t.ctx_out, t.ctx_size_out = address(ctx_out), len(ctx or b"")
+        t.ctx_out, t.ctx_size_out = address(ctx_out), len(ctx) if ctx_out else 0
         t.repeat = repeat
         if cpu is not None:
             t.flags, t.cpu = TEST_RUN_ON_CPU, cpu
@@ -350,11 +353,12 @@ def test_run(prog: Program, data: bytes = b"", *, ctx: bytes | None = None, repe
             retval=int(t.retval),
             duration=int(t.duration),
             data=ffi.buffer(data_out, data_len)[:] if out_size else b"",
-            ctx=ffi.buffer(ctx_out, int(t.ctx_size_out))[:] if ctx else b"",
+            ctx=ffi.buffer(ctx_out, int(t.ctx_size_out))[:] if ctx_out else b"",
         )
 
 
 _TEST_RUN_HINT = (
-    "the kernel refused the test run: packet programs need at least a 14-byte Ethernet "
-    "header, raw tracepoints take only ctx and repeat=0, other types cannot be test-run"
+    "the kernel refused the test run: packet programs need a 14-byte Ethernet header "
+    "(skb programs also a whole IPv4/IPv6 header when the ethertype names one), raw "
+    "tracepoints take only ctx, and other program types cannot be test-run"
 )
