@@ -50,7 +50,7 @@ from .frame import Frame
 from .ir import FP, Item, Label, Op, Operand, VReg
 from .regalloc import allocate
 from .types import ArrayType, KernelType, PtrType, Scalar, Space, TypeError_, sizeof, u32, u64
-from .values import Cond, Operandish, Ref, Value, _Operators, as_cond, fits_imm, scalar_of
+from .values import Cond, Operandish, Ref, Value, Var, _Operators, as_cond, fits_imm, scalar_of
 
 _SKIP = (str(Path(__file__).resolve().parents[1]), contextlib.__file__)
 _MOV64_X = Class.ALU64 | MOV_OP | SRC_X
@@ -144,6 +144,16 @@ class Builder:
         reg = self.vreg("k")
         self.mov_imm(reg, x)
         return Value(self, reg, ty)
+
+    def var(self, initial: Operandish, ty: Scalar | PtrType | None = None) -> Var:
+        """A mutable variable holding *initial*; assign with ``.set()`` on any path."""
+        v = self.value(initial) if not isinstance(initial, int) else None
+        reg = self.vreg("var")
+        if v is None:
+            self.mov_imm(reg, initial)
+        else:
+            self.mov(reg, v.reg)
+        return Var(self, reg, ty or (v.ty if v is not None else u64))
 
     def resolve_type(self, ty):
         """A type given by name (``"struct iphdr"``) or as a type object."""
@@ -253,6 +263,15 @@ class Builder:
         helper = "probe_read_user" if src.space == Space.USER else "probe_read_kernel"
         return self.call(helper, dst.addr(), size, src.addr())
 
+    def read(self, ref: Ref, name: str = "a probe-read copy") -> Ref:
+        """*ref* itself if the program may load it directly, else a stack copy
+        made with one ``bpf_probe_read_kernel`` (read a header once, use many fields)."""
+        if ref.space.direct:
+            return ref
+        copy = self.stack(ref.ty, name)
+        self.probe_read(copy, ref)
+        return copy
+
     def store(self, ref: Ref, value: Operandish) -> None:
         """Write *value* into *ref* (direct memory only: stack, maps, packets)."""
         if not ref.space.direct or (ref.space == Space.CTX and self.prog_type not in ("xdp", "tc")):
@@ -318,7 +337,7 @@ class Builder:
 
     def __getattr__(self, name: str) -> Callable[..., Value]:
         """``b.ktime_get_ns()``: any helper by its name."""
-        if name.startswith("_"):
+        if name.startswith("__") and name.endswith("__"):
             raise AttributeError(name)
         return lambda *args, **kw: self.call(name, *args, **kw)
 

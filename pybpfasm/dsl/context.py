@@ -35,6 +35,8 @@ PT_REGS_ARGS = {
     "s390x": tuple(f"gprs[{i}]" for i in range(2, 7)),
     "ppc64le": tuple(f"gpr[{i}]" for i in range(3, 11)),
 }
+#: the link register that holds the return address at entry (x86_64 keeps it on the stack)
+PT_REGS_LINK = {"aarch64": "regs[30]", "riscv64": "ra", "s390x": "gprs[14]", "ppc64le": "link"}
 PT_REGS_RET = {"x86_64": "ax", "aarch64": "regs[0]", "riscv64": "a0", "s390x": "gprs[2]",
                "ppc64le": "gpr[3]"}
 
@@ -79,7 +81,7 @@ class TracepointContext(Context):
         return self.layout.has_field(name)
 
     def __getattr__(self, name: str) -> Ref:
-        if name.startswith("_"):
+        if name.startswith("__") and name.endswith("__"):
             raise AttributeError(name)
         if not self.layout.has_field(name):
             fields = [f.path for f in self.layout.fields()]
@@ -130,7 +132,7 @@ class ArgsContext(Context):
         return Value(self.b, v.reg, ty.scalar())  # the kernel widened it to u64
 
     def __getattr__(self, name: str) -> Value:
-        if name.startswith("_"):
+        if name.startswith("__") and name.endswith("__"):
             raise AttributeError(name)
         if name not in self.names:
             raise ContextError(f"no argument named {name!r} (arguments: {', '.join(self.names)})")
@@ -191,8 +193,18 @@ class KprobeContext(Context):
         """The return value (kretprobe)."""
         return self.b.load(self._reg_ref(PT_REGS_RET[self.arch]))
 
+    @property
+    def caller(self) -> Value:
+        """The return address at function entry: where the probed function was called from."""
+        if self.arch in PT_REGS_LINK:
+            return self.b.load(self._reg_ref(PT_REGS_LINK[self.arch]))
+        if self.arch != "x86_64":
+            raise ContextError(f"the caller's address is not mapped for {self.arch}")
+        sp = self.b.load(self._reg_ref("sp"))
+        return self.b.load(Ref(self.b, sp.reg, 0, u64, Space.KERNEL))
+
     def __getattr__(self, name: str) -> Value:
-        if name.startswith("_"):
+        if name.startswith("__") and name.endswith("__"):
             raise AttributeError(name)
         if name not in self.names:
             raise ContextError(f"no argument named {name!r} (arguments: {', '.join(self.names)})")
@@ -207,7 +219,7 @@ class PacketContext(Context):
         object.__setattr__(self, "struct", KernelType.named(b.btf, struct_name))
 
     def __getattr__(self, name: str) -> Ref:
-        if name.startswith("_"):
+        if name.startswith("__") and name.endswith("__"):
             raise AttributeError(name)
         f = self.struct.member(name)
         return Ref(self.b, self.reg, f.offset, KernelType(self.struct.btf, f.type_id), Space.CTX)

@@ -206,6 +206,13 @@ class RingBuf(MapDecl):
         with b.else_():
             self.lost.increment(b, 0)
 
+    def output(self, b, record: Ref) -> None:
+        """Copy *record* (e.g. built on the stack) into the buffer; count it lost if full."""
+        ret = b.call("ringbuf_output", self.pointer(b), record.addr(), self.record.size, 0,
+                     returns=Scalar(8, True))
+        with b.if_(ret != 0):
+            self.lost.increment(b, 0)
+
 
 __all__ = ["ArrayMap", "HashMap", "LRUHashMap", "MapDecl", "PerCPUArray", "PerCPUHash",
            "RingBuf", "StackTraceMap", "atomic_add"]

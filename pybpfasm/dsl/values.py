@@ -130,7 +130,7 @@ class Value(_Operators):
         return Ref(self.b, self.reg, 0, ptr.target, ptr.space)
 
     def __getattr__(self, name: str) -> Ref | Value:
-        if name.startswith("_"):
+        if name.startswith("__") and name.endswith("__"):
             raise AttributeError(name)
         return self.deref().field(name)
 
@@ -161,6 +161,22 @@ class Value(_Operators):
         """The same pointer, known non-NULL (use inside ``b.if_(ptr)``)."""
         ptr = self._ptr()
         return Value(self.b, self.reg, PtrType(ptr.target, ptr.space, False))
+
+
+class Var(Value):
+    """A value that can be reassigned on some paths: ``v.set(x)`` (see ``Builder.var``).
+
+    Rebinding a Python name inside ``with b.if_():`` only renames a value on
+    that path; a Var is one register every path writes.
+    """
+
+    __slots__ = ()
+
+    def set(self, x: Operandish) -> None:
+        if isinstance(x, int):
+            self.b.mov_imm(self.reg, x)
+        else:
+            self.b.mov(self.reg, x.rvalue().reg)
 
 
 class Ref(_Operators):
@@ -220,7 +236,7 @@ class Ref(_Operators):
         raise TypeError_(f"{ty!r} has no fields (looking for {name!r})")
 
     def __getattr__(self, name: str) -> Ref:
-        if name.startswith("_"):
+        if name.startswith("__") and name.endswith("__"):
             raise AttributeError(name)
         return self.field(name)
 
@@ -246,6 +262,23 @@ class Ref(_Operators):
 
     def store(self, value: Operandish) -> None:
         self.b.store(self, value)
+
+    # Value methods, on the loaded value
+    def to_host(self) -> Value:
+        return self.rvalue().to_host()
+
+    def cast(self, ty, space: Space | None = None) -> Value:
+        return self.rvalue().cast(ty, space)
+
+    def at(self, offset: Operandish) -> Value:
+        return self.rvalue().at(offset)
+
+    def deref(self) -> Ref:
+        return self.rvalue().deref()
+
+    def view(self, ty, offset: int = 0) -> Ref:
+        """The same memory seen as another type (e.g. an IPv4 address in a u8[16])."""
+        return Ref(self.b, self.base, self.off + offset, self.b.resolve_type(ty), self.space)
 
 
 class Cond:

@@ -1,0 +1,1 @@
+"""The tools, one module each (BPF side and CLI); shared pieces in :mod:`programs.common`."""

@@ -1,0 +1,1 @@
+"""Pieces the tools share: option parsing, drop reasons, output, the run loop."""
