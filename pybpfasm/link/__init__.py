@@ -15,7 +15,7 @@ from __future__ import annotations
 from .base import FDLink, Link
 from .cgroup import CgroupAttachment, attach_cgroup
 from .fentry import attach_fentry, fentry_spec, func_btf_id
-from .kprobe import KprobeError, attach_kprobe
+from .kprobe import KprobeError, attach_kprobe, kprobes_available
 from .kprobe_multi import attach_kprobe_multi, kprobe_multi_spec
 from .perf_event import PerfEventLink
 from .raw_tracepoint import attach_raw_tracepoint
@@ -30,5 +30,5 @@ __all__ = [
     "TCFilter", "XDPNetlink", "attach_cgroup", "attach_fentry", "attach_kprobe",
     "attach_kprobe_multi", "attach_raw_tracepoint", "attach_socket_filter", "attach_tc",
     "attach_tp_btf", "attach_tracepoint", "attach_xdp", "fentry_spec", "func_btf_id",
-    "kprobe_multi_spec", "tp_btf_id", "tp_btf_spec",
+    "kprobe_multi_spec", "kprobes_available", "tp_btf_id", "tp_btf_spec",
 ]

@@ -13,7 +13,7 @@ import errno
 import itertools
 import os
 
-from ..errors import BPFError
+from ..errors import BPFError, UsageError
 from ..kernel import KernelError, tracefs_path, tracepoint_id
 from ..prog import Program
 from ..sys import SyscallError, address, ffi
@@ -29,6 +29,11 @@ class KprobeError(BPFError):
     """The kernel cannot place the probe (no kprobes, unknown or blacklisted function)."""
 
 
+def kprobes_available() -> bool:
+    """Whether this kernel can place kprobes (its PMU or tracefs ``kprobe_events``)."""
+    return _pmu() is not None or os.path.exists(tracefs_path("kprobe_events"))
+
+
 def _pmu() -> tuple[int, int] | None:
     """(PMU type, retprobe config bit) of the kprobe PMU, None where the kernel has none."""
     try:
@@ -42,9 +47,16 @@ def _pmu() -> tuple[int, int] | None:
 
 
 def attach_kprobe(prog: Program, function: str, offset: int = 0, retprobe: bool = False,
-                  cookie: int = 0) -> PerfEventLink:
-    """Attach ``prog`` at ``function+offset`` (or on its return with ``retprobe``)."""
-    pmu = _pmu()
+                  cookie: int = 0, via: str = "auto") -> PerfEventLink:
+    """Attach ``prog`` at ``function+offset`` (or on its return with ``retprobe``).
+
+    ``via``: ``"auto"`` (the PMU where the kernel has it), ``"pmu"`` or ``"tracefs"``.
+    """
+    if via not in ("auto", "pmu", "tracefs"):
+        raise UsageError(f"unknown kprobe method {via!r} (auto, pmu or tracefs)")
+    pmu = _pmu() if via != "tracefs" else None
+    if via == "pmu" and pmu is None:
+        raise KprobeError(f"this kernel has no kprobe PMU ({PMU_DIR})")
     if pmu is not None:
         pmu_type, bit = pmu
         name = ffi.new("char[]", function.encode())
