@@ -3,7 +3,9 @@
 
 Goal: <= 50 ms and <= 20 MB of extra RSS for open + 20 paths (after import).
 Also times the full name -> ids index build. Each measurement runs in a fresh
-process (nothing memoised); the median of --runs is printed.
+process (nothing memoised); the median and best of --runs are printed, with
+the load average, and the process CPU time: on a shared, loaded machine wall
+time includes waiting for a core.
 
     python bench/btf_bench.py [--runs 7] [--btf FILE]
 """
@@ -33,21 +35,25 @@ def rss_kib() -> int:
 
 
 def measure(path: str | None) -> dict[str, float]:
+    imported = time.perf_counter()
     from pybpfasm.btf import BTF
 
+    import_ms = (time.perf_counter() - imported) * 1e3
     before = rss_kib()
-    start = time.perf_counter()
+    cpu_start, start = time.process_time(), time.perf_counter()
     btf = BTF.from_file(path) if path else BTF.kernel()
     opened = time.perf_counter()
     for struct, field in PATHS:
         btf.field(struct, field)
-    resolved = time.perf_counter()
+    resolved, cpu_resolved = time.perf_counter(), time.process_time()
     after = rss_kib()
     btf.names()
     indexed = time.perf_counter()
     return {
+        "import_ms": import_ms,
         "open_ms": (opened - start) * 1e3,
         "open_and_paths_ms": (resolved - start) * 1e3,
+        "open_and_paths_cpu_ms": (cpu_resolved - cpu_start) * 1e3,
         "extra_rss_mib": (after - before) / 1024,
         "name_index_ms": (indexed - resolved) * 1e3,
         "name_index_rss_mib": (rss_kib() - after) / 1024,
@@ -71,8 +77,10 @@ def main() -> int:
     with open("/proc/loadavg") as f:
         load = f.read().split()[0]
     print(f"BTF: {int(median['types'])} types, {args.runs} fresh processes, load {load}; median (best):")
+    print(f"  import pybpfasm.btf       {median['import_ms']:7.1f} ms  ({best['import_ms']:.1f})   not counted below")
     print(f"  open                      {median['open_ms']:7.1f} ms  ({best['open_ms']:.1f})")
     print(f"  open + {len(PATHS)} field paths     {median['open_and_paths_ms']:7.1f} ms  ({best['open_and_paths_ms']:.1f})   goal <= 50 ms")
+    print(f"    of which CPU time       {median['open_and_paths_cpu_ms']:7.1f} ms  ({best['open_and_paths_cpu_ms']:.1f})   (wall time less waiting for a core)")
     print(f"  extra RSS                 {median['extra_rss_mib']:7.1f} MiB ({best['extra_rss_mib']:.1f})   goal <= 20 MiB")
     print(f"  full name index build     {median['name_index_ms']:7.1f} ms  ({best['name_index_ms']:.1f}), +{median['name_index_rss_mib']:.1f} MiB")
     ok = median["open_and_paths_ms"] <= 50 and median["extra_rss_mib"] <= 20
