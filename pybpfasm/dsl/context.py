@@ -24,7 +24,7 @@ from ..btf import BTFError, read_format
 from ..errors import BPFError
 from ..isa import Class
 from .ir import Op, VReg
-from .types import KernelType, PtrType, Scalar, Space, u64
+from .types import KernelType, PtrType, Scalar, Space, u32, u64
 from .values import Operandish, Ref, Value
 
 #: argument registers in struct pt_regs, per architecture (kprobes)
@@ -225,8 +225,9 @@ class PacketContext(Context):
         return Ref(self.b, self.reg, f.offset, KernelType(self.struct.btf, f.type_id), Space.CTX)
 
     def packet(self) -> Packet:
-        data = self.b.load(Ref(self.b, self.reg, self.struct.member("data").offset, u64, Space.CTX))
-        end = self.b.load(Ref(self.b, self.reg, self.struct.member("data_end").offset, u64, Space.CTX))
+        # u32 fields: the verifier rewrites these 4-byte loads into the packet pointers
+        data = self.b.load(Ref(self.b, self.reg, self.struct.member("data").offset, u32, Space.CTX))
+        end = self.b.load(Ref(self.b, self.reg, self.struct.member("data_end").offset, u32, Space.CTX))
         return Packet(self.b, data.reg, end.reg)
 
 
