@@ -256,7 +256,9 @@ class Packet:
         self.b.mov(nxt, self.cursor)
         self.b.emit(Op(Class.ALU64 | 0x00, nxt, 0, 0, size))
         with self.b.if_(Value(self.b, nxt, PtrType(None, Space.PACKET)) <= Value(self.b, self.end, PtrType(None, Space.PACKET))):
-            here = Ref(self.b, self.cursor, 0, ty, Space.PACKET)
+            start = self.b.vreg("hdr")  # the header stays put when the cursor moves on
+            self.b.mov(start, self.cursor)
+            here = Ref(self.b, start, 0, ty, Space.PACKET)
             if advance:
                 self.b.mov(self.cursor, nxt)
             yield here
