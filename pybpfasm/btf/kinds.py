@@ -15,8 +15,6 @@ VERSION = 1
 #: type_len, str_off, str_len (all u32)
 HEADER_FORMAT = "HBBIIIII"
 HEADER_SIZE = 24
-#: longest string the kernel accepts in a BTF string table (KSYM_NAME_LEN)
-MAX_NAME_LEN = 512
 
 
 class Kind(enum.IntEnum):

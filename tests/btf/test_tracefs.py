@@ -7,7 +7,7 @@ import os
 import pytest
 
 from pybpfasm.btf import BTFError, UnknownField, parse_format, read_format
-from pybpfasm.btf.tracefs import TRACEFS_MOUNTS
+from pybpfasm.btf.tracefs import TRACEFS_MOUNTS, split_data_loc
 
 #: tracepoint -> the event class whose trace_event_raw_<class> struct is its context
 #: (None: syscalls use struct syscall_trace_enter, whose argument fields are not named)
@@ -88,3 +88,7 @@ def test_parse_format_text():
     assert fmt.field("saddr").type_name == "u8[4]"
     assert fmt.field("saddr[2]").offset == 10
     assert fmt.field("name").data_loc and fmt.field("delta").signed
+
+
+def test_split_data_loc():
+    assert split_data_loc(0x0010_0020) == (0x20, 0x10)
