@@ -21,8 +21,19 @@ from .btf.writer import BTFBuilder
 from .isa import Mov, call, exit_
 from .maps import MapSpec
 from .prog import ProgramSpec, VerifierError
-from .sys import AttachType, Cmd, MapFlag, MapType, ProgFlag, ProgType, SyscallError, address
-from .sys import bpf_fd, ffi, new_attr
+from .sys import (
+    AttachType,
+    Cmd,
+    MapFlag,
+    MapType,
+    ProgFlag,
+    ProgType,
+    SyscallError,
+    address,
+    bpf_fd,
+    ffi,
+    new_attr,
+)
 from .sys.errors import has_bpf_capability
 
 #: program types whose loads need more than a type (kernel-checked attach types, flags)
@@ -81,7 +92,7 @@ def _refuse_unprivileged(err: SyscallError) -> None:
         raise err
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def prog_type(kind: ProgType, **extra: Any) -> bool:
     """Whether the kernel knows program type ``kind``.
 
@@ -100,7 +111,7 @@ def prog_type(kind: ProgType, **extra: Any) -> bool:
     return True
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def attach_type(kind: AttachType) -> bool:
     """Whether the kernel knows attach type ``kind`` (only those checked at load: :data:`ATTACH_PROG_TYPES`)."""
     prog = ATTACH_PROG_TYPES.get(kind)
@@ -109,7 +120,7 @@ def attach_type(kind: AttachType) -> bool:
     return prog_type(prog, expected_attach_type=kind)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def map_type(kind: MapType) -> bool:
     """Whether the kernel can create a map of type ``kind``."""
     if kind in UNPROBEABLE_MAPS:
@@ -150,7 +161,7 @@ def _helper_log(kind: ProgType, helper_id: int) -> str:
         return ""
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def helper_count() -> int:
     """Highest helper id this kernel knows (probed with socket filters, which every kernel has)."""
     helper_id = 1
@@ -159,7 +170,7 @@ def helper_count() -> int:
     return helper_id - 1
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def helpers(kind: ProgType) -> dict[str, bool]:
     """Helper name -> usable from programs of type ``kind``; names come from the verifier log.
 
@@ -216,7 +227,7 @@ BTF_KIND_PROBES: dict[btf_kinds.Kind, list[Any]] = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def btf_kind(kind: btf_kinds.Kind) -> bool:
     """Whether the kernel accepts BTF that uses ``kind``."""
     try:

@@ -120,7 +120,7 @@ def as_codec(spec: CodecLike) -> Codec:
     raise UsageError(f"not a key or value type: {spec!r}")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def possible_cpus() -> int:
     """Number of possible CPUs: the length of every per-CPU value."""
     with open("/sys/devices/system/cpu/possible") as f:

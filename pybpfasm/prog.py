@@ -59,7 +59,7 @@ Code = Union[Sequence[Instruction], bytes]
 
 def kernel_version_code() -> int:
     """LINUX_VERSION_CODE of the running kernel from ``uname -r`` (kprobes before 5.0 need it)."""
-    parts = re.findall(r"\d+", os.uname().release)[:3] + ["0", "0"]
+    parts = [*re.findall(r"\d+", os.uname().release)[:3], "0", "0"]
     major, minor, patch = (int(p) for p in parts[:3])
     return (major << 16) | (minor << 8) | min(patch, 255)
 

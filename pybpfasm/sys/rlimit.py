@@ -13,7 +13,7 @@ def kernel_release() -> tuple[int, int]:
     return int(major), int("".join(c for c in minor if c.isdigit()) or 0)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def raise_memlock() -> None:
     """Lift RLIMIT_MEMLOCK on kernels that need it (before 5.11); never raises.
 

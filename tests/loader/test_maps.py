@@ -94,12 +94,12 @@ def test_full_hash_says_so() -> None:
 
 
 def test_bad_values_are_usage_errors() -> None:
-    with MapSpec(MapType.HASH, 4, 8, 4).create() as m:
-        with pytest.raises(UsageError, match="expected 4 bytes"):
-            m[b"abc"] = 1
-    with MapSpec(MapType.PERCPU_ARRAY, 4, 4, 1).create() as m:
-        with pytest.raises(UsageError, match="per-CPU value"):
-            m[0] = [1] * (possible_cpus() + 1)
+    with MapSpec(MapType.HASH, 4, 8, 4).create() as m, \
+            pytest.raises(UsageError, match="expected 4 bytes"):
+        m[b"abc"] = 1
+    with MapSpec(MapType.PERCPU_ARRAY, 4, 4, 1).create() as m, \
+            pytest.raises(UsageError, match="per-CPU value"):
+        m[0] = [1] * (possible_cpus() + 1)
 
 
 def test_array_clear_zeroes() -> None:
@@ -125,7 +125,7 @@ def test_batch_and_get_next_key_agree() -> None:
     with MapSpec(MapType.HASH, 8, 4, 4096).create() as m:
         m.update_batch((k, k & 0xFFFF) for k in range(0, 3000 * 7, 7))
         batched = sorted(m.lookup_batch(chunk=64))
-        walked = sorted((k, m[k]) for k in m.keys())
+        walked = sorted((k, m[k]) for k in m)  # iteration is BPF_MAP_GET_NEXT_KEY
         assert batched == walked and len(batched) == 3000
         m.delete_batch(k for k in range(0, 1500 * 7, 7))
         assert len(m) == 1500

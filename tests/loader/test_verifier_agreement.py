@@ -17,8 +17,27 @@ from hypothesis import strategies as st
 
 from pybpfasm.cli import main
 from pybpfasm.isa import (
-    AluOp, AtomicOp, Instruction, JumpOp, Reg, Size, atomic, bswap, call, exit_, gotol, ja,
-    ld_imm64, load_mem, load_memsx, movsx, neg, store_imm, store_mem, to_be, to_le,
+    AluOp,
+    AtomicOp,
+    Instruction,
+    JumpOp,
+    Reg,
+    Size,
+    atomic,
+    bswap,
+    call,
+    exit_,
+    gotol,
+    ja,
+    ld_imm64,
+    load_mem,
+    load_memsx,
+    movsx,
+    neg,
+    store_imm,
+    store_mem,
+    to_be,
+    to_le,
 )
 from pybpfasm.prog import ProgramSpec
 from pybpfasm.sys import ProgType
