@@ -181,7 +181,7 @@ class MapSpec:
             self.key = 0
         if self.type == MapType.PERF_EVENT_ARRAY and self.max_entries in (0, 1):
             self.max_entries = possible_cpus()
-        if self.type in (MapType.LPM_TRIE,):
+        if self.type == MapType.LPM_TRIE:
             self.flags |= MapFlag.NO_PREALLOC
         if self.type in MAP_OF_MAPS_TYPES and self.inner is None:
             raise UsageError(f"a {self.type.name.lower()} map needs an inner map spec")
@@ -215,9 +215,10 @@ def _create(spec: MapSpec) -> FD:
     try:
         if inner is not None:
             mc.inner_map_fd = inner.fileno()
-        return bpf_fd(Cmd.MAP_CREATE, attr, _create_hint(spec))
+        return bpf_fd(Cmd.MAP_CREATE, attr)
     except SyscallError as err:
-        raise SyscallError(f"create {_describe(spec)}", err.errno, err.hint) from None
+        hint = _create_hint(spec) if err.errno == errno.EINVAL else err.hint
+        raise SyscallError(f"create {_describe(spec)}", err.errno, hint) from None
     finally:
         if inner is not None:
             inner.close()
@@ -227,8 +228,8 @@ def _describe(spec: MapSpec) -> str:
     return f"{spec.type.name.lower()} map" + (f" {spec.name!r}" if spec.name else "")
 
 
-def _create_hint(spec: MapSpec) -> str | None:
-    """Advice for a failed create; ``None`` keeps the generic advice for the errno."""
+def _create_hint(spec: MapSpec) -> str:
+    """Advice for a create the kernel refused as invalid."""
     if spec.type == MapType.RINGBUF:
         return "a ring buffer's max_entries must be a power of two and a multiple of the page size"
     return (
