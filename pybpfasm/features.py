@@ -1,4 +1,4 @@
-"""Kernel feature probes: program, map, attach and BTF kinds, helpers per program type.
+"""Kernel feature probes: program, map, attach and link types, BTF kinds, helpers per program type.
 
 Each probe asks the running kernel directly, with a tiny program assembled by
 our own assembler, a minimal map or a minimal BTF blob, and is memoised for
@@ -24,6 +24,7 @@ from .prog import ProgramSpec, VerifierError
 from .sys import (
     AttachType,
     Cmd,
+    LinkType,
     MapFlag,
     MapType,
     ProgFlag,
@@ -63,6 +64,19 @@ ATTACH_PROG_TYPES: dict[AttachType, ProgType] = {
     AttachType.SK_LOOKUP: ProgType.SK_LOOKUP,
     AttachType.NETFILTER: ProgType.NETFILTER,
 }
+
+#: link types probed by BPF_LINK_CREATE with an invalid target: the program type and
+#: attach type that make one; a kernel without the link answers EINVAL, one with it
+#: complains about the target (EBADF, ENODEV, EAFNOSUPPORT ...)
+LINK_PROBES: dict[LinkType, tuple[ProgType, AttachType]] = {
+    LinkType.CGROUP: (ProgType.CGROUP_SKB, AttachType.CGROUP_INET_INGRESS),
+    LinkType.NETNS: (ProgType.SK_LOOKUP, AttachType.SK_LOOKUP),
+    LinkType.PERF_EVENT: (ProgType.TRACEPOINT, AttachType.PERF_EVENT),
+    LinkType.NETFILTER: (ProgType.NETFILTER, AttachType.NETFILTER),
+    LinkType.TCX: (ProgType.SCHED_CLS, AttachType.TCX_INGRESS),
+    LinkType.SOCKMAP: (ProgType.SK_SKB, AttachType.SK_SKB_STREAM_VERDICT),
+}
+_INVALID_TARGET = 0xFFFF_FFFF
 
 _MAP_PROBE_SPECS: dict[MapType, dict[str, Any]] = {
     MapType.LPM_TRIE: {"key": 8, "value": 4},
@@ -118,6 +132,28 @@ def attach_type(kind: AttachType) -> bool:
     if prog is None:
         raise ValueError(f"attach type {kind.name} cannot be probed by a program load")
     return prog_type(prog, expected_attach_type=kind)
+
+
+@functools.cache
+def link_type(kind: LinkType) -> bool:
+    """Whether the kernel has links of type ``kind`` (those in :data:`LINK_PROBES`)."""
+    if kind not in LINK_PROBES:
+        raise ValueError(f"link type {kind.name} cannot be probed without attaching")
+    prog_kind, attach = LINK_PROBES[kind]
+    if not prog_type(prog_kind) or (attach in ATTACH_PROG_TYPES and not attach_type(attach)):
+        return False
+    options = {**PROG_LOAD_EXTRAS.get(prog_kind, {}), "expected_attach_type": attach}
+    with ProgramSpec(prog_kind, [Mov.imm(0, 0), exit_()], name="probe", **options).load() as prog:
+        attr = new_attr()
+        attr.link_create.prog_fd = prog.fileno()
+        attr.link_create.target_fd = _INVALID_TARGET
+        attr.link_create.attach_type = attach
+        try:
+            bpf_fd(Cmd.LINK_CREATE, attr).close()  # not expected: nothing has that fd or ifindex
+        except SyscallError as err:
+            _refuse_unprivileged(err)
+            return err.errno != errno.EINVAL
+    return True
 
 
 @functools.cache
@@ -245,6 +281,7 @@ def report(with_helpers: bool = True) -> dict[str, dict[str, Any]]:
         "program_types": progs,
         "map_types": {t.name.lower(): map_type(t) for t in MapType if t not in UNPROBEABLE_MAPS},
         "attach_types": {t.name.lower(): attach_type(t) for t in ATTACH_PROG_TYPES},
+        "link_types": {t.name.lower(): link_type(t) for t in LINK_PROBES},
         "btf_kinds": {k.name.lower(): btf_kind(k) for k in BTF_KIND_PROBES},
     }
     if with_helpers:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import shutil
 import subprocess
@@ -14,7 +15,7 @@ from pybpfasm.btf.kinds import Kind
 from pybpfasm.cli import main
 from pybpfasm.isa import Mov, call, exit_
 from pybpfasm.prog import ProgramSpec, VerifierError
-from pybpfasm.sys import AttachType, MapType, ProgType, SyscallError
+from pybpfasm.sys import AttachType, Cmd, LinkType, MapType, ProgType, SyscallError, bpf, new_attr
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +66,19 @@ def test_helper_answers_match_real_loads() -> None:
         ProgramSpec(ProgType.SOCKET_FILTER, [call(44), Mov.imm(0, 0), exit_()]).load()
 
 
+def test_link_probes_can_say_no() -> None:
+    assert features.link_type(LinkType.CGROUP) and features.link_type(LinkType.TCX)
+    # the probe's rule on a pairing the kernel has no link for: XDP program, cgroup attach type
+    with ProgramSpec(ProgType.XDP, [Mov.imm(0, 0), exit_()]).load() as prog:
+        attr = new_attr()
+        attr.link_create.prog_fd = prog.fileno()
+        attr.link_create.target_fd = 0xFFFF_FFFF
+        attr.link_create.attach_type = AttachType.CGROUP_INET_INGRESS
+        with pytest.raises(SyscallError) as info:
+            bpf(Cmd.LINK_CREATE, attr)
+    assert info.value.errno == errno.EINVAL
+
+
 def test_unprobeable_types_say_so() -> None:
     with pytest.raises(ValueError, match="cannot be probed"):
         features.map_type(MapType.STRUCT_OPS)
@@ -83,7 +97,7 @@ def test_features_command_json(capsys: pytest.CaptureFixture[str]) -> None:
     report = json.loads(capsys.readouterr().out)
     assert report["program_types"]["xdp"] is True
     assert report["map_types"]["hash"] is True
-    assert set(report) == {"program_types", "map_types", "attach_types", "btf_kinds"}
+    assert set(report) == {"program_types", "map_types", "attach_types", "link_types", "btf_kinds"}
 
 
 def test_features_command_table(capsys: pytest.CaptureFixture[str]) -> None:
