@@ -139,10 +139,11 @@ class Value(_Operators):
         return Ref(self.b, self.reg, 0, ptr.target, ptr.space)[index]
 
     def cast(self, ty: str | KernelType | Scalar | ArrayType | type, space: Space | None = None) -> Value:
-        """This value as a pointer to *ty* (``"struct iphdr"``), or as another scalar."""
+        """This value as a pointer to *ty* (``"struct iphdr"``), or as another scalar
+        (converted as C converts: truncated, then zero- or sign-extended)."""
         target = self.b.resolve_type(ty)
         if isinstance(target, Scalar) and not isinstance(self.ty, PtrType):
-            return Value(self.b, self.reg, target)
+            return _convert(self, target)
         old = self.ty.space if isinstance(self.ty, PtrType) else Space.KERNEL
         nullable = self.ty.nullable if isinstance(self.ty, PtrType) else False
         return Value(self.b, self.reg, PtrType(target, space or old, nullable))
@@ -327,6 +328,27 @@ def _cond(c: Cond | _Operators) -> Cond:
 
 def as_cond(c: Cond | _Operators) -> Cond:
     return _cond(c)
+
+
+def _convert(v: Value, ty: Scalar) -> Value:
+    """*v* as scalar *ty*; the register keeps holding the value zero- or sign-extended."""
+    src = v.ty
+    same_order = not (src.big_endian or ty.big_endian)
+    widening = src.size < ty.size and (ty.signed or not src.signed)
+    if ty.size == 8 or not same_order or widening or (src.size, src.signed) == (ty.size, ty.signed):
+        return Value(v.b, v.reg, ty)
+    b, reg = v.b, v.b.vreg("cast")
+    if ty.signed:
+        shift = 64 - 8 * ty.size
+        b.emit(Op(Class.ALU64 | AluOp.MOV.code | 0x08, reg, v.reg))
+        b.emit(Op(Class.ALU64 | AluOp.LSH.code, reg, 0, 0, shift))
+        b.emit(Op(Class.ALU64 | AluOp.ARSH.code, reg, 0, 0, shift))
+    elif ty.size == 4:
+        b.emit(Op(Class.ALU | AluOp.MOV.code | 0x08, reg, v.reg))  # w = w zero-extends
+    else:
+        b.emit(Op(Class.ALU64 | AluOp.MOV.code | 0x08, reg, v.reg))
+        b.emit(Op(Class.ALU64 | AluOp.AND.code, reg, 0, 0, (1 << 8 * ty.size) - 1))
+    return Value(b, reg, ty)
 
 
 def fits_imm(value: int) -> bool:

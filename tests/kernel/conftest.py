@@ -72,4 +72,4 @@ def call_getpgid(times: int) -> None:
 
 
 #: how a pybpfasm legacy kprobe shows in tracefs kprobe_events
-LEGACY_PROBE = re.compile(r"^[pr]:pybpfasm/pbk_", re.M)
+LEGACY_PROBE = re.compile(r"^[pr]\d*:pybpfasm/pbk_", re.M)  # kretprobes show as r<maxactive>:
