@@ -183,8 +183,6 @@ class MapSpec:
             self.max_entries = possible_cpus()
         if self.type == MapType.LPM_TRIE:
             self.flags |= MapFlag.NO_PREALLOC
-        if self.type in MAP_OF_MAPS_TYPES and self.inner is None:
-            raise UsageError(f"a {self.type.name.lower()} map needs an inner map spec")
 
     @property
     def key_codec(self) -> Codec:
@@ -200,6 +198,8 @@ class MapSpec:
 
 
 def _create(spec: MapSpec) -> FD:
+    if spec.type in MAP_OF_MAPS_TYPES and spec.inner is None:
+        raise UsageError(f"a {spec.type.name.lower()} map needs an inner map spec")
     raise_memlock()
     attr = new_attr()
     mc = attr.map_create
@@ -276,7 +276,6 @@ class Map:
                 max_entries=info.max_entries,
                 flags=info.map_flags,
                 name=ffi.string(info.name).decode(),
-                inner=MapSpec(MapType.ARRAY) if info.type in MAP_OF_MAPS_TYPES else None,
             )
         except BaseException:
             fd.close()

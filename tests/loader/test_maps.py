@@ -158,6 +158,8 @@ def test_maps_of_maps_hold_maps() -> None:
         outer[7] = inner
         with Map.from_id(outer[7]) as again:
             assert again[0] == 42
+    with pytest.raises(UsageError, match="needs an inner map spec"):
+        MapSpec(MapType.ARRAY_OF_MAPS, max_entries=4).create()
 
 
 def test_pin_and_open_pinned() -> None:
