@@ -10,7 +10,7 @@ import argparse
 import importlib
 import signal
 import sys
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 from .errors import BPFError
 
@@ -23,6 +23,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "features": ("pybpfasm.commands.features", "probe what the running kernel supports (program, map, attach types, helpers, BTF kinds)"),
     "dropmon": ("programs.dropmon", "packet drop monitor: who, what, where and why, filtered in the kernel"),
 }
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with bad options reported as one line (exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message}\n")
 
 
 def _usage() -> str:
@@ -49,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"pybpfasm: unknown command {name!r} (try 'pybpfasm --help')", file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[name][0])
-    parser = argparse.ArgumentParser(prog=f"pybpfasm {name}", description=COMMANDS[name][1])
+    parser = _Parser(prog=f"pybpfasm {name}", description=COMMANDS[name][1])
     module.add_arguments(parser)
     args = parser.parse_args(rest)
     try:

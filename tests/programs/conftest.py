@@ -1,0 +1,70 @@
+"""Fixtures for the tools' tests: namespaces from the link tests, and a monitor runner."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from typing import Iterator
+
+import pytest
+
+from tests.link.conftest import make_netns, privileged, veth  # noqa: F401 - fixtures
+
+READY = "Tracing packet drops... Ctrl-C to end."
+
+
+class Tool:
+    """A tool running as a subprocess; ``start()`` returns once it says it is attached."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "pybpfasm.cli", *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.stderr: list[str] = []
+
+    def wait_ready(self, ready: str = READY, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.proc.stderr.readline()
+            if not line:
+                break
+            self.stderr.append(line)
+            if line.strip() == ready:
+                return
+        self.proc.kill()
+        raise AssertionError(f"tool never became ready: {''.join(self.stderr)}")
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 10.0) -> tuple[int, str, str]:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        out, err = self.proc.communicate(timeout=timeout)
+        return self.proc.returncode, out, "".join(self.stderr) + err
+
+    def finish(self, timeout: float = 15.0) -> tuple[int, str, str]:
+        """Wait for the tool to end by itself (``--count``, ``--duration``)."""
+        out, err = self.proc.communicate(timeout=timeout)
+        return self.proc.returncode, out, "".join(self.stderr) + err
+
+    def events(self, sig: int = signal.SIGINT) -> list[dict]:
+        code, out, err = self.stop(sig)
+        assert code == 0, err
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def tool() -> Iterator:
+    started: list[Tool] = []
+
+    def start(*args: str) -> Tool:
+        t = Tool(*args)
+        started.append(t)
+        t.wait_ready()
+        return t
+
+    yield start
+    for t in started:
+        if t.proc.poll() is None:
+            t.proc.kill()
+            t.proc.wait()
