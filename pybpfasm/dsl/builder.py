@@ -193,8 +193,7 @@ class Builder:
             result_ty = _promote(ty, rhs)
         if isinstance(result_ty, Scalar) and result_ty.signed:
             op = {AluOp.DIV: AluOp.SDIV, AluOp.MOD: AluOp.SMOD, AluOp.RSH: AluOp.ARSH}.get(op, op)
-        wide = not (isinstance(result_ty, Scalar) and result_ty.size <= 4 and not result_ty.signed)
-        cls = Class.ALU64 if wide else Class.ALU
+        cls = Class.ALU if _alu32(result_ty) else Class.ALU64
         reg = self.vreg()
         self.mov(reg, left.reg)  # a 64-bit copy coalesces; the ALU32 op zero-extends
         if isinstance(rhs, int) and fits_imm(rhs):
@@ -206,10 +205,11 @@ class Builder:
 
     def unop_neg(self, x: _Operators) -> Value:
         v = x.rvalue()
+        ty = v.ty if isinstance(v.ty, PtrType) else _promote(v.ty, 0)
         reg = self.vreg()
         self.mov(reg, v.reg)
-        self.emit(Op(Class.ALU64 | 0x80, reg))
-        return Value(self, reg, v.ty)
+        self.emit(Op((Class.ALU if _alu32(ty) else Class.ALU64) | 0x80, reg))
+        return Value(self, reg, ty)
 
     def byteswap(self, x: _Operators) -> Value:
         """Network to host order (or back) for a big-endian scalar."""
@@ -502,6 +502,11 @@ def _unit_size(ref: Ref) -> int:
         if bit + width <= 8 * size:
             return size
     return 8
+
+
+def _alu32(ty: Scalar | PtrType) -> bool:
+    """Unsigned values of up to 32 bits compute in the 32-bit ALU (which zero-extends)."""
+    return isinstance(ty, Scalar) and ty.size <= 4 and not ty.signed
 
 
 def _promote(ty: Scalar, rhs: Operandish) -> Scalar:
