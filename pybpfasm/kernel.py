@@ -186,19 +186,22 @@ class ElfSymbols:
                 self.segments.append((p_offset, p_vaddr, p_filesz))
         sections = [struct.unpack_from(order + shdr, data, shoff + i * shentsize)
                     for i in range(shnum if shoff else 0)]
-        symbols: dict[int, str] = {}
+        symbols: dict[int, tuple[int, str]] = {}
         sym_fmt = struct.Struct(order + sym)
         for _name, sh_type, sh_offset, sh_size, sh_link, sh_entsize in sections:
             if sh_type not in (_SHT_SYMTAB, _SHT_DYNSYM) or not sh_entsize:
                 continue
             str_offset = sections[sh_link][2]
             for pos in range(sh_offset, sh_offset + sh_size, sh_entsize):
-                st_name, st_value, st_info = _sym_fields(data[4], sym_fmt.unpack_from(data, pos))
+                st_name, st_value, st_size, st_info = _sym_fields(data[4],
+                                                                  sym_fmt.unpack_from(data, pos))
                 if st_info & 0xF == _STT_FUNC and st_value:
                     end = data.index(b"\0", str_offset + st_name)
-                    symbols.setdefault(st_value, data[str_offset + st_name:end].decode(errors="replace"))
+                    name = data[str_offset + st_name:end].decode(errors="replace")
+                    symbols.setdefault(st_value, (st_size, name))
         self._addrs = sorted(symbols)
-        self._names = [symbols[a] for a in self._addrs]
+        self._sizes = [symbols[a][0] for a in self._addrs]
+        self._names = [symbols[a][1] for a in self._addrs]
 
     def vaddr(self, file_offset: int) -> int | None:
         """The link-time address of a file offset (None outside the load segments)."""
@@ -208,14 +211,20 @@ class ElfSymbols:
         return None
 
     def symbolize(self, vaddr: int) -> str | None:
-        """``name+0x1a`` for a link-time address, None before the first symbol."""
+        """``name+0x1a`` for a link-time address; None outside every sized function symbol."""
         i = bisect.bisect_right(self._addrs, vaddr) - 1
-        return f"{self._names[i]}+{vaddr - self._addrs[i]:#x}" if i >= 0 else None
+        if i < 0:
+            return None
+        offset = vaddr - self._addrs[i]
+        if self._sizes[i] and offset >= self._sizes[i]:
+            return None  # in a function the stripped file has no symbol for
+        return f"{self._names[i]}+{offset:#x}"
 
 
-def _sym_fields(elf_class: int, f: Sequence[int]) -> tuple[int, int, int]:
+def _sym_fields(elf_class: int, f: Sequence[int]) -> tuple[int, int, int, int]:
+    """(name, value, size, info) of a symbol as unpacked in its class's field order."""
     # ELF32 sym: name, value, size, info, other, shndx; ELF64: name, info, other, shndx, value, size
-    return (f[0], f[1], f[3]) if elf_class == 1 else (f[0], f[4], f[1])
+    return (f[0], f[1], f[2], f[3]) if elf_class == 1 else (f[0], f[4], f[5], f[1])
 
 
 class UserSymbols:
