@@ -190,7 +190,7 @@ class Builder:
                 raise TypeError_(f"pointer arithmetic allows + and -, not {op.name.lower()}")
             result_ty = ty
         else:
-            result_ty = _promote(ty, rhs)
+            result_ty = _promote(ty, 0 if op in (AluOp.LSH, AluOp.RSH) else rhs)  # a shift has its left type
         if isinstance(result_ty, Scalar) and result_ty.signed:
             op = {AluOp.DIV: AluOp.SDIV, AluOp.MOD: AluOp.SMOD, AluOp.RSH: AluOp.ARSH}.get(op, op)
         cls = Class.ALU if _alu32(result_ty) else Class.ALU64
