@@ -196,7 +196,8 @@ class Builder:
         cls = Class.ALU if _alu32(result_ty) else Class.ALU64
         reg = self.vreg()
         self.mov(reg, left.reg)  # a 64-bit copy coalesces; the ALU32 op zero-extends
-        if isinstance(rhs, int) and fits_imm(rhs):
+        # the verifier rejects division by an immediate 0; by a register it is BPF's x/0 == 0, x%0 == x
+        if isinstance(rhs, int) and fits_imm(rhs) and not (rhs == 0 and op.code in (AluOp.DIV.code, AluOp.MOD.code)):
             self.emit(Op(cls | op.code, reg, 0, op.off, rhs))
         else:
             right = self.value(rhs)
