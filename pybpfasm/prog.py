@@ -177,6 +177,14 @@ class Program:
         self.spec = spec
         #: the verifier log of a load with log_level > 0
         self.log = log
+        self._type = spec.type if spec is not None else None
+
+    @property
+    def type(self) -> ProgType:
+        """The program type (asked of the kernel once for pinned programs)."""
+        if self._type is None:
+            self._type = ProgType(self.info().type)
+        return self._type
 
     @classmethod
     def open_pinned(cls, path: str) -> Program:
@@ -205,7 +213,7 @@ class Program:
         self.close()
 
     def __repr__(self) -> str:
-        kind = self.spec.type.name.lower() if self.spec else "pinned"
+        kind = self._type.name.lower() if self._type is not None else "opened"
         return f"<Program {kind} fd={self._fd!r}>"
 
     def pin(self, path: str) -> None:
@@ -322,7 +330,7 @@ def test_run(prog: Program, data: bytes = b"", *, ctx: bytes | None = None, repe
     Ethernet header); raw tracepoints take only ``ctx`` (their u64 arguments)
     and run exactly once.
     """
-    raw_tp = prog_info(prog.fileno()).type == ProgType.RAW_TRACEPOINT
+    raw_tp = prog.type == ProgType.RAW_TRACEPOINT
     if raw_tp:  # the kernel runs these once, on the calling CPU, and writes no ctx back
         repeat = 0
     data_in = ffi.from_buffer(data) if data else ffi.NULL

@@ -40,6 +40,12 @@ NR_BPF, NR_PERF_EVENT_OPEN = _numbers()
 ATTR_SIZE = ffi.sizeof("union bpf_attr")
 
 
+# the variadic syscall() needs typed arguments: the fixed ones are cast once
+_NR_BPF = ffi.cast("long", NR_BPF)
+_ATTR_SIZE = ffi.cast("unsigned int", ATTR_SIZE)
+_CMDS = {cmd: ffi.cast("int", cmd) for cmd in Cmd}
+
+
 def new_attr() -> Any:
     """A zeroed ``union bpf_attr``; members are named as in :mod:`.abi`."""
     return ffi.new("union bpf_attr *")
@@ -55,9 +61,7 @@ def bpf(cmd: Cmd, attr: Any, hint: str | None = None) -> int:
 
     ``hint`` replaces the generic advice attached to the error.
     """
-    ret = libc.syscall(
-        ffi.cast("long", NR_BPF), ffi.cast("int", cmd), attr, ffi.cast("unsigned int", ATTR_SIZE)
-    )
+    ret = libc.syscall(_NR_BPF, _CMDS[cmd], attr, _ATTR_SIZE)
     if ret < 0:
         raise SyscallError(f"BPF_{Cmd(cmd).name}", ffi.errno, hint)
     return int(ret)
