@@ -302,10 +302,12 @@ class Cond:
                 raise TypeError_("comparing a big-endian value with a host-order one: "
                                  "convert with .to_host()")
             rhs = right
-        signed = isinstance(ty, Scalar) and ty.signed
+        # both operands decide, as in arithmetic: signed if either is, 32-bit only if both fit
+        types = [ty] + ([rhs.ty] if isinstance(rhs, Value) else [])
+        signed = all(isinstance(t, Scalar) for t in types) and any(t.signed for t in types)
         if signed and op in _SIGNED_CMP:
             op = _SIGNED_CMP[op]
-        wide = not isinstance(ty, Scalar) or ty.size > 4 or ty.signed
+        wide = signed or any(not isinstance(t, Scalar) or t.size > 4 for t in types)
         return cls("cmp", op, left, rhs, wide, b)
 
     def __and__(self, other: Cond) -> Cond:
