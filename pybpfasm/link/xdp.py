@@ -3,14 +3,16 @@
 ``mode`` is ``"skb"`` (generic XDP, every driver), ``"native"`` (in the
 driver) or None (native where the driver has it). A link detaches when its
 last descriptor closes; a netlink attachment is removed by ``close()``.
+The one netlink request needed (RTM_SETLINK with a nested ``IFLA_XDP``) is
+built here, so it does not depend on how a pyroute2 version encodes it.
 """
 
 from __future__ import annotations
 
 import errno
-
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
+import os
+import socket
+import struct
 
 from ..errors import UsageError
 from ..prog import Program
@@ -51,10 +53,32 @@ class XDPNetlink(Link):
         return f"<XDPNetlink ifindex={self.ifindex} netns={self.netns!r}>"
 
 
+RTM_SETLINK, NLMSG_ERROR = 19, 2
+NLM_F_REQUEST, NLM_F_ACK = 0x1, 0x4
+IFLA_XDP, IFLA_XDP_FD, IFLA_XDP_FLAGS = 43, 1, 3
+NLA_F_NESTED = 1 << 15
+
+
+def _nla(kind: int, payload: bytes) -> bytes:
+    """One netlink attribute, padded to 4 bytes."""
+    data = struct.pack("=HH", 4 + len(payload), kind) + payload
+    return data + bytes(-len(data) % 4)
+
+
 def _set_xdp_fd(index: int, fd: int, flags: int) -> None:
-    attrs = [("IFLA_XDP_FD", fd), ("IFLA_XDP_FLAGS", flags)]
-    with IPRoute() as ipr:
-        ipr.link("set", index=index, xdp={"attrs": attrs})
+    """RTM_SETLINK ``IFLA_XDP {FD, FLAGS}`` on interface ``index`` (fd -1 removes); raises OSError."""
+    xdp = _nla(IFLA_XDP | NLA_F_NESTED, _nla(IFLA_XDP_FD, struct.pack("=i", fd))
+               + _nla(IFLA_XDP_FLAGS, struct.pack("=I", flags)))
+    body = struct.pack("=BxHiII", socket.AF_UNSPEC, 0, index, 0, 0) + xdp
+    header = struct.pack("=IHHII", 16 + len(body), RTM_SETLINK, NLM_F_REQUEST | NLM_F_ACK, 1, 0)
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as sock:
+        sock.sendto(header + body, (0, 0))
+        reply = sock.recv(65536)
+    _length, kind, _flags, _seq, _pid = struct.unpack_from("=IHHII", reply)
+    if kind == NLMSG_ERROR:
+        err = -struct.unpack_from("=i", reply, 16)[0]
+        if err:
+            raise OSError(err, os.strerror(err))
 
 
 def attach_xdp(prog: Program, interface: Interface, mode: str | None = None,
@@ -78,8 +102,8 @@ def attach_xdp(prog: Program, interface: Interface, mode: str | None = None,
                     raise
         try:
             _set_xdp_fd(index, prog.fileno(), flags | XDP_FLAGS_UPDATE_IF_NOEXIST)
-        except NetlinkError as err:
-            raise SyscallError(f"netlink IFLA_XDP on {interface!r}", err.code,
+        except OSError as err:
+            raise SyscallError(f"netlink IFLA_XDP on {interface!r}", err.errno,
                                _hint(interface)) from None
         return XDPNetlink(index, flags, netns)
 

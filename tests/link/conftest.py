@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -24,6 +25,8 @@ def _ip(*args: str) -> None:
 def privileged() -> None:
     if os.geteuid() != 0:
         pytest.skip("attaching programs needs root")
+    if shutil.which("bpftool") is None:
+        pytest.skip("bpftool (the tests' independent view of what is attached) is not installed")
 
 
 class Netns(NamedTuple):

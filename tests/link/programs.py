@@ -11,10 +11,10 @@ from pybpfasm.isa import (
     R0, R1, R2, R3, R6, R7, R10, Add, AtomicOp, Instruction, JEq, JGt, JNe, Mov, Size,
     atomic, call, exit_, ld_map_fd, load_mem, store_imm,
 )
-from pybpfasm.link import tp_btf_spec
+from pybpfasm.link import probes, tp_btf_spec
 from pybpfasm.maps import Map, MapSpec
 from pybpfasm.prog import Program, ProgramSpec
-from pybpfasm.sys import MapType, ProgType
+from pybpfasm.sys import AttachType, MapType, ProgType
 
 #: from a freed sk_buff to the inode number of its device's network namespace
 SKB_NETNS_INUM = "dev.nd_net.net.ns.inum"
@@ -138,3 +138,11 @@ def every_packet_counter(prog_type: ProgType, count: Map, retval: int, name: str
     """Counts every packet it runs on (socket filters and cgroup programs see only the test's)."""
     return ProgramSpec(prog_type, [*increment(), *epilogue(retval)], maps={"count": count},
                        name=name, **spec).load()
+
+
+def tc_options(direction: str) -> dict:
+    """Load options of a tc program: tcx needs the attach type at load, cls_bpf none."""
+    if not probes.tcx_link():
+        return {}
+    kind = AttachType.TCX_INGRESS if direction == "ingress" else AttachType.TCX_EGRESS
+    return {"expected_attach_type": kind}

@@ -9,7 +9,7 @@ import pytest
 from pybpfasm.errors import BPFError, UsageError
 from pybpfasm.link import attach_raw_tracepoint, attach_tc, attach_tracepoint, attach_xdp
 from pybpfasm.link.netns import entered
-from pybpfasm.sys import AttachType, ProgType, SyscallError
+from pybpfasm.sys import ProgType, SyscallError
 
 from .kernel_state import ip_link, links_of
 from .programs import counter, drop_counter, udp_port_counter
@@ -63,8 +63,7 @@ def test_second_xdp_program_is_refused_and_the_first_stays(veth, xdp_prog, via):
 
 
 def test_tc_bad_input(veth):
-    with counter() as count, udp_port_counter(ProgType.SCHED_CLS, 1, count, 0, "pbt_err_tc",
-                                              expected_attach_type=AttachType.TCX_INGRESS) as prog:
+    with counter() as count, udp_port_counter(ProgType.SCHED_CLS, 1, count, 0, "pbt_err_tc") as prog:
         with pytest.raises(UsageError, match="unknown tc direction"):
             attach_tc(prog, veth.receiver, "sideways", netns=veth.receiver_ns)
         with pytest.raises(UsageError, match="unknown attach method"):

@@ -38,9 +38,9 @@ def test_cgroup_skb_counts_the_cgroups_packets(cgroup, make_netns):
 CHILD = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, {root!r})
-    from tests.link.programs import counter, drop_counter, udp_port_counter
+    from tests.link.programs import counter, drop_counter, tc_options, udp_port_counter
     from pybpfasm.link import *
-    from pybpfasm.sys import AttachType, ProgType
+    from pybpfasm.sys import ProgType
     count = counter()
     keep = [
         attach_tracepoint(drop_counter("tracepoint", 1, count), "skb", "kfree_skb"),
@@ -49,7 +49,7 @@ CHILD = textwrap.dedent("""
         attach_xdp(udp_port_counter(ProgType.XDP, 1, count, 2, "pbt_kill_xdp"),
                    {iface!r}, mode="skb", netns={netns!r}),
         attach_tc(udp_port_counter(ProgType.SCHED_CLS, 1, count, 0, "pbt_kill_tc",
-                                   expected_attach_type=AttachType.TCX_INGRESS),
+                                   **tc_options("ingress")),
                   {iface!r}, netns={netns!r}),
     ]
     print("ready", flush=True)
