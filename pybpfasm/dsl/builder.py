@@ -511,13 +511,17 @@ def _alu32(ty: Scalar | PtrType) -> bool:
 
 
 def _promote(ty: Scalar, rhs: Operandish) -> Scalar:
-    """The result type of a binary operation (C's usual conversions, roughly)."""
+    """The result type of a binary operation (C's usual conversions, roughly).
+
+    Signed operations are 64-bit, so their result is ``s64``: a narrower
+    signed type would claim a range the register does not keep.
+    """
     other = rhs.vtype if isinstance(rhs, _Operators) else None
     if isinstance(other, PtrType):
         return u64
     sizes = [ty.size] + ([other.size] if isinstance(other, Scalar) else [])
     signed = ty.signed or (isinstance(other, Scalar) and other.signed)
-    size = max(4, *sizes)
+    size = 8 if signed else max(4, *sizes)
     if ty.big_endian:
         raise TypeError_("arithmetic on a big-endian value: convert it with .to_host() first")
     return Scalar(size, signed)
