@@ -21,10 +21,10 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from pybpfasm.events import PAGE, PerfBuffer, RingBuffer  # noqa: E402
-from pybpfasm.maps import MapSpec  # noqa: E402
-from pybpfasm.sys import MapType  # noqa: E402
-from tests.events.programs import RECORD, counter, emitter, run  # noqa: E402
+from pybpfasm.events import PAGE, PerfBuffer, RingBuffer
+from pybpfasm.maps import MapSpec
+from pybpfasm.sys import MapType
+from tests.events.programs import RECORD, counter, emitter, run
 
 
 def plain_loop(fd: int, size: int) -> list:

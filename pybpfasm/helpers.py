@@ -8,7 +8,7 @@ from .btf import BTF, BTFError
 from .errors import UsageError
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def helper_ids() -> dict[str, int]:
     """``{"map_lookup_elem": 1, ...}``: every helper this kernel knows, without ``BPF_FUNC_``."""
     enum = BTF.kernel().enum("bpf_func_id")

@@ -45,7 +45,7 @@ def _is_tracefs(path: str) -> bool:
     return os.path.isdir(os.path.join(path, "events"))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def tracefs_root() -> str:
     """Where tracefs is mounted; mounts it on /sys/kernel/tracing if it is nowhere."""
     for root in TRACEFS_MOUNTS:
@@ -100,7 +100,7 @@ class Kallsyms:
         self._by_name = {n.split()[0]: a for a, n in reversed(entries)}
 
     @classmethod
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def load(cls) -> Kallsyms:
         """The kernel's symbols, read once per process."""
         return cls()

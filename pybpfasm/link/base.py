@@ -8,6 +8,7 @@ nothing attached.
 from __future__ import annotations
 
 import abc
+import contextlib
 from typing import Any
 
 from ..sys import FD, AttachType, Cmd, address, bpf, bpf_fd, ffi, new_attr, pin
@@ -32,10 +33,8 @@ class Link(abc.ABC):
         self.close()
 
     def __del__(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # detaching at interpreter exit must not raise
             self.close()
-        except Exception:  # detaching at interpreter exit must not raise
-            pass
 
 
 class FDLink(Link):

@@ -32,21 +32,21 @@ def _target_rejected(prog: ProgType, attach: AttachType, target: int, answer: in
     return True
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def perf_event_link() -> bool:
     """BPF_LINK_TYPE_PERF_EVENT (5.15): tracepoints and kprobes attached as links."""
     return _target_rejected(ProgType.TRACEPOINT, AttachType.PERF_EVENT, -1 & 0xFFFF_FFFF,
                             errno.EBADF)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def tcx_link() -> bool:
     """BPF_LINK_TYPE_TCX (6.6): tc programs without qdiscs or filters."""
     return _target_rejected(ProgType.SCHED_CLS, AttachType.TCX_INGRESS, _NO_IFINDEX, errno.ENODEV,
                             expected_attach_type=AttachType.TCX_INGRESS)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def cgroup_link() -> bool:
     """BPF_LINK_TYPE_CGROUP (5.7): cgroup programs as links."""
     return _target_rejected(ProgType.CGROUP_SKB, AttachType.CGROUP_INET_INGRESS,

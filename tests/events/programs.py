@@ -7,8 +7,26 @@ from dataclasses import replace
 
 from pybpfasm.helpers import helper_id
 from pybpfasm.isa import (
-    R0, R1, R2, R3, R4, R5, R6, R10, Add, AtomicOp, JEq, Mov, Size, atomic, call, exit_,
-    ld_imm64, ld_map_fd, store_imm, store_mem,
+    R0,
+    R1,
+    R2,
+    R3,
+    R4,
+    R5,
+    R6,
+    R10,
+    Add,
+    AtomicOp,
+    JEq,
+    Mov,
+    Size,
+    atomic,
+    call,
+    exit_,
+    ld_imm64,
+    ld_map_fd,
+    store_imm,
+    store_mem,
 )
 from pybpfasm.maps import Map, MapSpec
 from pybpfasm.prog import Program, ProgramSpec

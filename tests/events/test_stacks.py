@@ -12,8 +12,26 @@ import pytest
 
 from pybpfasm.events import StackTraces
 from pybpfasm.helpers import helper_id
-from pybpfasm.isa import R0, R1, R2, R3, R6, R7, R10, Add, JNe, JSLt, Mov, Rsh, Size, call, exit_
-from pybpfasm.isa import ld_map_fd, store_imm, store_mem
+from pybpfasm.isa import (
+    R0,
+    R1,
+    R2,
+    R3,
+    R6,
+    R7,
+    R10,
+    Add,
+    JNe,
+    JSLt,
+    Mov,
+    Rsh,
+    Size,
+    call,
+    exit_,
+    ld_map_fd,
+    store_imm,
+    store_mem,
+)
 from pybpfasm.link import attach_raw_tracepoint, attach_tracepoint
 from pybpfasm.maps import MapSpec
 from pybpfasm.prog import ProgramSpec

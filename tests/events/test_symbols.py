@@ -8,8 +8,16 @@ import re
 
 import pytest
 
-from pybpfasm.kernel import ElfSymbols, Kallsyms, KernelError, UserSymbols, executable_mappings
-from pybpfasm.kernel import tracefs_path, tracepoint_id, version
+from pybpfasm.kernel import (
+    ElfSymbols,
+    Kallsyms,
+    KernelError,
+    UserSymbols,
+    executable_mappings,
+    tracefs_path,
+    tracepoint_id,
+    version,
+)
 
 
 def test_version_is_uname():

@@ -15,8 +15,24 @@ from dataclasses import replace
 import pytest
 
 from pybpfasm.helpers import helper_id
-from pybpfasm.isa import R0, R1, R2, R10, Add, AtomicOp, JEq, JNe, Mov, Rsh, Size
-from pybpfasm.isa import atomic, call, exit_, ld_map_fd, store_imm
+from pybpfasm.isa import (
+    R0,
+    R1,
+    R2,
+    R10,
+    Add,
+    AtomicOp,
+    JEq,
+    JNe,
+    Mov,
+    Rsh,
+    Size,
+    atomic,
+    call,
+    exit_,
+    ld_map_fd,
+    store_imm,
+)
 from pybpfasm.kernel import Kallsyms
 from pybpfasm.maps import Map, MapSpec
 from pybpfasm.sys import MapType

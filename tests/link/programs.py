@@ -8,8 +8,27 @@ from typing import Sequence
 from pybpfasm.btf import BTF, Kind, Step
 from pybpfasm.helpers import helper_id
 from pybpfasm.isa import (
-    R0, R1, R2, R3, R6, R7, R10, Add, AtomicOp, Instruction, JEq, JGt, JNe, Mov, Size,
-    atomic, call, exit_, ld_map_fd, load_mem, store_imm,
+    R0,
+    R1,
+    R2,
+    R3,
+    R6,
+    R7,
+    R10,
+    Add,
+    AtomicOp,
+    Instruction,
+    JEq,
+    JGt,
+    JNe,
+    Mov,
+    Size,
+    atomic,
+    call,
+    exit_,
+    ld_map_fd,
+    load_mem,
+    store_imm,
 )
 from pybpfasm.link import probes, tp_btf_spec
 from pybpfasm.maps import Map, MapSpec
