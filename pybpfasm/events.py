@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterable, List, Union
 
 from .errors import UsageError
 from .kernel import Kallsyms, UserSymbols
+from .link.perf_event import PERF_EVENT_IOC_ENABLE, PERF_FLAG_FD_CLOEXEC, PERF_SAMPLE_RAW
 from .maps import Map, possible_cpus
 from .sys import Mapping, MapType, ffi, ioctl, perf_event_open
 
@@ -163,11 +164,8 @@ class RingBuffer:
 
 PERF_TYPE_SOFTWARE = 1
 PERF_COUNT_SW_BPF_OUTPUT = 10
-PERF_SAMPLE_RAW = 1 << 10
 PERF_RECORD_LOST = 2
 PERF_RECORD_SAMPLE = 9
-PERF_EVENT_IOC_ENABLE = 0x2400
-PERF_FLAG_FD_CLOEXEC = 1 << 3
 #: struct perf_event_mmap_page: data_head, data_tail, data_offset, data_size
 _HEAD, _TAIL, _DATA_OFFSET, _DATA_SIZE = 1024, 1032, 1040, 1048
 _PERF_HEADER = struct.Struct("=IHH")

@@ -78,8 +78,10 @@ def test_kernel_stack_of_a_udp_drop(stacks):
     stack_map, last = stacks
     with _recorder(ProgType.RAW_TRACEPOINT, 0, None, stack_map, last, "pbt_kstack") as prog, \
             attach_raw_tracepoint(prog, "kfree_skb"):
-        subprocess.run([sys.executable, "-c", "import socket; socket.socket(socket.AF_INET, "
-                        "socket.SOCK_DGRAM).sendto(b'x', ('127.0.0.1', 9))"], check=True)
+        # one UDP drop in a fresh network namespace (the unshare'd child's own)
+        send = "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', ('127.0.0.1', 9))"
+        subprocess.run(["unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$0" -c "$1"',
+                        sys.executable, send], check=True)
     assert last[0], "no kfree_skb seen"
     frames = StackTraces(stack_map).kernel(last[0] - 1)
     assert frames and all(FRAME.match(f) for f in frames), frames
