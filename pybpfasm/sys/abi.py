@@ -6,11 +6,16 @@ the already loaded C library. Anonymous members of ``union bpf_attr`` get
 names here (``map_create``, ``elem``, ``prog_load`` ...) because cffi cannot
 hold two anonymous members with the same field name; the byte layout is the
 kernel's. Enumerations are not declared here: they live in :mod:`.consts`.
+
+:data:`CDEF` is the one source. Parsing C at every start costs a tenth of a
+second and pycparser's memory, so the parsed form is kept in the generated
+module :mod:`._ffi` (cffi's out-of-line ABI mode: plain Python, nothing
+compiled); :func:`generate` rewrites it, and a test checks that it matches.
 """
 
 from __future__ import annotations
 
-import cffi
+from pathlib import Path
 
 CDEF = """
 typedef uint8_t __u8;
@@ -412,7 +417,20 @@ int mount(const char *source, const char *target, const char *fstype,
           unsigned long flags, const void *data);
 """
 
-ffi = cffi.FFI()
-ffi.cdef(CDEF)
+GENERATED = Path(__file__).with_name("_ffi.py")
+
+
+def generate(path: Path = GENERATED) -> None:
+    """Write the out-of-line ABI module for :data:`CDEF` to *path*."""
+    import cffi
+
+    builder = cffi.FFI()
+    builder.cdef(CDEF)
+    builder.set_source("pybpfasm.sys._ffi", None)
+    builder.emit_python_code(str(path))
+
+
+from ._ffi import ffi  # noqa: E402 - generated from CDEF above
+
 #: the C library already loaded into this process (syscall, ioctl, mmap, mount)
 libc = ffi.dlopen(None)
