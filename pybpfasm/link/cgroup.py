@@ -8,6 +8,7 @@ otherwise BPF_PROG_ATTACH with ``BPF_F_ALLOW_MULTI`` and BPF_PROG_DETACH on
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from ..errors import UsageError
 from ..prog import Program
@@ -37,7 +38,7 @@ class CgroupAttachment(Link):
             self.cgroup.close()
 
 
-def _attr(cgroup: FD, prog: Program, attach_type: AttachType, flags: int = 0):
+def _attr(cgroup: FD, prog: Program, attach_type: AttachType, flags: int = 0) -> Any:
     attr = new_attr()
     a = attr.attach
     a.target_fd, a.attach_bpf_fd, a.attach_type, a.attach_flags = (
@@ -53,10 +54,16 @@ def open_cgroup(path: str) -> FD:
         raise UsageError(f"cannot open cgroup {path}: {err.strerror}") from None
 
 
-def attach_cgroup(prog: Program, cgroup_path: str, attach_type: AttachType) -> Link:
-    """Attach ``prog`` to the cgroup v2 directory ``cgroup_path`` at ``attach_type``."""
+def attach_cgroup(prog: Program, cgroup_path: str, attach_type: AttachType,
+                  via: str = "auto") -> Link:
+    """Attach ``prog`` to the cgroup v2 directory ``cgroup_path`` at ``attach_type``.
+
+    ``via``: ``"auto"`` (a link where the kernel has cgroup links), ``"link"`` or ``"attach"``.
+    """
+    if via not in ("auto", "link", "attach"):
+        raise UsageError(f"unknown attach method {via!r} (auto, link or attach)")
     cgroup = open_cgroup(cgroup_path)
-    if probes.cgroup_link():
+    if via == "link" or (via == "auto" and probes.cgroup_link()):
         with cgroup:
             return FDLink(link_create(prog.fileno(), cgroup.fileno(), attach_type,
                                       hint="is it a cgroup v2 directory, and was the program "

@@ -76,7 +76,7 @@ def attach_tc(prog: Program, interface: Interface, direction: str = "ingress",
 
 
 def _attach_cls_bpf(prog: Program, index: int, parent: int, netns: str | None) -> TCFilter:
-    name = f"{(prog.spec.name if prog.spec else '') or 'pybpfasm'}"
+    name = (prog.spec.name if prog.spec else "") or "pybpfasm"
     with IPRoute() as ipr:
         try:
             ipr.tc("add", "clsact", index)

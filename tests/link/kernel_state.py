@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 def _bpftool(*args: str) -> list[dict]:
     out = subprocess.run(["bpftool", "-j", *args], check=True, capture_output=True, text=True)
-    return json.loads(out.stdout or "[]")
+    return json.loads(out.stdout.strip() or "[]")
 
 
 def programs_named(prefix: str) -> list[dict]:
@@ -21,6 +21,11 @@ def programs_named(prefix: str) -> list[dict]:
 def links_of(prog_ids: set[int]) -> list[dict]:
     """Links holding any of ``prog_ids``."""
     return [link for link in _bpftool("link", "list") if link.get("prog_id") in prog_ids]
+
+
+def attached_to(cgroup: str) -> set[int]:
+    """Ids of the programs attached to ``cgroup`` (bpftool cgroup show)."""
+    return {p["id"] for p in _bpftool("cgroup", "show", cgroup)}
 
 
 def ip_link(netns: str, interface: str) -> str:

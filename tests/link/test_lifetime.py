@@ -8,30 +8,37 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from pybpfasm.link import attach_cgroup
 from pybpfasm.sys import AttachType, ProgType
 
 from .conftest import run_in
-from .kernel_state import ip_link, links_of, programs_named, settle, tc_state
+from .kernel_state import attached_to, ip_link, links_of, programs_named, settle, tc_state
 from .programs import counter, every_packet_counter
 
 DATAGRAMS = 25
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_cgroup_skb_counts_the_cgroups_packets(cgroup, make_netns):
+@pytest.mark.parametrize("via", ["link", "attach"])
+def test_cgroup_skb_counts_the_cgroups_packets(cgroup, make_netns, via):
     ns = make_netns()
     send = f"import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n" \
            f"for _ in range({DATAGRAMS}): s.sendto(b'x', ('127.0.0.1', 9))"
     with counter() as count, every_packet_counter(
             ProgType.CGROUP_SKB, count, 1, "pbt_cgroup_egress",
             expected_attach_type=AttachType.CGROUP_INET_EGRESS) as prog:
-        with attach_cgroup(prog, cgroup, AttachType.CGROUP_INET_EGRESS):
+        prog_id = int(prog.info().id)
+        with attach_cgroup(prog, cgroup, AttachType.CGROUP_INET_EGRESS, via=via):
+            assert bool(links_of({prog_id})) == (via == "link")
+            assert prog_id in attached_to(cgroup)
             run_in(cgroup, ns.name, send)
             assert count[0] == DATAGRAMS
+        assert prog_id not in attached_to(cgroup)
         run_in(cgroup, ns.name, send)
         assert count[0] == DATAGRAMS
-        assert not links_of({int(prog.info().id)})
+        assert not links_of({prog_id})
 
 
 #: a child that attaches one program of each link kind, says "ready" and waits to be killed
