@@ -28,7 +28,8 @@ from lab.vm.paths import cache_root
 
 #: on top of the guests' packages: an init, SSH, sudo and DHCP, as Vagrant expects
 BOX_PACKAGES = (*userland.PACKAGES, "systemd-sysv", "openssh-server", "sudo", "rsync", "dbus")
-DISK_MODULES = ("virtio_pci", "virtio_blk", "virtio_net", "ext4")
+#: crc32c_generic: ext4 checksums metadata with crc32c, a soft dependency busybox does not follow
+DISK_MODULES = ("virtio_pci", "virtio_blk", "virtio_net", "crc32c_generic", "ext4")
 VAGRANT_KEY = "/usr/share/rubygems-integration/all/gems/vagrant-*/keys/vagrant.pub"
 NETWORK = "[Match]\nName=en* eth*\n\n[Network]\nDHCP=yes\n"
 
@@ -38,7 +39,7 @@ Vagrant.configure("2") do |config|
   config.vm.provider :libvirt do |libvirt|
     libvirt.kernel = File.join(File.dirname(__FILE__), "vmlinuz")
     libvirt.initrd = File.join(File.dirname(__FILE__), "initrd.img")
-    libvirt.cmdline = "console=ttyS0 net.ifnames=1"
+    libvirt.cmd_line = "console=ttyS0 net.ifnames=1"
     libvirt.disk_bus = "virtio"
   end
 end

@@ -73,3 +73,15 @@ def test_missing_kernel_version_names_those_that_exist(lab_host: None) -> None:
     for series in ("5.10", "6.1", "6.12"):
         assert f"{series} (" in message
     assert "--kernel /path/to/vmlinuz" in message
+
+
+def test_kprobe_and_fentry_tests_pass_in_a_61_guest(kernel_61: kernels.Kernel) -> None:
+    """The kernel tests that skip on the local kernel (no kprobes, fentry EPERM) really run here."""
+    argv = ["python3", "-m", "pytest", "-q", "tests/kernel/test_kprobes.py", "tests/kernel/test_fentry.py"]
+    result = qemu.run(kernel_61, argv, qemu.GuestConfig(timeout=400))
+    outcomes = junit_outcomes(result.files["junit.xml"])
+    assert result.exit_code == 0, result.stdout + result.stderr
+    kprobe = {k: v for k, v in outcomes.items() if "test_kprobe_counts_exactly_the_calls" in k}
+    fentry = {k: v for k, v in outcomes.items() if "test_fentry" in k}
+    assert kprobe and set(kprobe.values()) == {"passed"}
+    assert fentry and set(fentry.values()) == {"passed"}
