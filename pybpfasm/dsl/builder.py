@@ -289,7 +289,7 @@ class Builder:
             if fits_imm(wire):
                 self.emit(Op(Class.ST | Mode.MEM | Size.of(size), ref.base, 0, ref.off, wire))
                 return
-            value = self.value(wire)
+            value = self.value(wire, target)  # already in wire order: no swap below
         v = value.rvalue() if isinstance(value, _Operators) else value
         if isinstance(v.ty, Scalar) and isinstance(target, Scalar) and v.ty.big_endian != target.big_endian and v.ty.size == target.size:
             v = self.byteswap(v)
