@@ -150,17 +150,15 @@ def allocate(items: list[Item], frame: Frame, fresh) -> list[Instruction]:
     *fresh(name)* makes a new VReg (for spill temporaries).
     """
     items = _prune(items)
-    spilled: set[VReg] = set()
     while True:
         ops, labels = _split(items)
         result = _color(ops, labels)
         if isinstance(result, dict):
             return _lower(items, result)
-        if result in spilled or result.name.endswith(".spill"):
+        if result.name.endswith(".spill"):
             op = next(o for o in ops if result in defs_uses(o)[0] + defs_uses(o)[1])
             where = f"{op.source}: " if op.source else ""
             raise AllocationError(f"{where}more values are live here than BPF has registers")
-        spilled.add(result)
         items = _spill(items, result, frame, fresh)
 
 
