@@ -1,0 +1,104 @@
+"""The drop monitor as the lab runs it: ``pybpfasm dropmon --json`` in a child process whose
+JSON lines are collected by a reader thread."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+from collections import deque
+from typing import Any, Sequence
+
+from .errors import LabError
+
+#: what dropmon prints on stderr once its programs are attached
+READY_LINE = "Tracing packet drops"
+START_TIMEOUT = 30.0
+
+
+class DropMonitor:
+    """A running ``pybpfasm dropmon --json``; ``events`` grows as the tool prints."""
+
+    #: the event keys it reports (None: every key of the JSON contract)
+    keys: frozenset[str] | None = None
+
+    def __init__(self, extra_args: Sequence[str] = ()) -> None:
+        self.argv = [sys.executable, "-m", "pybpfasm.cli", "dropmon", "--json", *extra_args]
+        self._events: list[dict[str, Any]] = []
+        self.lost = 0
+        self.bad_lines: list[str] = []
+        self._stderr: deque[str] = deque(maxlen=20)
+        self._ready = threading.Event()
+        self._proc: subprocess.Popen[str] | None = None
+        self._threads: list[threading.Thread] = []
+
+    def __enter__(self) -> DropMonitor:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Start the tool and wait until it says it is tracing."""
+        self._proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True, bufsize=1)
+        self._threads = [threading.Thread(target=self._read_stdout, daemon=True),
+                         threading.Thread(target=self._read_stderr, daemon=True)]
+        for thread in self._threads:
+            thread.start()
+        if not self._ready.wait(START_TIMEOUT) or self._proc.poll() is not None:
+            self.stop()
+            last = self._stderr[-1] if self._stderr else f"no '{READY_LINE}' within {START_TIMEOUT:.0f} s"
+            raise LabError(f"the drop monitor did not start: {last}")
+
+    def stop(self) -> None:
+        """SIGINT (the tool's clean exit), then SIGKILL if it lingers."""
+        if self._proc is None:
+            return
+        if self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGINT)
+            try:
+                self._proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        for thread in self._threads:
+            thread.join(2)
+        self._proc = None
+
+    def events(self) -> list[dict[str, Any]]:
+        """Every event printed so far, in order (a snapshot)."""
+        return list(self._events)
+
+    def _read_stdout(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        for line in self._proc.stdout:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                self.bad_lines.append(line.rstrip("\n"))
+                continue
+            if isinstance(event, dict) and set(event) == {"lost"}:
+                self.lost += int(event["lost"])
+            elif isinstance(event, dict):
+                self._events.append(event)
+            else:
+                self.bad_lines.append(line.rstrip("\n"))
+
+    def _read_stderr(self) -> None:
+        assert self._proc is not None and self._proc.stderr is not None
+        for line in self._proc.stderr:
+            self._stderr.append(line.rstrip("\n"))
+            if READY_LINE in line:
+                self._ready.set()
+        self._ready.set()  # the tool exited: stop waiting
+
+
+def dropmon_available() -> bool:
+    """Whether this installation has the ``dropmon`` subcommand."""
+    from pybpfasm.cli import COMMANDS
+
+    return "dropmon" in COMMANDS

@@ -1,0 +1,47 @@
+"""Expected versus observed drop events: exact equality on the declared keys, exact counts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+from .scenario import Expectation
+
+
+@dataclass(frozen=True)
+class Verdict:
+    scenario: str
+    expected: tuple[tuple[Expectation, int], ...]   # each expectation and how many events matched it
+    unexpected: tuple[Mapping[str, Any], ...]        # lab events no expectation matched
+
+    @property
+    def ok(self) -> bool:
+        return not self.unexpected and all(e.count == seen for e, seen in self.expected)
+
+    @property
+    def observed(self) -> int:
+        return sum(seen for _, seen in self.expected) + len(self.unexpected)
+
+
+def judge(scenario: str, expectations: Sequence[Expectation], events: Iterable[Mapping[str, Any]]) -> Verdict:
+    """Attribute each event to the first expectation it matches; the rest are unexpected."""
+    seen = [0] * len(expectations)
+    unexpected = []
+    for event in events:
+        for i, expectation in enumerate(expectations):
+            if expectation.matches(event):
+                seen[i] += 1
+                break
+        else:
+            unexpected.append(event)
+    return Verdict(scenario, tuple(zip(expectations, seen)), tuple(unexpected))
+
+
+def project(expectations: Sequence[Expectation], keys: frozenset[str]) -> list[Expectation]:
+    """The expectations as an observer that reports only ``keys`` sees them: other keys
+    dropped, expectations that became equal merged (counts summed)."""
+    merged: dict[tuple, int] = {}
+    for e in expectations:
+        fields = tuple((k, v) for k, v in e.fields.items() if k in keys)
+        merged[fields] = merged.get(fields, 0) + e.count
+    return [Expectation(count, dict(fields)) for fields, count in merged.items()]
