@@ -101,9 +101,23 @@ def build(series: str, out: Path) -> Path:
         root = work / "rootfs"
         _run("cp", "-a", str(tree), str(root))
         configure(root, kernel)
-        size_mb = int(subprocess.run(["du", "-sm", str(root)], capture_output=True, text=True).stdout.split()[0])
+        size_mb = int(
+            subprocess.run(["du", "-sm", str(root)], capture_output=True, text=True).stdout.split()[
+                0
+            ]
+        )
         virtual_gb = max(4, (size_mb * 2) // 1024 + 1)
-        _run("mkfs.ext4", "-q", "-F", "-L", "root", "-d", str(root), str(work / "disk.raw"), f"{virtual_gb}G")
+        _run(
+            "mkfs.ext4",
+            "-q",
+            "-F",
+            "-L",
+            "root",
+            "-d",
+            str(root),
+            str(work / "disk.raw"),
+            f"{virtual_gb}G",
+        )
         _run("qemu-img", "convert", "-O", "qcow2", str(work / "disk.raw"), str(work / "box.img"))
         bzimage = kernel.modules.parents[2] / "boot" / f"vmlinuz-{kernel.release}"
         shutil.copy(bzimage, work / "vmlinuz")
@@ -122,10 +136,16 @@ def build(series: str, out: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python3 -m lab.vagrant.box", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python3 -m lab.vagrant.box", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--kernel", default="6.1", help="Debian kernel series (default 6.1)")
-    parser.add_argument("--out", type=Path, default=cache_root() / "boxes", help="where to write the .box")
-    parser.add_argument("--add", action="store_true", help="also 'vagrant box add' it as pybpfasm/local")
+    parser.add_argument(
+        "--out", type=Path, default=cache_root() / "boxes", help="where to write the .box"
+    )
+    parser.add_argument(
+        "--add", action="store_true", help="also 'vagrant box add' it as pybpfasm/local"
+    )
     args = parser.parse_args(argv)
     try:
         box = build(args.kernel, args.out)

@@ -19,11 +19,19 @@ def build_parser(prog: str = "pybpfasm lab vm") -> argparse.ArgumentParser:
 
     sub.add_parser("kernels", help="list cached kernels and the Debian series that can be fetched")
 
-    setup = sub.add_parser("setup", help="install host tools (apt), build the userland, fetch kernels")
-    setup.add_argument("--kernel", action="append", default=[], metavar="VERSION", help="also fetch this kernel")
+    setup = sub.add_parser(
+        "setup", help="install host tools (apt), build the userland, fetch kernels"
+    )
+    setup.add_argument(
+        "--kernel", action="append", default=[], metavar="VERSION", help="also fetch this kernel"
+    )
 
     run = sub.add_parser("run", help="boot a kernel and run a command in the guest")
-    run.add_argument("--kernel", default="6.1", help="Debian series or release, or a bzImage/vmlinux path (default 6.1)")
+    run.add_argument(
+        "--kernel",
+        default="6.1",
+        help="Debian series or release, or a bzImage/vmlinux path (default 6.1)",
+    )
     run.add_argument("--modules", type=Path, help="lib/modules/<release> of a kernel given by path")
     _guest_options(run)
     run.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ARGS... (run in /project)")
@@ -33,14 +41,24 @@ def build_parser(prog: str = "pybpfasm lab vm") -> argparse.ArgumentParser:
         "--kernel", action="append", metavar="VERSION",
         help=f"kernels to use (repeatable; default {' '.join(matrix.DEFAULT_KERNELS)})",
     )  # fmt: skip
-    mat.add_argument("--out", type=Path, default=Path("matrix-results"), help="directory for matrix.md and matrix.json")
+    mat.add_argument(
+        "--out",
+        type=Path,
+        default=Path("matrix-results"),
+        help="directory for matrix.md and matrix.json",
+    )
     _guest_options(mat)
     mat.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ARGS...")
     return parser
 
 
 def _guest_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--timeout", type=float, default=qemu.DEFAULT_TIMEOUT, help="seconds before the guest is killed")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=qemu.DEFAULT_TIMEOUT,
+        help="seconds before the guest is killed",
+    )
     parser.add_argument("--memory", type=int, default=1024, metavar="MB", help="guest memory")
     parser.add_argument("--cpus", type=int, default=1, help="guest vCPUs")
 

@@ -31,7 +31,12 @@ class NewcWriter:
         self._entry(TRAILER, 0, b"", ino=0)
 
     def _entry(
-        self, name: str, mode: int, data: bytes, rdev: tuple[int, int] = (0, 0), ino: int | None = None
+        self,
+        name: str,
+        mode: int,
+        data: bytes,
+        rdev: tuple[int, int] = (0, 0),
+        ino: int | None = None,
     ) -> None:
         if ino is None:
             self._ino += 1

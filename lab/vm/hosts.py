@@ -46,7 +46,12 @@ class NetnsHost:
         self.name = netns
 
     def run(self, argv: Sequence[str], timeout: float = 300.0) -> CommandResult:
-        done = subprocess.run(["ip", "netns", "exec", self.name, *argv], capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(
+            ["ip", "netns", "exec", self.name, *argv],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         return CommandResult(done.returncode, done.stdout, done.stderr)
 
     def put(self, local: Path, remote: str) -> None:
@@ -96,7 +101,11 @@ class GuestHost:
 def vagrant_ssh_config(machine: str, vagrant_dir: Path) -> dict[str, str]:
     """``vagrant ssh-config MACHINE`` as a dict of SSH options (HostName, User, Port, IdentityFile)."""
     done = subprocess.run(
-        ["vagrant", "ssh-config", machine], cwd=vagrant_dir, capture_output=True, text=True, timeout=120
+        ["vagrant", "ssh-config", machine],
+        cwd=vagrant_dir,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     if done.returncode != 0:
         raise LabError(f"vagrant ssh-config {machine} failed: {done.stderr.strip()[-300:]}")

@@ -55,7 +55,7 @@ def _is_static(path: str) -> bool:
         return False
     if not head.startswith(b"\x7fELF\x02"):
         return False
-    phoff, = struct.unpack_from("<Q", head, 0x20)
+    (phoff,) = struct.unpack_from("<Q", head, 0x20)
     phentsize, phnum = struct.unpack_from("<HH", head, 0x36)
     types = (struct.unpack_from("<I", head, phoff + i * phentsize)[0] for i in range(phnum))
     return PT_INTERP not in types

@@ -36,7 +36,10 @@ def build(kernel: Kernel) -> bytes:
     if kernel.modules is not None:
         tree = ModuleTree(kernel.modules)
         for index, relative in enumerate(tree.load_order(list(BOOT_MODULES))):
-            archive.file(f"modules/{index:02d}-{relative.rsplit('/', 1)[-1].split('.ko')[0]}.ko", tree.read(relative))
+            archive.file(
+                f"modules/{index:02d}-{relative.rsplit('/', 1)[-1].split('.ko')[0]}.ko",
+                tree.read(relative),
+            )
     archive.close()
     return gzip.compress(raw.getvalue(), compresslevel=1, mtime=0)
 

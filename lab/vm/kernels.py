@@ -155,7 +155,9 @@ def user(image: Path, modules: Path | None = None) -> Kernel:
         if not modules.is_dir():
             raise KernelNotFound(f"modules directory {modules} does not exist")
         if modules.parent.name != "modules" or modules.parent.parent.name != "lib":
-            raise LabError(f"--modules must be a .../lib/modules/<release> directory, not {modules}")
+            raise LabError(
+                f"--modules must be a .../lib/modules/<release> directory, not {modules}"
+            )
         if not (modules / "modules.dep").exists():
             _run(require("depmod"), "-b", str(_depmod_base(modules)), modules.name)
     release = modules.name if modules else _user_release(data, image)

@@ -101,10 +101,13 @@ def to_markdown(runs: Sequence[KernelRun], argv: Sequence[str]) -> str:
     for name in names:
         cells = [r.tests.get(name, "error" if r.error else "-") for r in runs]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    summary = [f"{r.outcome} (exit {r.exit_code}, {r.seconds:g} s)" if r.error is None else "error" for r in runs]
+    summary = [
+        f"{r.outcome} (exit {r.exit_code}, {r.seconds:g} s)" if r.error is None else "error"
+        for r in runs
+    ]
     lines.append("| **command** | " + " | ".join(summary) + " |")
     errors = [f"- {r.kernel}: {r.error}" for r in runs if r.error]
-    return "\n".join(lines + ([""] + errors if errors else [])) + "\n"
+    return "\n".join(lines + (["", *errors] if errors else [])) + "\n"
 
 
 def write_reports(runs: Sequence[KernelRun], argv: Sequence[str], out: Path) -> tuple[Path, Path]:

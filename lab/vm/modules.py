@@ -55,7 +55,9 @@ class ModuleTree:
         if relative.endswith(".gz"):
             return gzip.decompress(data)
         if relative.endswith(".zst"):
-            done = subprocess.run([require("zstd"), "-d", "-c", "-q"], input=data, capture_output=True)
+            done = subprocess.run(
+                [require("zstd"), "-d", "-c", "-q"], input=data, capture_output=True
+            )
             if done.returncode != 0:
                 raise LabError(f"zstd could not unpack {relative}")
             return done.stdout

@@ -44,7 +44,9 @@ class NetnsPort:
     address: str  #: the namespace side, without prefix length
 
     def run(self, *argv: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["ip", "netns", "exec", self.netns, *argv], capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            ["ip", "netns", "exec", self.netns, *argv], capture_output=True, text=True, timeout=60
+        )
 
 
 def add_bridge(bridge: str) -> None:

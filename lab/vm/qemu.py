@@ -97,7 +97,11 @@ def run(
 
 
 def qemu_argv(
-    kernel: Kernel, initrd: Path, console: Path, shares: dict[str, tuple[Path, bool]], config: GuestConfig
+    kernel: Kernel,
+    initrd: Path,
+    console: Path,
+    shares: dict[str, tuple[Path, bool]],
+    config: GuestConfig,
 ) -> list[str]:
     """The qemu command line for one guest."""
     qemu = require("qemu-system-x86_64")
@@ -117,12 +121,21 @@ def qemu_argv(
 
 
 def _supervise(
-    kernel: Kernel, command: list[str], job: Path, timeout: float, echo: tuple[IO[str], IO[str]] | None
+    kernel: Kernel,
+    command: list[str],
+    job: Path,
+    timeout: float,
+    echo: tuple[IO[str], IO[str]] | None,
 ) -> GuestResult:
     start = time.monotonic()
     with open(job / "qemu.log", "wb") as log:
-        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
-    streams = _Tail(job / "stdout", echo[0] if echo else None), _Tail(job / "stderr", echo[1] if echo else None)
+        proc = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+        )
+    streams = (
+        _Tail(job / "stdout", echo[0] if echo else None),
+        _Tail(job / "stderr", echo[1] if echo else None),
+    )
     try:
         while proc.poll() is None:
             if time.monotonic() - start > timeout:
@@ -142,8 +155,12 @@ def _supervise(
     status = (job / "status").read_text().strip() if (job / "status").exists() else ""
     if not status.lstrip("-").isdigit():
         qemu_log = (job / "qemu.log").read_text(errors="replace").strip()
-        reason = status or (f"qemu exited {proc.returncode}: {qemu_log}" if qemu_log else "no exit status")
-        raise LabError(f"guest on {kernel.release} failed: {reason} (console: {_console_tail(job)}; logs kept in {job})")
+        reason = status or (
+            f"qemu exited {proc.returncode}: {qemu_log}" if qemu_log else "no exit status"
+        )
+        raise LabError(
+            f"guest on {kernel.release} failed: {reason} (console: {_console_tail(job)}; logs kept in {job})"
+        )
     files = {p.name: p.read_bytes() for p in (job / "out").iterdir() if p.is_file()}
     return GuestResult(kernel, int(status), streams[0].text(), streams[1].text(), seconds, files)
 

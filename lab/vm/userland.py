@@ -71,7 +71,11 @@ def ensure(suite: str = SUITE, packages: tuple[str, ...] = PACKAGES) -> Path:
 
 
 def _run(argv: list[str], root: Path) -> None:
-    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "DEBIAN_FRONTEND": "noninteractive", "LANG": "C"}
+    env = {
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        "DEBIAN_FRONTEND": "noninteractive",
+        "LANG": "C",
+    }
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=BUILD_TIMEOUT, env=env)
     except subprocess.TimeoutExpired:

@@ -42,7 +42,9 @@ def bzimage_payload(data: bytes) -> bytes:
     setup_sects = data[0x1F1] or 4
     (protocol,) = struct.unpack_from("<H", data, 0x206)
     if protocol < 0x208:
-        raise LabError(f"bzImage boot protocol {protocol >> 8}.{protocol & 0xFF} has no payload fields")
+        raise LabError(
+            f"bzImage boot protocol {protocol >> 8}.{protocol & 0xFF} has no payload fields"
+        )
     offset, length = struct.unpack_from("<II", data, 0x248)
     start = (setup_sects + 1) * 512 + offset
     return data[start : start + length]
@@ -66,7 +68,10 @@ def decompress(payload: bytes) -> bytes:
     if payload.startswith(b"\x28\xb5\x2f\xfd"):
         # the kernel appends the uncompressed size (4 bytes) after the frame
         done = subprocess.run(
-            [require("zstd"), "-d", "-c", "-q"], input=payload[:-4], capture_output=True, timeout=120
+            [require("zstd"), "-d", "-c", "-q"],
+            input=payload[:-4],
+            capture_output=True,
+            timeout=120,
         )
         if done.returncode != 0:
             raise LabError(f"zstd could not unpack the kernel: {done.stderr.decode().strip()}")
@@ -81,7 +86,9 @@ def has_pvh_entry(elf: bytes) -> bool:
     (phoff,) = struct.unpack_from("<Q", elf, 0x20)
     phentsize, phnum = struct.unpack_from("<HH", elf, 0x36)
     for i in range(phnum):
-        p_type, _, p_offset, _, _, p_filesz = struct.unpack_from("<IIQQQQ", elf, phoff + i * phentsize)
+        p_type, _, p_offset, _, _, p_filesz = struct.unpack_from(
+            "<IIQQQQ", elf, phoff + i * phentsize
+        )
         if p_type == PT_NOTE and _notes_have_pvh(elf[p_offset : p_offset + p_filesz]):
             return True
     return False

@@ -17,8 +17,15 @@ GROUPS: dict[str, tuple[str, str]] = {
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     width = max(map(len, GROUPS))
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.epilog = "groups:\n" + "\n".join(f"  {name:<{width}}  {help_}" for name, (_, help_) in GROUPS.items())
-    parser.add_argument("group", choices=sorted(GROUPS), metavar="GROUP", help="one of: " + ", ".join(sorted(GROUPS)))
+    parser.epilog = "groups:\n" + "\n".join(
+        f"  {name:<{width}}  {help_}" for name, (_, help_) in GROUPS.items()
+    )
+    parser.add_argument(
+        "group",
+        choices=sorted(GROUPS),
+        metavar="GROUP",
+        help="one of: " + ", ".join(sorted(GROUPS)),
+    )
     parser.add_argument("args", nargs=argparse.REMAINDER, help="the group's own arguments")
 
 

@@ -14,7 +14,9 @@ from lab.vm import hosttools, kernels, userland
 
 FULL = os.environ.get("PYBPFASM_VM_FULL") == "1"
 
-full_lab = pytest.mark.skipif(not FULL, reason="boots extra guests: set PYBPFASM_VM_FULL=1 (ci/matrix does)")
+full_lab = pytest.mark.skipif(
+    not FULL, reason="boots extra guests: set PYBPFASM_VM_FULL=1 (ci/matrix does)"
+)
 
 
 @pytest.fixture(scope="session")

@@ -23,10 +23,15 @@ def test_deb822_sources(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None
         "Types: deb\nURIs: http://mirror.example/debian/\nSuites: bookworm bookworm-updates\nComponents: main\n\n"
         "Types: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\nComponents: main\n"
     )})  # fmt: skip
-    assert apt.host_archives() == ("http://mirror.example/debian", "http://mirror.example/debian-security")
+    assert apt.host_archives() == (
+        "http://mirror.example/debian",
+        "http://mirror.example/debian-security",
+    )
 
 
-def test_one_line_sources_and_ignored_files(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_one_line_sources_and_ignored_files(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     use_sources(monkeypatch, tmp_path, {
         "sources.list": "# comment\ndeb [arch=amd64] http://m.example/debian bookworm main\n"
                         "deb http://s.example/debian-security bookworm-security main\n",
@@ -35,7 +40,11 @@ def test_one_line_sources_and_ignored_files(monkeypatch: pytest.MonkeyPatch, tmp
     assert apt.host_archives() == ("http://m.example/debian", "http://s.example/debian-security")
 
 
-def test_missing_security_source_is_explained(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    use_sources(monkeypatch, tmp_path, {"sources.list": "deb http://m.example/debian bookworm main\n"})
+def test_missing_security_source_is_explained(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    use_sources(
+        monkeypatch, tmp_path, {"sources.list": "deb http://m.example/debian bookworm main\n"}
+    )
     with pytest.raises(LabError, match="cannot find Debian archive and security sources"):
         apt.host_archives()

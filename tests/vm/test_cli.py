@@ -9,15 +9,25 @@ import pytest
 
 
 def pybpfasm(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pybpfasm.cli", *args], capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "pybpfasm.cli", *args], capture_output=True, text=True, timeout=60
+    )
 
 
 @pytest.mark.parametrize(
     ("args", "status", "message"),
     [
         (["lab", "vm", "run", "--kernel", "6.1"], 2, "give the guest command after '--'"),
-        (["lab", "vm", "run", "--kernel", "/no/such/vmlinuz", "--", "true"], 1, "kernel image /no/such/vmlinuz does not exist"),
-        (["lab", "vm", "run", "--kernel", "6.1", "--modules", "/tmp", "--", "true"], 2, "--modules goes with a kernel given by path"),
+        (
+            ["lab", "vm", "run", "--kernel", "/no/such/vmlinuz", "--", "true"],
+            1,
+            "kernel image /no/such/vmlinuz does not exist",
+        ),
+        (
+            ["lab", "vm", "run", "--kernel", "6.1", "--modules", "/tmp", "--", "true"],
+            2,
+            "--modules goes with a kernel given by path",
+        ),
         (["lab", "vm", "run", "--timeout", "0", "--", "true"], 2, "--timeout must be > 0"),
     ],
 )

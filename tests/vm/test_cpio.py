@@ -33,7 +33,9 @@ def archive() -> bytes:
 
 
 def test_busybox_lists_every_entry_with_its_type(busybox: str) -> None:
-    listing = subprocess.run([busybox, "cpio", "-t", "-v"], input=archive(), capture_output=True, check=True)
+    listing = subprocess.run(
+        [busybox, "cpio", "-t", "-v"], input=archive(), capture_output=True, check=True
+    )
     lines = listing.stdout.decode().splitlines()
     kinds = {line.split()[-1] if "->" not in line else line.split()[-3]: line[0] for line in lines}
     assert kinds == {"bin": "d", "bin/hello": "-", "odd": "-", "bin/sh": "l", "console": "c"}

@@ -17,7 +17,9 @@ pytestmark = [pytest.mark.vm, full_lab]
 
 
 def test_exit_code_and_both_streams_come_back(kernel_61: kernels.Kernel) -> None:
-    result = qemu.run(kernel_61, ["sh", "-c", "echo out; echo err >&2; exit 7"], qemu.GuestConfig(timeout=120))
+    result = qemu.run(
+        kernel_61, ["sh", "-c", "echo out; echo err >&2; exit 7"], qemu.GuestConfig(timeout=120)
+    )
     assert (result.exit_code, result.stdout, result.stderr) == (7, "out\n", "err\n")
 
 
@@ -41,7 +43,11 @@ def test_hanging_guest_is_killed_at_its_timeout(kernel_61: kernels.Kernel) -> No
 
 
 def test_ovs_bridge_forwards_and_drops_in_a_guest(kernel_61: kernels.Kernel) -> None:
-    result = qemu.run(kernel_61, ["python3", "-m", "pytest", "-q", "tests/vm/guest"], qemu.GuestConfig(timeout=240))
+    result = qemu.run(
+        kernel_61,
+        ["python3", "-m", "pytest", "-q", "tests/vm/guest"],
+        qemu.GuestConfig(timeout=240),
+    )
     assert result.exit_code == 0, result.stdout + result.stderr
     outcomes = junit_outcomes(result.files["junit.xml"])
     assert outcomes == {
@@ -52,7 +58,9 @@ def test_ovs_bridge_forwards_and_drops_in_a_guest(kernel_61: kernels.Kernel) -> 
 @pytest.mark.parametrize("series", ["5.10", "6.12"])
 def test_other_debian_kernels_boot(series: str, lab_host: None) -> None:
     kernel = kernels.debian(series)
-    result = qemu.run(kernel, ["python3", "-c", "import pybpfasm, platform; print(platform.release())"])
+    result = qemu.run(
+        kernel, ["python3", "-c", "import pybpfasm, platform; print(platform.release())"]
+    )
     assert (result.exit_code, result.stdout) == (0, f"{kernel.release}\n")
     assert kernel.release.startswith(series + ".")
 
@@ -77,7 +85,14 @@ def test_missing_kernel_version_names_those_that_exist(lab_host: None) -> None:
 
 def test_kprobe_and_fentry_tests_pass_in_a_61_guest(kernel_61: kernels.Kernel) -> None:
     """The kernel tests that skip on the local kernel (no kprobes, fentry EPERM) really run here."""
-    argv = ["python3", "-m", "pytest", "-q", "tests/kernel/test_kprobes.py", "tests/kernel/test_fentry.py"]
+    argv = [
+        "python3",
+        "-m",
+        "pytest",
+        "-q",
+        "tests/kernel/test_kprobes.py",
+        "tests/kernel/test_fentry.py",
+    ]
     result = qemu.run(kernel_61, argv, qemu.GuestConfig(timeout=400))
     outcomes = junit_outcomes(result.files["junit.xml"])
     assert result.exit_code == 0, result.stdout + result.stderr

@@ -33,7 +33,13 @@ def round_trip(host: Host, remote_dir: str, tmp_path: Path) -> None:
     """put a file, change it on the host, get it back."""
     (tmp_path / "in.txt").write_text("hello\n")
     host.put(tmp_path / "in.txt", f"{remote_dir}/in.txt")
-    done = host.run(["sh", "-c", f"tr a-z A-Z < {remote_dir}/in.txt > {remote_dir}/out.txt; wc -c < {remote_dir}/in.txt"])
+    done = host.run(
+        [
+            "sh",
+            "-c",
+            f"tr a-z A-Z < {remote_dir}/in.txt > {remote_dir}/out.txt; wc -c < {remote_dir}/in.txt",
+        ]
+    )
     assert done.exit_code == 0, done.stderr
     host.get(f"{remote_dir}/out.txt", tmp_path / "out.txt")
     assert (tmp_path / "out.txt").read_text() == "HELLO\n"

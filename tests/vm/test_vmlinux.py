@@ -43,7 +43,9 @@ def bzimage(payload: bytes, version: str = "6.9.0-test (builder@host) #1") -> by
     return bytes(image) + b"\0" * 16 + payload + b"trailing"
 
 
-PVH = elf_with_notes([(b"Linux", 1, b"x" * 6), (b"Xen", vmlinux.XEN_ELFNOTE_PHYS32_ENTRY, b"\0" * 4)])
+PVH = elf_with_notes(
+    [(b"Linux", 1, b"x" * 6), (b"Xen", vmlinux.XEN_ELFNOTE_PHYS32_ENTRY, b"\0" * 4)]
+)
 NO_PVH = elf_with_notes([(b"Xen", 5, b"abc"), (b"GNU", 3, b"\1" * 20)])
 
 
@@ -56,7 +58,10 @@ def test_pvh_note_is_found_only_when_present() -> None:
 @pytest.mark.parametrize(
     "compress",
     [
-        lambda d: lzma.compress(d, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32) + struct.pack("<I", len(d)),
+        lambda d: (
+            lzma.compress(d, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32)
+            + struct.pack("<I", len(d))
+        ),
         lambda d: gzip.compress(d) + struct.pack("<I", len(d)),
         lambda d: lzma.compress(d, format=lzma.FORMAT_ALONE),
         bz2.compress,
