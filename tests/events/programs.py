@@ -25,6 +25,7 @@ from pybpfasm.isa import (
     exit_,
     ld_imm64,
     ld_map_fd,
+    load_mem,
     store_imm,
     store_mem,
 )
@@ -71,8 +72,9 @@ def emitter(kind: str, events: Map, seq: Map, lost: Map) -> Program:
     insns = [
         Mov.reg(R6, R1),
         *_slot("seq"),
-        Mov.imm(R1, 1),
-        atomic(AtomicOp.FETCH_ADD, R0, 0, R1, Size.DW),  # r1 = seq++
+        load_mem(R1, R0, 0, Size.DW),  # r1 = seq++ (runs are sequential: no atomic
+        Mov.reg(R2, R1), Add.imm(R2, 1),  # fetch-add needed, which kernels before 5.12 lack)
+        store_mem(R0, 0, R2, Size.DW),
         store_mem(R10, -24, R1, Size.DW),
         ld_imm64(R1, MARKER),
         store_mem(R10, -16, R1, Size.DW),
