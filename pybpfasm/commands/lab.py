@@ -1,4 +1,4 @@
-"""``pybpfasm lab GROUP ...``: the lab's command groups, each a module with ``main(argv)``.
+"""``pybpfasm lab GROUP ...``: the lab's command groups, each a function ``f(argv, prog)``.
 
 Groups are imported only when used; add a group with one line in :data:`GROUPS`.
 """
@@ -8,9 +8,13 @@ from __future__ import annotations
 import argparse
 import importlib
 
-#: group -> (module providing ``main(argv, prog) -> int``, one-line help)
+#: group -> ("module" whose ``main(argv, prog) -> int`` runs it, or "module:function", help)
 GROUPS: dict[str, tuple[str, str]] = {
     "vm": ("lab.vm.cli", "qemu micro-VMs on Debian or user-supplied kernels"),
+    "up": ("lab.netns.cli:up", "build a namespace topology (lab/topologies/NAME.toml)"),
+    "down": ("lab.netns.cli:down", "remove a topology's namespaces, leftovers included"),
+    "list": ("lab.netns.cli:list_", "topologies (up or down) and drop scenarios"),
+    "demo": ("lab.netns.cli:demo", "every drop scenario under 'pybpfasm dropmon': expected vs observed"),
 }
 
 
@@ -30,5 +34,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    module = importlib.import_module(GROUPS[args.group][0])
-    return int(module.main(args.args, prog=f"pybpfasm lab {args.group}"))
+    module, _, function = GROUPS[args.group][0].partition(":")
+    entry = getattr(importlib.import_module(module), function or "main")
+    return int(entry(args.args, prog=f"pybpfasm lab {args.group}"))
