@@ -17,7 +17,7 @@ from typing import Iterator, Sequence
 from pybpfasm.link.netns import entered
 
 from .errors import LabError
-from .topology import PREFIX, Interface, Topology
+from .topology import PREFIX, Interface, Topology, check_name
 
 NETNS_DIR = Path("/run/netns")
 
@@ -67,7 +67,7 @@ def up(topology: Topology) -> None:
 
 def down(name: str) -> list[str]:
     """Remove every namespace of topology ``name`` (leftovers included); returns their names."""
-    removed = namespaces_up(f"{PREFIX}{name}-")
+    removed = namespaces_up(f"{PREFIX}{check_name(name)}-")
     for netns in removed:
         _run(["ip", "netns", "del", netns])
     return removed

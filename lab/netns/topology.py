@@ -105,6 +105,13 @@ class Topology:
         raise DeclarationError(f"topology {self.name}: no interface {name!r} in namespace {netns!r}")
 
 
+def check_name(name: str) -> str:
+    """``name`` if it can name a topology (lower-case letters and digits, short)."""
+    if not _NAME.match(name) or len(PREFIX) + len(name) > 20:
+        raise DeclarationError(f"bad topology name {name!r}: use a few lower-case letters and digits")
+    return name
+
+
 def available() -> list[str]:
     """The names of the topologies shipped in ``lab/topologies``."""
     return sorted(p.stem for p in TOPOLOGY_DIR.glob("*.toml"))
@@ -125,8 +132,10 @@ def parse(data: dict, where: str) -> Topology:
     """Build and check a topology from a parsed TOML document."""
     doc = Table(data, where)
     name = doc.get("name", str)
-    if not _NAME.match(name) or len(PREFIX) + len(name) > 20:
-        raise DeclarationError(f"{where}: name {name!r} must be short lower-case letters and digits")
+    try:
+        check_name(name)
+    except DeclarationError as err:
+        raise DeclarationError(f"{where}: {err}") from None
     namespaces = {}
     ns_tables = doc.table("namespaces")
     for local in ns_tables.data:
