@@ -97,7 +97,7 @@ def _mov_partners(ops: list[Op]) -> dict[VReg, list[Operand]]:
 
 
 def _color(ops: list[Op], labels: dict[str, int]) -> dict[VReg, int] | VReg:
-    """A register for every vreg, or the first vreg that did not fit."""
+    """A register for every vreg, or the value to spill when one does not fit."""
     live = _Liveness(ops, labels)
     stray = [v for v, i in live.var_ids.items() if isinstance(v, VReg) and live.live_in0 >> i & 1]
     if stray:
@@ -116,8 +116,17 @@ def _color(ops: list[Op], labels: dict[str, int]) -> dict[VReg, int] | VReg:
                 occupied[r] |= mask
                 break
         else:
-            return v
+            return _victim(v, mask, color, live)
     return color
+
+
+def _victim(v: VReg, mask: int, color: dict[VReg, int], live: _Liveness) -> VReg:
+    """The value to spill when *v* finds no register: of *v* and the values
+    holding registers where it lives, the one live longest (spill
+    temporaries are as short as they get; spilling them again frees nothing)."""
+    holders = [u for u in color if live.busy[live.var_ids[u]] & mask]
+    candidates = [u for u in (*holders, v) if not u.name.endswith(".spill")]
+    return max(candidates, key=lambda u: bin(live.busy[live.var_ids[u]]).count("1"), default=v)
 
 
 def _spill(items: list[Item], victim: VReg, frame: Frame, fresh) -> list[Item]:
@@ -243,7 +252,7 @@ def _attach_labels(seq: list[Item]) -> list[Instruction]:
             item = _with_symbol(item, pending[0])
             pending = []
         out.append(item)
-    if any(i.reference in pending for i in out):  # labels at the end nothing jumps to are dropped
+    if pending:
         raise AllocationError(f"label {pending[0]!r} is at the end of the program: "
                               "every path must end in return_()")
     return [_with_reference(i, alias[i.reference]) if i.reference in alias else i for i in out]
