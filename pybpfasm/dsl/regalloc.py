@@ -252,7 +252,7 @@ def _attach_labels(seq: list[Item]) -> list[Instruction]:
             item = _with_symbol(item, pending[0])
             pending = []
         out.append(item)
-    if pending:
+    if any(i.reference in pending for i in out):  # labels at the end nothing jumps to are dropped
         raise AllocationError(f"label {pending[0]!r} is at the end of the program: "
                               "every path must end in return_()")
     return [_with_reference(i, alias[i.reference]) if i.reference in alias else i for i in out]
