@@ -74,10 +74,15 @@ class PerfEventLink(Link):
 
 
 def attach_perf_event(prog_fd: int, event: FD, cleanup: Callable[[], None] | None = None,
-                      cookie: int = 0) -> PerfEventLink:
-    """Attach to an open perf event (takes ownership of ``event`` and ``cleanup``)."""
+                      cookie: int = 0, via: str = "auto") -> PerfEventLink:
+    """Attach to an open perf event (takes ownership of ``event`` and ``cleanup``).
+
+    ``via``: ``"auto"`` (a link where the kernel has perf-event links), ``"link"`` or ``"ioctl"``.
+    """
     try:
-        if probes.perf_event_link():
+        if via not in ("auto", "link", "ioctl"):
+            raise UsageError(f"unknown attach method {via!r} (auto, link or ioctl)")
+        if via == "link" or (via == "auto" and probes.perf_event_link()):
             link: FDLink | None = FDLink(link_create(prog_fd, event.fileno(), AttachType.PERF_EVENT,
                                                      perf_event={"bpf_cookie": cookie}))
         elif cookie:

@@ -16,6 +16,7 @@ CLOSED_PORT = 9
 
 ATTACH = {
     "tracepoint": lambda prog: attach_tracepoint(prog, "skb", "kfree_skb"),
+    "tracepoint-ioctl": lambda prog: attach_tracepoint(prog, "skb", "kfree_skb", via="ioctl"),
     "raw_tp": lambda prog: attach_raw_tracepoint(prog, "kfree_skb"),
     "tp_btf": attach_tp_btf,
 }
@@ -24,17 +25,18 @@ ATTACH = {
 @pytest.mark.parametrize("kind", list(ATTACH))
 def test_counts_exactly_the_drops_it_causes(kind, make_netns):
     ns = make_netns()
-    with counter() as count, drop_counter(kind, ns.inum, count) as prog:
+    program = kind.split("-")[0]
+    with counter() as count, drop_counter(program, ns.inum, count) as prog:
         prog_id = int(prog.info().id)
         with ATTACH[kind](prog) as link:
-            assert links_of({prog_id}), "no bpf_link holds the program while attached"
+            assert bool(links_of({prog_id})) == (not kind.endswith("ioctl"))
             send_udp(ns.name, "127.0.0.1", CLOSED_PORT, DROPS)
             assert settle(lambda: count[0], DROPS) == DROPS
         assert link.closed
         assert not links_of({prog_id})
         send_udp(ns.name, "127.0.0.1", CLOSED_PORT, 10)  # detached: no longer counted
         assert settle(lambda: count[0], DROPS + 10, timeout=0.3) == DROPS
-    assert settle(lambda: programs_named(f"pbt_drop_{kind}"), []) == []
+    assert settle(lambda: programs_named(f"pbt_drop_{program}"), []) == []
 
 
 def test_other_namespaces_drops_are_not_counted(make_netns):
