@@ -45,9 +45,10 @@ class PacketFrame:
         """Write *value*'s 64-bit register image into output slot *k*."""
         Ref(self.b, self.data.reg, SLOT * (len(self.inputs) + k), u64, Space.PACKET).store(value)
 
-    def finish(self) -> list[Instruction]:
+    def finish(self, assemble: bool = True) -> list[Instruction]:
+        """End with ``return XDP_PASS``; the program assembled, or only allocated."""
         self.b.return_(XDP_PASS)
-        return self.b.assemble()
+        return self.b.assemble() if assemble else self.b.finish()
 
     def packet(self, values: Sequence[int]) -> bytes:
         """The packet that carries *values* in the input slots (outputs zeroed)."""

@@ -51,3 +51,22 @@ def reads_of_clobbered_registers(insns: list[Instruction]) -> list[tuple[int, in
 def stack_stores(insns: list[Instruction]) -> int:
     """Stores through r10 (spills, among others)."""
     return sum(1 for insn in insns if insn.opcode & 0x07 in (0x02, 0x03) and insn.dst == 10)
+
+
+def unreachable(insns: list[Instruction]) -> list[int]:
+    """Indexes of instructions no path from the first one reaches (functions are roots too)."""
+    succ = _successors(insns)
+    roots = [0] + [i for i, insn in enumerate(insns) if insn.symbol and any(
+        c.is_call and c.reference == insn.symbol for c in insns)]
+    seen: set[int] = set()
+    todo = roots
+    while todo:
+        i = todo.pop()
+        if i not in seen:
+            seen.add(i)
+            todo.extend(succ[i])
+    return [i for i in range(len(insns)) if i not in seen]
+
+
+def conditional_jumps(insns: list[Instruction]) -> int:
+    return sum(1 for insn in insns if insn.is_jump and insn.opcode not in (0x05, 0x06))

@@ -49,7 +49,7 @@ def test_pressure_spills_only_when_needed():
     def listing(count: int):
         frame = PacketFrame(INPUTS, 1)
         frame.output(0, many_values(frame, count))
-        return frame.b.finish()
+        return frame.finish(assemble=False)
 
     assert stack_stores(listing(4)) == 0
     spilled = listing(30)
@@ -85,7 +85,7 @@ def test_no_value_stays_in_r1_r5_across_a_call(count):
     for body in (calls_in_between, lambda f: f.output(0, many_values(f, count, "ktime_get_ns"))):
         frame = PacketFrame(INPUTS, 2)
         body(frame)
-        insns = frame.b.finish()
+        insns = frame.finish(assemble=False)
         assert reads_of_clobbered_registers(insns) == [], format_program(insns)
 
 
