@@ -70,6 +70,12 @@ def _user_frame() -> SourceLocation | None:
     return None
 
 
+def _where() -> str:
+    """``file:line: `` of the user's code, to start an error message."""
+    loc = _user_frame()
+    return f"{loc}: " if loc else ""
+
+
 class _Loop:
     def __init__(self, head: str, cont: str, end: str) -> None:
         self.head, self.cont, self.end = head, cont, end
@@ -402,7 +408,7 @@ class Builder:
         """The other branch of the :meth:`if_` just closed."""
         if not (self.items and isinstance(self.items[-1], Label) and self._pending
                 and self.items[-1].name == self._pending[0]):
-            raise BuildError("else_() must directly follow a 'with b.if_(...)' block")
+            raise BuildError(f"{_where()}else_() must directly follow a 'with b.if_(...)' block")
         end = self.items.pop().name
         self._pending = []
         yield
@@ -442,7 +448,7 @@ class Builder:
 
     def _innermost(self) -> _Loop:
         if not self._loops:
-            raise BuildError("break_()/continue_() outside b.range()")
+            raise BuildError(f"{_where()}break_()/continue_() outside b.range()")
         return self._loops[-1]
 
     # -- functions --------------------------------------------------------------------------
