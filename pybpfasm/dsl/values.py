@@ -58,7 +58,7 @@ class _Operators:
         raise NotImplementedError
 
     def __bool__(self) -> bool:
-        raise TypeError_("an eDSL value has no truth value at build time: "
+        raise TypeError_(f"{_where()}an eDSL value has no truth value at build time: "
                          "use 'with b.if_(value):' instead of 'if value:'")
 
     # arithmetic
@@ -320,12 +320,18 @@ class Cond:
         return Cond("not", self)
 
     def __bool__(self) -> bool:
-        raise TypeError_("a condition has no truth value at build time: use 'with b.if_(cond):' "
+        raise TypeError_(f"{_where()}a condition has no truth value at build time: use 'with b.if_(cond):' "
                          "and combine conditions with & | ~ (not 'and'/'or'/'not')")
 
 
 def _cond(c: Cond | _Operators) -> Cond:
     return c if isinstance(c, Cond) else Cond.compare(JumpOp.JNE, c, 0)
+
+
+def _where() -> str:
+    from .builder import _where as where  # builder imports this module
+
+    return where()
 
 
 def as_cond(c: Cond | _Operators) -> Cond:
