@@ -88,11 +88,12 @@ def debian(version: str, apt: PrivateApt | None = None) -> Kernel:
     for kernel in reversed(cached()):
         if kernel.release == exact or (exact is None and kernel.series == version):
             return kernel
+    apt = apt or PrivateApt()
     available = fetchable(apt)
     release = exact or available.get(version)
-    if release is None or series_of(release) not in available:
+    if release is None or not apt.package_names(re.escape(f"linux-image-{release}-unsigned")):
         raise KernelNotFound(_not_found_message(version, available))
-    return _fetch(release, apt or PrivateApt())
+    return _fetch(release, apt)
 
 
 def _not_found_message(version: str, available: dict[str, str]) -> str:
