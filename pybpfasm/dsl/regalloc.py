@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from ..errors import BPFError
 from ..isa import Class, Instruction, Mode, Size
-from .frame import Frame
+from .frame import Frame, StackOverflow
 from .ir import FP, Item, Label, Op, Operand, VReg, defs_uses
 
 _MOV64_X = Class.ALU64 | 0xB0 | 0x08
@@ -101,7 +101,7 @@ def _color(ops: list[Op], labels: dict[str, int]) -> dict[VReg, int] | VReg:
     live = _Liveness(ops, labels)
     stray = [v for v, i in live.var_ids.items() if isinstance(v, VReg) and live.live_in0 >> i & 1]
     if stray:
-        raise AllocationError(f"{stray[0]!r} is read before any value is assigned to it")
+        raise AllocationError(f"{_site(ops, stray[0])}{stray[0]!r} is read before any value is assigned to it")
     occupied = [live.busy[r] for r in range(10)]
     partners = _mov_partners(ops)
     vregs = [(v, i) for v, i in live.var_ids.items() if isinstance(v, VReg)]
@@ -129,9 +129,21 @@ def _victim(v: VReg, mask: int, color: dict[VReg, int], live: _Liveness) -> VReg
     return max(candidates, key=lambda u: bin(live.busy[live.var_ids[u]]).count("1"), default=v)
 
 
+def _site(items: list[Item], v: VReg) -> str:
+    """``file:line: `` of the first instruction that mentions *v*."""
+    for op in items:
+        if isinstance(op, Op) and op.source and v in (op.dst, op.src):
+            return f"{op.source}: "
+    return ""
+
+
 def _spill(items: list[Item], victim: VReg, frame: Frame, fresh) -> list[Item]:
     """Rewrite so that *victim* lives in a stack slot between its uses."""
-    slot = frame.alloc(8, what=f"spilling {victim!r}")
+    try:
+        slot = frame.alloc(8, what=f"spilling {victim!r}")
+    except StackOverflow as err:
+        raise StackOverflow(f"{_site(items, victim)}{err}; more values are live at once "
+                            "than registers and stack can hold") from None
     out: list[Item] = []
     for item in items:
         if isinstance(item, Label):
