@@ -95,6 +95,8 @@ class Builder:
         self._pending: list[str] = []
         self._loops: list[_Loop] = []
         self._scratch: int | None = None
+        #: shared ``r0 = k; exit`` blocks: (opcode, imm) -> (label, the mov)
+        self._returns: dict[tuple[int, int], tuple[str, Op]] = {}
         if parent is None:
             self._counter = 0
             self.maps: dict[str, object] = {}
@@ -396,9 +398,16 @@ class Builder:
     def if_(self, cond: Cond | _Operators) -> Iterator[None]:
         """Emit the body only when *cond* holds; may be followed by :meth:`else_`."""
         skip, end = self.label("else"), self.label("endif")
+        start = len(self.items)
         self.branch(cond, skip, False)
+        body = len(self.items)
         yield
-        self.emit(Op(JA, reference=end))
+        ret = _constant_return(self.items[body:])
+        if ret is not None:  # 'if cond: return k' becomes one jump to a shared 'return k'
+            del self.items[start:]
+            self.branch(cond, self._return_block(ret), True)
+        else:
+            self.emit(Op(JA, reference=end))
         self.place(skip)
         self._pending = [end]
         self.items.append(Label(end))
@@ -411,8 +420,32 @@ class Builder:
             raise BuildError(f"{_where()}else_() must directly follow a 'with b.if_(...)' block")
         end = self.items.pop().name
         self._pending = []
+        body = len(self.items)
         yield
+        ret = _constant_return(self.items[body:])
+        skip, before = self.items[body - 1], self.items[body - 2] if body > 1 else None
+        if ret is not None and isinstance(before, Op) and before.opcode in (JA, EXIT):
+            # 'else: return k' with nothing falling into it: jumps go to a shared 'return k'
+            target = self._return_block(ret)
+            del self.items[body - 1:]
+            for item in self.items:
+                if isinstance(item, Op) and item.reference == skip.name:
+                    item.reference = target
         self.place(end)
+
+    def _return_block(self, mov: Op) -> str:
+        """The label of the shared block that returns what *mov* puts in r0."""
+        key = (mov.opcode, mov.imm)
+        if key not in self._returns:
+            self._returns[key] = (self.label("ret"), mov)
+        return self._returns[key][0]
+
+    def _with_returns(self) -> list[Item]:
+        """The function's items followed by its shared return blocks."""
+        items = list(self.items)
+        for label, mov in self._returns.values():
+            items += [Label(label), mov, Op(EXIT, source=mov.source)]
+        return items
 
     def return_(self, value: Operandish = 0) -> None:
         """Return *value* from this function (the program's verdict in main)."""
@@ -481,9 +514,9 @@ class Builder:
     # -- output --------------------------------------------------------------------------------
     def finish(self) -> list[Instruction]:
         """Allocate registers in every function and lay them out: main first."""
-        insns = allocate(self.items, self.frame, self.vreg)
+        insns = allocate(self._with_returns(), self.frame, self.vreg)
         for name, (sub, _) in self.functions.items():
-            body = allocate(sub.items, sub.frame, sub.vreg)
+            body = allocate(sub._with_returns(), sub.frame, sub.vreg)
             from dataclasses import replace
 
             insns.append(replace(body[0], symbol=name))
@@ -493,6 +526,15 @@ class Builder:
     def assemble(self, maps: dict[str, object] | None = None) -> list[Instruction]:
         """:meth:`finish`, then resolve labels and map fds."""
         return assemble(self.finish(), maps=maps or {}, long_jumps=True)
+
+
+def _constant_return(body: list[Item]) -> Op | None:
+    """The ``r0 = k`` of a block that is exactly ``r0 = k; exit``."""
+    if len(body) != 2 or not all(isinstance(item, Op) for item in body):
+        return None
+    mov, exit_ = body
+    is_mov_imm = mov.opcode in (Class.ALU64 | MOV_OP, Class.ALU | MOV_OP, LD_IMM64) and mov.src == 0
+    return mov if is_mov_imm and mov.dst == 0 and exit_.opcode == EXIT else None
 
 
 def _is_phys(x: object) -> bool:
