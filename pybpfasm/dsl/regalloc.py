@@ -110,7 +110,10 @@ def _color(ops: list[Op], labels: dict[str, int]) -> dict[VReg, int] | VReg:
     for v, i in vregs:
         mask = live.busy[i]
         prefs = [color.get(p, p) for p in partners.get(v, ())]
-        for r in (*[p for p in prefs if isinstance(p, int) and p < 10], *_ORDER):
+        # a register an uncolored partner can share too, so that the move between them goes away
+        shared = [r for p in prefs if isinstance(p, VReg) for r in _ORDER
+                  if not occupied[r] & (mask | live.busy[live.var_ids[p]])]
+        for r in (*[p for p in prefs if isinstance(p, int) and p < 10], *shared, *_ORDER):
             if not occupied[r] & mask:
                 color[v] = r
                 occupied[r] |= mask

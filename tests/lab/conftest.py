@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -10,7 +11,7 @@ from typing import Iterator
 import pytest
 
 from lab.netns import build, scenario
-from lab.netns.topology import PREFIX
+from pybpfasm.link.netns import entered
 
 
 @pytest.fixture(scope="session")
@@ -37,5 +38,11 @@ def host_links() -> set[str]:
     return {line.split(": ")[1].split("@")[0] for line in out.splitlines()}
 
 
-def lab_namespaces() -> list[str]:
-    return build.namespaces_up(PREFIX)
+def ip_json(netns: str, *args: str) -> list[dict]:
+    out = subprocess.run(["ip", "-j", "-n", netns, *args], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout or "[]")
+
+
+def sysctl(netns: str, key: str) -> str:
+    with entered(netns), open("/proc/sys/" + key.replace(".", "/")) as f:
+        return f.read().strip()
