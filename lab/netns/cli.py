@@ -7,7 +7,8 @@ import signal
 import sys
 from typing import Sequence
 
-from . import build, demo as demo_, scenario, topology
+from . import build, scenario, topology
+from . import demo as demo_
 
 
 def up(argv: Sequence[str], prog: str) -> int:
