@@ -7,8 +7,6 @@ import os
 import socket
 from typing import Iterator, Union
 
-from pyroute2.netns import setns
-
 from ..errors import UsageError
 
 Interface = Union[str, int]
@@ -23,16 +21,33 @@ def entered(netns: str | None) -> Iterator[None]:
     home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
     try:
         try:
-            setns(netns, flags=0)
+            target = os.open(f"/run/netns/{netns}" if "/" not in netns else netns, os.O_RDONLY)
         except OSError as err:
-            raise UsageError(f"cannot enter network namespace {netns!r}: "
-                             f"{os.strerror(err.errno or 2)}") from None
+            raise UsageError(f"cannot enter network namespace {netns!r}: {err.strerror}") from None
+        try:
+            _setns(target)
+        finally:
+            os.close(target)
         try:
             yield
         finally:
-            setns(home, flags=0)
+            _setns(home)
     finally:
         os.close(home)
+
+
+def _setns(fd: int) -> None:
+    """Move this thread into the network namespace *fd* refers to."""
+    if hasattr(os, "setns"):  # Python 3.12+
+        os.setns(fd, CLONE_NEWNET)
+        return
+    from ..sys.abi import ffi, libc
+
+    if libc.setns(fd, CLONE_NEWNET) != 0:
+        raise OSError(ffi.errno, os.strerror(ffi.errno))
+
+
+CLONE_NEWNET = 0x40000000
 
 
 def ifindex(interface: Interface) -> int:

@@ -8,9 +8,6 @@ removed on ``close()`` (the qdisc only if this call created it).
 
 from __future__ import annotations
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
 from ..errors import UsageError
 from ..prog import Program
 from ..sys import AttachType, SyscallError
@@ -44,6 +41,8 @@ class TCFilter(Link):
         if not self._attached:
             return
         self._attached = False
+        from pyroute2 import IPRoute  # netlink only when used: pyroute2 costs 0.3 s to import
+
         with entered(self.netns), IPRoute() as ipr:
             if self._made_qdisc:
                 ipr.tc("del", "clsact", self.ifindex)
@@ -76,6 +75,9 @@ def attach_tc(prog: Program, interface: Interface, direction: str = "ingress",
 
 
 def _attach_cls_bpf(prog: Program, index: int, parent: int, netns: str | None) -> TCFilter:
+    from pyroute2 import IPRoute  # netlink only when used: pyroute2 costs 0.3 s to import
+    from pyroute2.netlink.exceptions import NetlinkError
+
     name = (prog.spec.name if prog.spec else "") or "pybpfasm"
     with IPRoute() as ipr:
         try:

@@ -413,6 +413,7 @@ long syscall(long number, ...);
 int ioctl(int fd, unsigned long request, ...);
 void *mmap(void *addr, size_t length, int prot, int flags, int fd, long offset);
 int munmap(void *addr, size_t length);
+int setns(int fd, int nstype);
 int mount(const char *source, const char *target, const char *fstype,
           unsigned long flags, const void *data);
 """
