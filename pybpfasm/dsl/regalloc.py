@@ -148,23 +148,35 @@ def _spill(items: list[Item], victim: VReg, frame: Frame, fresh) -> list[Item]:
         raise StackOverflow(f"{_site(items, victim)}{err}; more values are live at once "
                             "than registers and stack can hold") from None
     out: list[Item] = []
+    # a run of adjacent instructions that mention the victim shares one temporary:
+    # one reload before the run, one store after its last definition
+    tmp: VReg | None = None
+    stored = True
+
+    def store() -> None:
+        nonlocal stored
+        if not stored:
+            out.append(Op(Class.STX | Mode.MEM | Size.DW, FP, tmp, slot, source=out[-1].source))
+            stored = True
+
     for item in items:
-        if isinstance(item, Label):
-            out.append(item)
-            continue
-        d, u = defs_uses(item)
+        d, u = defs_uses(item) if isinstance(item, Op) else ((), ())
         if victim not in d and victim not in u:
+            store()
+            tmp = None
             out.append(item)
             continue
-        tmp = fresh(f"{victim.name or 'v'}.spill")
-        src = item.source
-        if victim in u:
-            out.append(Op(Class.LDX | Mode.MEM | Size.DW, tmp, FP, slot, source=src))
+        if tmp is None:
+            tmp = fresh(f"{victim.name or 'v'}.spill")
+            if victim in u:
+                out.append(Op(Class.LDX | Mode.MEM | Size.DW, tmp, FP, slot, source=item.source))
+        if item.is_branch:
+            store()  # the slot must be current wherever the jump lands
         out.append(Op(item.opcode, tmp if item.dst is victim else item.dst,
                       tmp if item.src is victim else item.src, item.off, item.imm,
-                      item.reference, src, item.nargs))
-        if victim in d:
-            out.append(Op(Class.STX | Mode.MEM | Size.DW, FP, tmp, slot, source=src))
+                      item.reference, item.source, item.nargs))
+        stored = stored and victim not in d
+    store()
     return out
 
 
