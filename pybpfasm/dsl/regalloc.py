@@ -67,7 +67,14 @@ class _Liveness:
         self.live_in0 = live_in[0] if n else 0
         # interference: bit i of busy[v] when v is defined at i or live after it
         self.busy = [0] * len(self.var_ids)
+        #: instructions that read or write each variable (what spilling it costs)
+        self.refs = [0] * len(self.var_ids)
         for i in range(n):
+            m = defs[i] | uses[i]
+            while m:
+                low = m & -m
+                self.refs[low.bit_length() - 1] += 1
+                m ^= low
             m, bit = live_out[i] | defs[i], 1 << i
             while m:
                 low = m & -m
@@ -125,11 +132,17 @@ def _color(ops: list[Op], labels: dict[str, int]) -> dict[VReg, int] | VReg:
 
 def _victim(v: VReg, mask: int, color: dict[VReg, int], live: _Liveness) -> VReg:
     """The value to spill when *v* finds no register: of *v* and the values
-    holding registers where it lives, the one live longest (spill
-    temporaries are as short as they get; spilling them again frees nothing)."""
+    holding registers where it lives, the one live longest per instruction
+    that reads or writes it (spill temporaries are as short as they get;
+    spilling them again frees nothing)."""
     holders = [u for u in color if live.busy[live.var_ids[u]] & mask]
     candidates = [u for u in (*holders, v) if not u.name.endswith(".spill")]
-    return max(candidates, key=lambda u: bin(live.busy[live.var_ids[u]]).count("1"), default=v)
+
+    def span_per_ref(u: VReg) -> float:
+        k = live.var_ids[u]
+        return bin(live.busy[k]).count("1") / max(live.refs[k], 1)
+
+    return max(candidates, key=span_per_ref, default=v)
 
 
 def _site(items: list[Item], v: VReg) -> str:
