@@ -61,15 +61,22 @@ class _Operators:
         raise TypeError_(f"{_where()}an eDSL value has no truth value at build time: "
                          "use 'with b.if_(value):' instead of 'if value:'")
 
+    def _reflected(self, op: AluOp, o: int) -> Value:
+        """``o op self`` for a Python int *o*, which takes this value's type."""
+        v = self.rvalue()
+        return self.b.binop(op, self.b.value(o, v.ty), v)
+
     # arithmetic
     def __add__(self, o): return self.b.binop(AluOp.ADD, self, o)
     def __radd__(self, o): return self.b.binop(AluOp.ADD, self, o)
     def __sub__(self, o): return self.b.binop(AluOp.SUB, self, o)
-    def __rsub__(self, o): return self.b.binop(AluOp.SUB, self.b.value(o, self.rvalue().ty), self)
+    def __rsub__(self, o): return self._reflected(AluOp.SUB, o)
     def __mul__(self, o): return self.b.binop(AluOp.MUL, self, o)
     def __rmul__(self, o): return self.b.binop(AluOp.MUL, self, o)
     def __floordiv__(self, o): return self.b.binop(AluOp.DIV, self, o)
     def __mod__(self, o): return self.b.binop(AluOp.MOD, self, o)
+    def __rfloordiv__(self, o): return self._reflected(AluOp.DIV, o)
+    def __rmod__(self, o): return self._reflected(AluOp.MOD, o)
     def __and__(self, o): return self.b.binop(AluOp.AND, self, o)
     def __rand__(self, o): return self.b.binop(AluOp.AND, self, o)
     def __or__(self, o): return self.b.binop(AluOp.OR, self, o)
@@ -78,6 +85,8 @@ class _Operators:
     def __rxor__(self, o): return self.b.binop(AluOp.XOR, self, o)
     def __lshift__(self, o): return self.b.binop(AluOp.LSH, self, o)
     def __rshift__(self, o): return self.b.binop(AluOp.RSH, self, o)
+    def __rlshift__(self, o): return self._reflected(AluOp.LSH, o)
+    def __rrshift__(self, o): return self._reflected(AluOp.RSH, o)
     def __neg__(self): return self.b.unop_neg(self)
     def __invert__(self): return self.b.binop(AluOp.XOR, self, -1)
 
