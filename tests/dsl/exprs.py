@@ -34,7 +34,7 @@ BINOPS: dict[str, Callable[[Any, Any], Any]] = {
     "%": operator.mod, "&": operator.and_, "|": operator.or_, "^": operator.xor,
     "<<": operator.lshift, ">>": operator.rshift,
 }
-REFLECTED = ("+", "-", "*", "&", "|", "^")
+REFLECTED = ("+", "-", "*", "//", "%", "&", "|", "^")
 COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
     "==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
     ">": operator.gt, ">=": operator.ge,

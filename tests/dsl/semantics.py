@@ -104,6 +104,18 @@ class CInt:
     def __rsub__(self, o: int) -> CInt:
         return self._reflected(o) - self
 
+    def __rfloordiv__(self, o: int) -> CInt:
+        return self._reflected(o) // self
+
+    def __rmod__(self, o: int) -> CInt:
+        return self._reflected(o) % self
+
+    def __rlshift__(self, o: int) -> CInt:
+        return self._reflected(o) << self
+
+    def __rrshift__(self, o: int) -> CInt:
+        return self._reflected(o) >> self
+
     def __floordiv__(self, o: Operand) -> CInt:
         signed = join(self.ty, None if isinstance(o, int) else o.ty).signed
         return self._binop(o, lambda a, b: 0 if b == 0 else (_trunc_div(a, b) if signed else a // b))

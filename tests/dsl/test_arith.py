@@ -119,3 +119,12 @@ def test_unary_operators():
     trees = [(kind, ("in", k)) for kind in ("neg", "inv") for k in range(len(INPUT_TYPES))]
     trees += [("neg", ("cast", ty, ("in", 0))) for ty in (u32, u64, s32, s64)]
     check(trees, _boundary_vectors())
+
+
+def test_reflected_operators():
+    """``n op value`` with the Python int on the left (it takes the value's type)."""
+    trees = [("rbin", op, n, ("in", k)) for op in ("-", "//", "%") for n in (0, 7, -1, 1 << 40)
+             for k in range(len(INPUT_TYPES))]
+    trees += [("rbin", op, n, ("bin", "&", ("in", k), ("const", 31))) for op in ("<<", ">>")
+              for n in (1, -1, 0x8000_0000) for k in (0, 2, 4)]
+    check(trees, _boundary_vectors())

@@ -56,6 +56,21 @@ def test_pressure_spills_only_when_needed():
     assert stack_stores(spilled) > 0, format_program(spilled)
 
 
+def test_spill_code_does_not_reload_what_it_just_stored():
+    """Straight after storing a spilled value, its slot is not read back (the register still has it)."""
+    from pybpfasm.isa import Class, Mode, Size
+
+    store, load = Class.STX | Mode.MEM | Size.DW, Class.LDX | Mode.MEM | Size.DW
+    for call in (None, "ktime_get_ns"):
+        frame = PacketFrame(INPUTS, 1)
+        frame.output(0, many_values(frame, 30, call))
+        insns = frame.finish(assemble=False)
+        for first, second in zip(insns, insns[1:]):
+            assert not (first.opcode == store and first.dst == 10 and second.opcode == load
+                        and second.src == 10 and second.off == first.off and second.symbol is None), \
+                format_program(insns)
+
+
 def calls_in_between(frame: PacketFrame) -> None:
     """Values defined before helper calls and used after them; the clock must not go back."""
     b = frame.b
