@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -125,3 +126,25 @@ def children(pid: int) -> list[int]:
         if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
             out.append(int(entry))
     return out
+
+
+def test_demo_prints_expected_versus_observed():
+    from lab.netns.monitor import dropmon_available
+
+    if not dropmon_available():
+        pytest.skip("no 'pybpfasm dropmon' in this tree")
+    out, err = run_lab("demo", "udp4-closed-port", "ip4-bad-checksum").communicate(timeout=60)
+    assert err == ""
+    rows = [line.split()[:4] for line in out.splitlines() if line.startswith(("udp4", "ip4"))]
+    assert rows == [["udp4-closed-port", "3", "3", "ok"], ["ip4-bad-checksum", "3", "3", "ok"]]
+    assert re.search(r"\n2/2 scenarios matched exactly in \d+\.\d s\n$", out), out
+    assert build.namespaces_up("pbl-drops-") == []
+
+
+def test_bad_names_are_one_line_usage_errors():
+    for args, message in [(("down", "x;y"), "bad topology name 'x;y'"),
+                          (("up", "nope"), "no topology 'nope'"),
+                          (("demo", "nope"), "no scenario 'nope'")]:
+        proc = run_lab(*args)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 2 and message in err and err.count("\n") == 1, (args, err)
