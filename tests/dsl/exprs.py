@@ -58,34 +58,38 @@ constants = st.one_of(
 )
 
 
-def expressions(max_leaves: int = 12) -> st.SearchStrategy[tuple]:
+def expressions(depth: int = 3) -> st.SearchStrategy[tuple]:
+    """Expression trees up to *depth* operators deep."""
     leaves = st.builds(lambda k: ("in", k), st.integers(0, len(INPUT_TYPES) - 1))
+    if depth == 0:
+        return leaves
+    # deferred: hypothesis would otherwise spell out the nested strategies' huge repr
+    sub = st.deferred(lambda: expressions(depth - 1))
+    rhs = st.one_of(sub, st.builds(lambda n: ("const", n), constants))
+    return st.one_of(
+        leaves,
+        st.tuples(st.just("bin"), st.sampled_from(sorted(BINOPS)), sub, rhs),
+        st.tuples(st.just("rbin"), st.sampled_from(REFLECTED), constants, sub),
+        st.tuples(st.just("neg"), sub),
+        st.tuples(st.just("inv"), sub),
+        st.tuples(st.just("cast"), st.sampled_from(CAST_TYPES), sub),
+        st.tuples(st.just("sel"), st.deferred(lambda: conditions(depth - 1)), sub, sub),
+    )
 
-    def extend(sub: st.SearchStrategy[tuple]) -> st.SearchStrategy[tuple]:
-        rhs = st.one_of(sub, st.builds(lambda n: ("const", n), constants))
-        cond = st.deferred(lambda: conditions(sub))
-        return st.one_of(
-            st.tuples(st.just("bin"), st.sampled_from(sorted(BINOPS)), sub, rhs),
-            st.tuples(st.just("rbin"), st.sampled_from(REFLECTED), constants, sub),
-            st.tuples(st.just("neg"), sub),
-            st.tuples(st.just("inv"), sub),
-            st.tuples(st.just("cast"), st.sampled_from(CAST_TYPES), sub),
-            st.tuples(st.just("sel"), cond, sub, sub),
-        )
 
-    return st.recursive(leaves, extend, max_leaves=max_leaves)
-
-
-def conditions(sub: st.SearchStrategy[tuple]) -> st.SearchStrategy[tuple]:
+def conditions(depth: int) -> st.SearchStrategy[tuple]:
+    """A comparison or JSET over expressions of *depth*, or one ``&``/``|``/``~`` of them."""
+    sub = st.deferred(lambda: expressions(depth))
     rhs = st.one_of(sub, st.builds(lambda n: ("const", n), constants))
     atom = st.one_of(
         st.tuples(st.just("cmp"), st.sampled_from(sorted(COMPARISONS)), sub, rhs),
         st.tuples(st.just("test"), sub, constants),
     )
-    return st.recursive(atom, lambda c: st.one_of(
-        st.tuples(st.sampled_from(["and", "or"]), c, c),
-        st.tuples(st.just("not"), c),
-    ), max_leaves=3)
+    return st.one_of(
+        atom,
+        st.tuples(st.sampled_from(["and", "or"]), atom, atom),
+        st.tuples(st.just("not"), st.one_of(atom, st.tuples(st.sampled_from(["and", "or"]), atom, atom))),
+    )
 
 
 class ModelBackend:

@@ -17,7 +17,7 @@ def _successors(insns: list[Instruction]) -> list[tuple[int, ...]]:
             succ.append(())
         elif insn.is_jump and insn.reference in where:
             target = where[insn.reference]
-            succ.append((target,) if insn.opcode in (0x05, 0x06) else nxt + (target,))
+            succ.append((target,) if insn.opcode in (0x05, 0x06) else (*nxt, target))
         else:
             succ.append(nxt)
     return succ

@@ -47,7 +47,7 @@ def test_conditions_with_and_or():
     x, y = frame.input(0), frame.input(1)
     with pytest.raises(TypeError_, match=r"combine conditions with & \| ~") as err:
         line = next_line()
-        (x == 1) and (y == 2)  # noqa: B015
+        _ = (x == 1) and (y == 2)
     assert_names(err.value, line)
 
 
@@ -75,7 +75,7 @@ def test_else_not_directly_after_if():
 
 def test_break_outside_loop():
     b = Builder("xdp")
-    with pytest.raises(BuildError, match="outside b.range") as err:
+    with pytest.raises(BuildError, match=r"outside b\.range") as err:
         line = next_line()
         b.break_()
     assert_names(err.value, line)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 
 from pybpfasm.dsl.types import u64
-from pybpfasm.text import format_program
-
 from pybpfasm.dsl.values import Value
+from pybpfasm.text import format_program
 
 from .harness import PacketFrame, run_packet_program
 from .listing import reads_of_clobbered_registers, stack_stores

@@ -19,7 +19,7 @@ from pybpfasm.text import format_program
 from .harness import PacketFrame, load
 
 pytest.importorskip("ziglang", reason="clang comes from the ziglang wheel (test extra)")
-from tests.isa.llvm import compile_c  # noqa: E402
+from tests.isa.llvm import compile_c
 
 pytestmark = pytest.mark.kernel
 
