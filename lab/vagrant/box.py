@@ -27,7 +27,15 @@ from lab.vm.modules import ModuleTree
 from lab.vm.paths import cache_root
 
 #: on top of the guests' packages: an init, SSH, sudo and DHCP, as Vagrant expects
-BOX_PACKAGES = (*userland.PACKAGES, "systemd-sysv", "udev", "openssh-server", "sudo", "rsync", "dbus")
+BOX_PACKAGES = (
+    *userland.PACKAGES,
+    "systemd-sysv",
+    "udev",
+    "openssh-server",
+    "sudo",
+    "rsync",
+    "dbus",
+)
 #: crc32c_generic: ext4 checksums metadata with crc32c, a soft dependency busybox does not follow
 DISK_MODULES = ("virtio_pci", "virtio_blk", "virtio_net", "crc32c_generic", "ext4")
 VAGRANT_KEY = "/usr/share/rubygems-integration/all/gems/vagrant-*/keys/vagrant.pub"

@@ -24,7 +24,8 @@ if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 9))'; then
     python=python3.9
 fi
 # the distribution's pyroute2 may predate 0.7 (or belong to an older python3)
-if ! "$python" -c 'import cffi, pyroute2, sys; sys.exit(tuple(map(int, pyroute2.__version__.split(".")[:2])) < (0, 7))' 2>/dev/null; then
+if ! "$python" -c 'import sys, cffi; from importlib.metadata import version
+sys.exit(tuple(map(int, version("pyroute2").split(".")[:2])) < (0, 7))' 2>/dev/null; then
     [ "$python" = python3 ] && apt-get install -y -qq python3-venv
     "$python" -m venv /opt/pybpfasm
     /opt/pybpfasm/bin/pip install -q 'cffi>=1.15' 'pyroute2>=0.7' pytest

@@ -133,7 +133,9 @@ class VagrantHost:
         )  # fmt: skip
 
     def run(self, argv: Sequence[str], timeout: float = 300.0) -> CommandResult:
-        done = self._conn.sudo(shlex.join(argv), warn=True, hide=True, timeout=timeout)
+        done = self._conn.sudo(
+            shlex.join(argv), warn=True, hide=True, timeout=timeout, in_stream=False
+        )
         return CommandResult(done.return_code, done.stdout, done.stderr)
 
     def put(self, local: Path, remote: str) -> None:

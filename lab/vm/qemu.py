@@ -90,8 +90,14 @@ def run(
     if config.workdir is not None:
         shares["work"] = (config.workdir, False)
     command = qemu_argv(kernel, initrd, job / "console.log", shares, config)
-    with one_of(cache_root() / "slots", MAX_GUESTS):
-        result = _supervise(kernel, command, job, config.timeout, echo)
+    try:
+        with one_of(cache_root() / "slots", MAX_GUESTS):
+            result = _supervise(kernel, command, job, config.timeout, echo)
+    except LabError:
+        raise  # the job directory stays for inspection; the message names it
+    except BaseException:
+        shutil.rmtree(job, ignore_errors=True)
+        raise
     shutil.rmtree(job)
     return result
 
@@ -114,7 +120,8 @@ def qemu_argv(
         "-serial", f"file:{console}",
     ]  # fmt: skip
     for index, (tag, (path, readonly)) in enumerate(shares.items()):
-        options = f"local,id=fs{index},path={path},security_model=none"
+        escaped = str(path).replace(",", ",,")  # qemu's option syntax doubles commas
+        options = f"local,id=fs{index},path={escaped},security_model=none"
         argv += ["-fsdev", options + (",readonly=on" if readonly else "")]
         argv += ["-device", f"virtio-9p-pci,fsdev=fs{index},mount_tag={tag}"]
     return argv

@@ -59,3 +59,17 @@ def test_guest_host(kernel_61: kernels.Kernel, tmp_path: Path) -> None:
         round_trip(host, "/work", tmp_path)
         with pytest.raises(LabError, match="under /work"):
             host.put(tmp_path / "in.txt", "/etc/passwd")
+
+
+@pytest.mark.skipif(
+    not os.environ.get("PYBPFASM_VAGRANT_MACHINE"),
+    reason="needs a running Vagrant machine: PYBPFASM_VAGRANT_MACHINE=local (see lab/vagrant/up-offline)",
+)
+def test_vagrant_host(tmp_path: Path) -> None:
+    from lab.vm.hosts import VagrantHost
+
+    host = VagrantHost(os.environ["PYBPFASM_VAGRANT_MACHINE"], Path(__file__).parents[2] / "lab")
+    try:
+        round_trip(host, "/tmp", tmp_path)
+    finally:
+        host.close()
