@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from pybpfasm.dsl.types import u64
-from pybpfasm.dsl.values import Value
 from pybpfasm.text import format_program
 
 from .harness import PacketFrame, run_packet_program
@@ -79,11 +78,10 @@ def calls_in_between(frame: PacketFrame) -> None:
     b.get_prandom_u32()
     t1 = b.ktime_get_ns()
     frame.output(0, a + c + d)
-    ordered = Value(b, b.vreg("ordered"), u64)
-    b.mov_imm(ordered.reg, 0)
+    ordered = b.var(0)
     with b.if_(t1 >= t0):
-        b.mov_imm(ordered.reg, 1)
-    frame.output(1, ordered + a * 0)
+        ordered.set(1)
+    frame.output(1, ordered)
 
 
 def test_values_survive_calls():
