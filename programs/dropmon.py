@@ -15,6 +15,7 @@ where it exists, else a kprobe on ``kfree_skb_reason``/``kfree_skb``.
 from __future__ import annotations
 
 import argparse
+import gc
 import ipaddress
 import json
 import os
@@ -23,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from pybpfasm.btf import BTF
 from pybpfasm.dsl import (
     Collection,
     Record,
@@ -89,35 +91,43 @@ class Options:
     ustack: bool = False
 
 
-events = RingBuf(DropEvent, 4 << 20, name="drop_events")
+events = RingBuf(DropEvent, 1 << 20, name="drop_events")
 stacks = StackTraceMap(4096, name="drop_stacks")
 
 
 def build_event(b, ctx, skb_ptr, protocol, opts: Options):
-    """Fill a DropEvent on the stack from an skb; returns it (filters not yet applied)."""
+    """Fill a DropEvent on the stack from an skb; returns it (filters not yet applied).
+
+    Kernel memory is read with as few bpf_probe_read_kernel calls as the
+    layout allows: the program runs for every drop in the system.
+    """
     ev = b.stack(DropEvent, "the drop event")
     b.zero(ev)
-    skb = skb_ptr.cast("struct sk_buff")
+    skb_ref = skb_ptr.cast("struct sk_buff").deref()
+    has = b.btf.has_field
+    vlan_fields = [f for f in ("vlan_all", "vlan_present") if has("sk_buff", f)]
+    skb = b.read(skb_ref, "dev", "sk", name="sk_buff pointers")
+    hdr = b.read(skb_ref, *vlan_fields, "vlan_tci", "network_header", "head", name="sk_buff headers")
     ev.ts = b.ktime_get_ns()
     ev.pid = b.get_current_pid_tgid() >> 32
     b.get_current_comm(ev.comm.addr(), 16)
-    dev = skb.dev
+    dev = b.read(skb.dev.deref(), "nd_net", "name", name="net_device fields")
     ev.ifname = dev.name
     ev.netns = dev.nd_net.net.ns.inum
     with b.if_(ev.netns == 0):  # no device yet: the socket's namespace
         ev.netns = skb.sk.__sk_common.skc_net.net.ns.inum
-    _vlan_offloaded(b, skb, ev)
+    _vlan_offloaded(b, hdr, ev, vlan_fields)
 
     proto = b.var(protocol)
-    l3 = b.var(skb.head.rvalue().at(skb.network_header))
+    l3 = b.var(hdr.head.rvalue().at(hdr.network_header))
     with b.if_((proto == ETH_P_8021Q) | (proto == ETH_P_8021AD)):  # the tag is still in the packet
-        tag = b.read(l3.cast("struct vlan_hdr").deref(), "vlan header")
+        tag = b.read(l3.cast("struct vlan_hdr").deref(), name="vlan header")
         ev.vlan = tag.h_vlan_TCI.to_host() & 0xFFF
         ev.flags = ev.flags | F_VLAN
         proto.set(tag.h_vlan_encapsulated_proto.to_host())
         l3.set(l3 + 4)
     with b.if_(proto == ETH_P_IP):
-        ip = b.read(l3.cast("struct iphdr").deref(), "ip header")
+        ip = b.read(l3.cast("struct iphdr").deref(), name="ip header")
         ev.flags = ev.flags | F_IPV4
         ev.proto = ip.protocol
         ev.ip_id = ip.id
@@ -126,7 +136,7 @@ def build_event(b, ctx, skb_ptr, protocol, opts: Options):
         with b.if_((ip.frag_off.to_host() & 0x1FFF) == 0):  # only first fragments carry ports
             _transport(b, ev, l3 + (ip.ihl * 4), ip.protocol)
     with b.if_(proto == ETH_P_IPV6):
-        ip6 = b.read(l3.cast("struct ipv6hdr").deref(), "ipv6 header")
+        ip6 = b.read(l3.cast("struct ipv6hdr").deref(), name="ipv6 header")
         ev.flags = ev.flags | F_IPV6
         ev.proto = ip6.nexthdr
         ev.saddr = ip6.saddr
@@ -139,12 +149,11 @@ def build_event(b, ctx, skb_ptr, protocol, opts: Options):
     return ev
 
 
-def _vlan_offloaded(b, skb, ev) -> None:
+def _vlan_offloaded(b, skb, ev, vlan_fields: list[str]) -> None:
     """The VLAN tag the driver or the stack already took out of the packet."""
-    btf = b.btf
-    if btf.has_field("sk_buff", "vlan_all"):
+    if "vlan_all" in vlan_fields:
         present = skb.vlan_all != 0
-    elif btf.has_field("sk_buff", "vlan_present"):
+    elif "vlan_present" in vlan_fields:
         present = skb.vlan_present != 0
     else:  # before 4.19 the present bit was VLAN_TAG_PRESENT (0x1000) in vlan_tci
         present = skb.vlan_tci.test(0x1000)
@@ -155,12 +164,12 @@ def _vlan_offloaded(b, skb, ev) -> None:
 
 def _transport(b, ev, l4, proto) -> None:
     with b.if_((proto == 6) | (proto == 17)):
-        ports = b.read(l4.cast("struct udphdr").deref(), "ports")
+        ports = b.read(l4.cast("struct udphdr").deref(), name="ports")
         ev.sport = ports.source
         ev.dport = ports.dest
         ev.flags = ev.flags | F_PORTS
     with b.if_((proto == 1) | (proto == 58)):
-        icmp = b.read(l4.cast("struct icmphdr").deref(), "icmp header")
+        icmp = b.read(l4.cast("struct icmphdr").deref(), name="icmp header")
         ev.icmp_type = icmp.type
         ev.icmp_code = icmp.code
         ev.flags = ev.flags | F_ICMP
@@ -400,6 +409,9 @@ def _trace(args: argparse.Namespace, opts: Options, log: IO[str] | None) -> int:
     prog = choose_program()
     with Collection() as coll:
         coll.load(prog, opts)
+        drop_reasons()  # read from BTF now, then free BTF before kallsyms is read
+        BTF.release_kernel()
+        gc.collect()  # the builder's objects are cycles that still hold the BTF
         coll.attach(prog)
         fmt = Formatter(coll, opts)
         reader = RingBuffer(coll.map(events), DropEvent, lost=coll.map(events.lost))

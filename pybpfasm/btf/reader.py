@@ -164,6 +164,11 @@ class BTF:
         return _open_kernel(path)
 
     @classmethod
+    def release_kernel(cls) -> None:
+        """Forget the memoised kernel BTF (about 9 MiB): for a tool whose programs are built."""
+        _open_kernel.cache_clear()
+
+    @classmethod
     def module(cls, name: str) -> BTF:
         """A kernel module's BTF, split on top of the kernel's."""
         if not name or "/" in name or name.startswith("."):

@@ -49,7 +49,7 @@ from ..isa import (
 from .frame import Frame
 from .ir import FP, Item, Label, Op, Operand, VReg
 from .regalloc import allocate
-from .types import ArrayType, KernelType, PtrType, Scalar, Space, TypeError_, sizeof, u32, u64
+from .types import ArrayType, KernelType, PtrType, Scalar, Space, TypeError_, sizeof, u8, u32, u64
 from .values import Cond, Operandish, Ref, Value, Var, _Operators, as_cond, fits_imm, scalar_of
 
 _SKIP = (str(Path(__file__).resolve().parents[1]), contextlib.__file__)
@@ -272,14 +272,26 @@ class Builder:
         helper = "probe_read_user" if src.space == Space.USER else "probe_read_kernel"
         return self.call(helper, dst.addr(), size, src.addr())
 
-    def read(self, ref: Ref, name: str = "a probe-read copy") -> Ref:
+    def read(self, ref: Ref, *fields: str, name: str = "a probe-read copy") -> Ref:
         """*ref* itself if the program may load it directly, else a stack copy
-        made with one ``bpf_probe_read_kernel`` (read a header once, use many fields)."""
+        made with one ``bpf_probe_read_kernel`` (read a header once, use many fields).
+
+        With *fields*, only the bytes from the first to the last of them are
+        copied (one read for a few members of a large struct like sk_buff);
+        the result reads those fields and no others.
+        """
         if ref.space.direct:
             return ref
-        copy = self.stack(ref.ty, name)
-        self.probe_read(copy, ref)
-        return copy
+        if not fields:
+            copy = self.stack(ref.ty, name)
+            self.probe_read(copy, ref)
+            return copy
+        spans = [(f.offset, f.offset + f.size) for f in (ref.ty.member(n) for n in fields)]
+        lo, hi = min(s for s, _ in spans), max(e for _, e in spans)
+        slot = self.frame.alloc(hi - lo, what=name)
+        src = Ref(self, ref.base, ref.off + lo, ArrayType(u8, hi - lo), ref.space)
+        self.probe_read(Ref(self, FP, slot, ArrayType(u8, hi - lo), Space.STACK), src)
+        return Ref(self, FP, slot - lo, ref.ty, Space.STACK)
 
     def store(self, ref: Ref, value: Operandish) -> None:
         """Write *value* into *ref* (direct memory only: stack, maps, packets)."""
