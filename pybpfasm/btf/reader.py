@@ -2,7 +2,7 @@
 
 Opening makes one pass over the raw bytes and keeps two ``array('I')``: the
 word offset where each type record starts, and each record's name offset
-(gathered in C with ``itemgetter``, packed for byte searches). A type becomes
+(gathered in C with ``map``, packed for byte searches). A type becomes
 a model value (:mod:`pybpfasm.btf.types`) only when asked for, and is
 memoised. A lookup by name finds the name in the string table, then its
 offset among the records' name offsets (two byte searches), and is memoised.
@@ -18,7 +18,6 @@ import os
 import struct
 import sys
 from array import array
-from operator import itemgetter
 from typing import Iterable, Iterator, Sequence
 
 from . import codec, elf
@@ -79,13 +78,14 @@ class _RecordWords(dict):
         return step
 
 
-def _index_records(words: Sequence[int]) -> list[int]:
+def _index_records(words: Sequence[int]) -> array:
     """Word offset of every type record; BTFError if a record is unknown or cut short.
 
     The loop is the hot path of opening vmlinux BTF (~130k records): it ends
-    on the IndexError of reading past the last record.
+    on the IndexError of reading past the last record.  Offsets go straight
+    into an array: a list of 130k ints would cost 4 MiB more at peak.
     """
-    offsets: list[int] = []
+    offsets = array("I")
     add = offsets.append
     record_words = _RecordWords()
     i = 0
@@ -103,11 +103,9 @@ def _index_records(words: Sequence[int]) -> list[int]:
     return offsets
 
 
-def _gather(words: Sequence[int], positions: list[int]) -> array:
-    """``words[p]`` for every p, as an array (itemgetter does the loop in C)."""
-    if len(positions) < 2:
-        return array("I", [words[p] for p in positions])
-    return array("I", itemgetter(*positions)(words))
+def _gather(words: Sequence[int], positions: array) -> array:
+    """``words[p]`` for every p, as an array (map does the loop in C, without a big tuple)."""
+    return array("I", map(words.__getitem__, positions))
 
 
 class BTF:
@@ -145,10 +143,9 @@ class BTF:
             raise BTFError(f"{source}: string table must start with an empty string")
         self._type_start, self._type_end = type_start, type_start + type_len
         self._words = _word_view(data, type_start, type_len, order)
-        offsets = _index_records(self._words)
-        self._offsets = array("I", offsets)
+        self._offsets = _index_records(self._words)
         #: name_off of every record, host order, packed for byte searches by name
-        self._name_words = _gather(self._words, offsets).tobytes()
+        self._name_words = _gather(self._words, self._offsets).tobytes()
         self.first_id = base.last_id + 1 if base else 1
         self._first_str = base.next_string_offset if base else 0
         self.last_id = self.first_id + len(self._offsets) - 1
