@@ -27,6 +27,7 @@ from typing import IO, Any
 from pybpfasm.btf import BTF
 from pybpfasm.dsl import (
     Collection,
+    PerCPUArray,
     Record,
     RingBuf,
     StackTraceMap,
@@ -91,7 +92,16 @@ class Options:
     ustack: bool = False
 
 
+class VlanSeen(Record):
+    """The VLAN tag of the packet this CPU last received (the stack strips it before IP)."""
+
+    skb: u64
+    vlan: u16
+    tagged: u8
+
+
 events = RingBuf(DropEvent, 1 << 20, name="drop_events")
+last_vlan = PerCPUArray(VlanSeen, 1, name="drop_vlan")
 stacks = StackTraceMap(4096, name="drop_stacks")
 
 
@@ -117,6 +127,9 @@ def build_event(b, ctx, skb_ptr, protocol, opts: Options):
     with b.if_(ev.netns == 0):  # no device yet: the socket's namespace
         ev.netns = skb.sk.__sk_common.skc_net.net.ns.inum
     _vlan_offloaded(b, hdr, ev, vlan_fields)
+    with last_vlan.lookup(b, 0) as seen, b.if_((seen.skb == skb_ptr) & (seen.tagged != 0)):
+        ev.vlan = seen.vlan  # tagged on arrival, untagged before this drop
+        ev.flags = ev.flags | F_VLAN
 
     proto = b.var(protocol)
     l3 = b.var(hdr.head.rvalue().at(hdr.network_header))
@@ -149,15 +162,18 @@ def build_event(b, ctx, skb_ptr, protocol, opts: Options):
     return ev
 
 
+def _vlan_present(skb, vlan_fields: list[str]):
+    """The condition that the skb carries an offloaded (out of the packet) VLAN tag."""
+    if "vlan_all" in vlan_fields:
+        return skb.vlan_all != 0
+    if "vlan_present" in vlan_fields:
+        return skb.vlan_present != 0
+    return skb.vlan_tci.test(0x1000)  # before 4.19: VLAN_TAG_PRESENT in vlan_tci
+
+
 def _vlan_offloaded(b, skb, ev, vlan_fields: list[str]) -> None:
     """The VLAN tag the driver or the stack already took out of the packet."""
-    if "vlan_all" in vlan_fields:
-        present = skb.vlan_all != 0
-    elif "vlan_present" in vlan_fields:
-        present = skb.vlan_present != 0
-    else:  # before 4.19 the present bit was VLAN_TAG_PRESENT (0x1000) in vlan_tci
-        present = skb.vlan_tci.test(0x1000)
-    with b.if_(present):
+    with b.if_(_vlan_present(skb, vlan_fields)):
         ev.vlan = skb.vlan_tci & 0xFFF
         ev.flags = ev.flags | F_VLAN
 
@@ -241,6 +257,27 @@ def _reason_filter(b, reason, opts: Options) -> None:
         cond = c if cond is None else cond | c
     with b.if_(~cond):
         b.return_(0)
+
+
+@tracepoint("net", "netif_receive_skb")
+def on_receive(b, ctx, opts: Options):
+    """Remember each received packet's VLAN tag: the stack removes it before most drops."""
+    skb_ptr = ctx.skbaddr.rvalue()
+    skb_ref = skb_ptr.cast("struct sk_buff").deref()
+    vlan_fields = [f for f in ("vlan_all", "vlan_present") if b.btf.has_field("sk_buff", f)]
+    hdr = b.read(skb_ref, *vlan_fields, "vlan_tci", "protocol", "data", name="sk_buff fields")
+    with last_vlan.lookup(b, 0) as seen:
+        seen.skb = skb_ptr
+        seen.tagged = 0
+        proto = hdr.protocol
+        with b.if_((proto == ETH_P_8021Q) | (proto == ETH_P_8021AD)):  # still in the packet
+            tag = b.read(hdr.data.rvalue().cast("struct vlan_hdr").deref(), name="vlan header")
+            seen.vlan = tag.h_vlan_TCI.to_host() & 0xFFF
+            seen.tagged = 1
+        present = _vlan_present(hdr, vlan_fields)
+        with b.if_(present):
+            seen.vlan = hdr.vlan_tci & 0xFFF
+            seen.tagged = 1
 
 
 @tracepoint("skb", "kfree_skb")
@@ -409,9 +446,11 @@ def _trace(args: argparse.Namespace, opts: Options, log: IO[str] | None) -> int:
     prog = choose_program()
     with Collection() as coll:
         coll.load(prog, opts)
+        coll.load(on_receive, opts)
         drop_reasons()  # read from BTF now, then free BTF before kallsyms is read
         BTF.release_kernel()
         gc.collect()  # the builder's objects are cycles that still hold the BTF
+        coll.attach(on_receive)
         coll.attach(prog)
         fmt = Formatter(coll, opts)
         reader = RingBuffer(coll.map(events), DropEvent, lost=coll.map(events.lost))

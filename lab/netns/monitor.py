@@ -31,6 +31,7 @@ class DropMonitor:
         self.bad_lines: list[str] = []
         self._stderr: deque[str] = deque(maxlen=20)
         self._ready = threading.Event()
+        self._stderr_closed = threading.Event()
         self._proc: subprocess.Popen[str] | None = None
         self._threads: list[threading.Thread] = []
 
@@ -49,7 +50,8 @@ class DropMonitor:
                          threading.Thread(target=self._read_stderr, daemon=True)]
         for thread in self._threads:
             thread.start()
-        if not self._ready.wait(START_TIMEOUT) or self._proc.poll() is not None:
+        started = self._ready.wait(START_TIMEOUT) and not self._stderr_closed.is_set()
+        if not started or self._proc.poll() is not None:
             self.stop()
             last = self._stderr[-1] if self._stderr else f"no '{READY_LINE}' within {START_TIMEOUT:.0f} s"
             raise LabError(f"the drop monitor did not start: {last}")
@@ -94,6 +96,7 @@ class DropMonitor:
             self._stderr.append(line.rstrip("\n"))
             if READY_LINE in line:
                 self._ready.set()
+        self._stderr_closed.set()
         self._ready.set()  # the tool exited: stop waiting
 
 

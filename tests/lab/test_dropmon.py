@@ -13,11 +13,6 @@ from lab.netns.monitor import DropMonitor, dropmon_available
 
 pytestmark = pytest.mark.skipif(not dropmon_available(), reason="no 'pybpfasm dropmon' in this tree")
 
-#: scenarios whose expectation the current monitor is known to miss, and why
-KNOWN_MISSES = {
-    "vlan-no-device": "dropmon reports vlan null: on 6.18 the tag is cleared from the skb "
-                      "(and gone from the buffer) before ip_rcv_core drops the frame",
-}
 NAMES = [s.name for s in scenario.load("drops").scenarios]
 
 
@@ -28,10 +23,7 @@ def monitor(drops_lab) -> Iterator[DropMonitor]:
     assert mon.bad_lines == []
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=KNOWN_MISSES[n])) if n in KNOWN_MISSES else n
-    for n in NAMES
-])
+@pytest.mark.parametrize("name", NAMES)
 def test_monitor_prints_exactly_the_declared_events(drops_lab, monitor, name):
     (verdict,) = runner.run(drops_lab.select([name]), monitor)
     assert monitor.lost == 0
