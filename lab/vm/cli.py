@@ -60,7 +60,9 @@ def _guest_options(parser: argparse.ArgumentParser) -> None:
         help="seconds before the guest is killed",
     )
     parser.add_argument("--memory", type=int, default=1024, metavar="MB", help="guest memory")
-    parser.add_argument("--cpus", type=int, default=1, help="guest vCPUs")
+    parser.add_argument(
+        "--cpus", type=int, default=qemu.GuestConfig.cpus, help="guest vCPUs (default %(default)s)"
+    )
 
 
 def _command(args: argparse.Namespace) -> list[str]:

@@ -88,3 +88,17 @@ def flow_packets(bridge: str, match: str) -> int:
     if found is None:
         raise RuntimeError(f"no n_packets in {lines[0]!r}")
     return int(found.group(1))
+
+
+def diagnostics(bridge: str) -> str:
+    """Bridge, datapath, flows and the vswitchd log tail, for failure messages."""
+    parts = []
+    for argv in (
+        ["ovs-vsctl", "show"],
+        ["ovs-appctl", "dpctl/show"],
+        ["ovs-ofctl", "dump-flows", bridge],
+        ["tail", "-n", "20", "/var/log/openvswitch/ovs-vswitchd.log"],
+    ):
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        parts.append(f"$ {' '.join(argv)}\n{done.stdout}{done.stderr}")
+    return "\n".join(parts)

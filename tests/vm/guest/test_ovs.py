@@ -39,7 +39,8 @@ def test_bridge_forwards_then_drop_flow_counts_every_dropped_packet() -> None:
     right = ovs.add_netns_port("br0", "ns2", "10.99.0.2/24")
 
     # first contact goes through ARP and OVS upcalls, slow under TCG: wait for it, uncounted
-    assert any(received(left, right.address, 1, wait=2) for _ in range(10)), "ns1 never reached ns2"
+    reached = any(received(left, right.address, 1, wait=2) for _ in range(10))
+    assert reached, "ns1 never reached ns2\n" + ovs.diagnostics("br0")
     assert received(left, right.address, PINGS_FORWARDED, wait=5) == PINGS_FORWARDED
 
     ovs.purge_datapath_flows()
