@@ -20,7 +20,7 @@ import os
 from contextlib import contextmanager
 from typing import Iterator
 
-from ..btf import BTFError, read_format
+from ..btf import BTFError, Kind, read_format
 from ..errors import BPFError
 from ..isa import Class
 from .ir import Op, VReg
@@ -98,11 +98,13 @@ class TracepointContext(Context):
 
 
 def _tracepoint_layout(b, category: str, event: str):
-    """The event's layout: kernel BTF when it has the struct, else the tracefs format."""
-    try:
+    """The event's layout: kernel BTF when it has the struct, else the tracefs format.
+
+    Events of a class (netif_receive_skb is a net_dev_template) have no
+    struct of their own name: the format file describes them.
+    """
+    if b.btf.ids(f"trace_event_raw_{event}", [Kind.STRUCT]):  # no "did you mean" search
         return b.btf.trace_event(event), f"BTF trace_event_raw_{event}"
-    except BTFError:
-        pass
     try:
         fmt = read_format(category, event)
     except BPFError as err:
