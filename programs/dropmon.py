@@ -22,6 +22,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
+from socket import AF_INET, AF_INET6, inet_ntop
 from typing import IO, Any
 
 from pybpfasm.btf import BTF
@@ -93,11 +94,10 @@ class Options:
 
 
 class VlanSeen(Record):
-    """The VLAN tag of the packet this CPU last received (the stack strips it before IP)."""
+    """The last VLAN-tagged packet this CPU received (the stack strips tags before IP)."""
 
     skb: u64
     vlan: u16
-    tagged: u8
 
 
 events = RingBuf(DropEvent, 1 << 20, name="drop_events")
@@ -127,7 +127,7 @@ def build_event(b, ctx, skb_ptr, protocol, opts: Options):
     with b.if_(ev.netns == 0):  # no device yet: the socket's namespace
         ev.netns = skb.sk.__sk_common.skc_net.net.ns.inum
     _vlan_offloaded(b, hdr, ev, vlan_fields)
-    with last_vlan.lookup(b, 0) as seen, b.if_((seen.skb == skb_ptr) & (seen.tagged != 0)):
+    with last_vlan.lookup(b, 0) as seen, b.if_(seen.skb == skb_ptr):
         ev.vlan = seen.vlan  # tagged on arrival, untagged before this drop
         ev.flags = ev.flags | F_VLAN
 
@@ -261,23 +261,28 @@ def _reason_filter(b, reason, opts: Options) -> None:
 
 @tracepoint("net", "netif_receive_skb")
 def on_receive(b, ctx, opts: Options):
-    """Remember each received packet's VLAN tag: the stack removes it before most drops."""
+    """Remember a received packet's VLAN tag: the stack removes it before most drops.
+
+    This runs for every packet, so the common untagged case costs one read
+    and one per-CPU slot test; the slot is written only for tagged packets
+    (and cleared by the next untagged one, so a recycled skb is never mislabelled).
+    """
     skb_ptr = ctx.skbaddr.rvalue()
     skb_ref = skb_ptr.cast("struct sk_buff").deref()
     vlan_fields = [f for f in ("vlan_all", "vlan_present") if b.btf.has_field("sk_buff", f)]
     hdr = b.read(skb_ref, *vlan_fields, "vlan_tci", "protocol", "data", name="sk_buff fields")
+    in_packet = (hdr.protocol == ETH_P_8021Q) | (hdr.protocol == ETH_P_8021AD)
+    offloaded = _vlan_present(hdr, vlan_fields)
     with last_vlan.lookup(b, 0) as seen:
-        seen.skb = skb_ptr
-        seen.tagged = 0
-        proto = hdr.protocol
-        with b.if_((proto == ETH_P_8021Q) | (proto == ETH_P_8021AD)):  # still in the packet
+        with b.if_(in_packet):
             tag = b.read(hdr.data.rvalue().cast("struct vlan_hdr").deref(), name="vlan header")
             seen.vlan = tag.h_vlan_TCI.to_host() & 0xFFF
-            seen.tagged = 1
-        present = _vlan_present(hdr, vlan_fields)
-        with b.if_(present):
+            seen.skb = skb_ptr
+        with b.if_(offloaded):
             seen.vlan = hdr.vlan_tci & 0xFFF
-            seen.tagged = 1
+            seen.skb = skb_ptr
+        with b.if_(~(in_packet | offloaded) & (seen.skb != 0)):
+            seen.skb = 0
 
 
 @tracepoint("skb", "kfree_skb")
@@ -335,9 +340,9 @@ class Formatter:
         ip = bool(v4 or v6)
         src = dst = None
         if v4:
-            src, dst = (str(ipaddress.IPv4Address(bytes(a[:4]))) for a in (ev.saddr, ev.daddr))
+            src, dst = (inet_ntop(AF_INET, bytes(a[:4])) for a in (ev.saddr, ev.daddr))
         elif v6:
-            src, dst = (str(ipaddress.IPv6Address(bytes(a))) for a in (ev.saddr, ev.daddr))
+            src, dst = (inet_ntop(AF_INET6, bytes(a)) for a in (ev.saddr, ev.daddr))
         ports = bool(ev.flags & F_PORTS)
         icmp = bool(ev.flags & F_ICMP)
         return {
