@@ -19,7 +19,7 @@ PROG = "on_kfree_skb"
 
 def send(netns: str, family: int, kind: int, address: str, port: int, count: int) -> None:
     """UDP datagrams or TCP connection attempts to a closed port, from inside *netns*."""
-    for i in range(count if kind == socket.SOCK_STREAM else 1):
+    for _ in range(count if kind == socket.SOCK_STREAM else 1):
         with entered(netns):
             sock = socket.socket(family, kind)
         with sock:
