@@ -19,8 +19,10 @@ outside this package), so verifier errors point at the Python line.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import sys
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -31,7 +33,6 @@ from ..helpers import helper_id
 from ..isa import (
     CALL,
     EXIT,
-    GOTOL,
     JA,
     LD_IMM64,
     MOV_OP,
@@ -39,7 +40,6 @@ from ..isa import (
     AluOp,
     Class,
     Instruction,
-    JumpOp,
     Mode,
     PseudoCall,
     PseudoLoad,
@@ -49,7 +49,7 @@ from ..isa import (
 from .frame import Frame
 from .ir import FP, Item, Label, Op, Operand, VReg
 from .regalloc import allocate
-from .types import ArrayType, KernelType, PtrType, Scalar, Space, TypeError_, sizeof, u8, u32, u64
+from .types import ArrayType, KernelType, PtrType, Scalar, Space, TypeError_, sizeof, u8, u64
 from .values import Cond, Operandish, Ref, Value, Var, _Operators, as_cond, fits_imm, scalar_of
 
 _SKIP = (str(Path(__file__).resolve().parents[1]), contextlib.__file__)
@@ -128,10 +128,9 @@ class Builder:
             op.source = _user_frame()
         self.items.append(op)
 
-    def mov(self, dst: Operand, src: Operand | int, *, wide: bool = True) -> None:
+    def mov(self, dst: Operand, src: Operand, *, wide: bool = True) -> None:
+        """``dst = src`` between registers (virtual, or physical r0-r10); see :meth:`mov_imm`."""
         cls = Class.ALU64 if wide else Class.ALU
-        if isinstance(src, int) and not isinstance(src, bool) and not _is_phys(src):
-            raise AssertionError("use mov_imm for constants")
         self.emit(Op(cls | MOV_OP | SRC_X, dst, src))
 
     def mov_imm(self, dst: Operand, value: int) -> None:
@@ -499,8 +498,6 @@ class Builder:
     # -- functions --------------------------------------------------------------------------
     def function(self, body: Callable[..., object], nargs: int | None = None) -> Callable[..., Value]:
         """Make *body(b, *args)* a bpf-to-bpf function; calling the result emits a call."""
-        import inspect
-
         name = body.__name__
         count = nargs if nargs is not None else len(inspect.signature(body).parameters) - 1
         root = self._root
@@ -529,8 +526,6 @@ class Builder:
         insns = allocate(self._with_returns(), self.frame, self.vreg)
         for name, (sub, _) in self.functions.items():
             body = allocate(sub._with_returns(), sub.frame, sub.vreg)
-            from dataclasses import replace
-
             insns.append(replace(body[0], symbol=name))
             insns.extend(body[1:])
         return insns
@@ -547,10 +542,6 @@ def _constant_return(body: list[Item]) -> Op | None:
     mov, exit_ = body
     is_mov_imm = mov.opcode in (Class.ALU64 | MOV_OP, Class.ALU | MOV_OP, LD_IMM64) and mov.src == 0
     return mov if is_mov_imm and mov.dst == 0 and exit_.opcode == EXIT else None
-
-
-def _is_phys(x: object) -> bool:
-    return isinstance(x, int) and 0 <= x <= 10
 
 
 def _is_scalar_kernel(ty) -> bool:
@@ -588,4 +579,3 @@ def _promote(ty: Scalar, rhs: Operandish) -> Scalar:
 
 
 __all__ = ["BuildError", "Builder", "Cond", "Ref", "Value"]
-_ = (GOTOL, JumpOp, u32)

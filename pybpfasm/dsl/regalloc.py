@@ -12,6 +12,8 @@ and a register it can share are coalesced away.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ..errors import BPFError
 from ..isa import Class, Instruction, Mode, Size
 from .frame import Frame, StackOverflow
@@ -289,22 +291,10 @@ def _attach_labels(seq: list[Item]) -> list[Instruction]:
         if pending:
             for name in pending[1:]:
                 alias[name] = pending[0]
-            item = _with_symbol(item, pending[0])
+            item = replace(item, symbol=pending[0])
             pending = []
         out.append(item)
     if any(i.reference in pending for i in out):  # labels at the end nothing jumps to are dropped
         raise AllocationError(f"label {pending[0]!r} is at the end of the program: "
                               "every path must end in return_()")
-    return [_with_reference(i, alias[i.reference]) if i.reference in alias else i for i in out]
-
-
-def _with_symbol(insn: Instruction, name: str) -> Instruction:
-    from dataclasses import replace
-
-    return replace(insn, symbol=name)
-
-
-def _with_reference(insn: Instruction, name: str) -> Instruction:
-    from dataclasses import replace
-
-    return replace(insn, reference=name)
+    return [replace(i, reference=alias[i.reference]) if i.reference in alias else i for i in out]

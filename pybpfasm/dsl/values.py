@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Union
 
-from ..isa import AluOp, Class, JumpOp, Mode, Size
-from .ir import Op, Operand, VReg
+from ..isa import AluOp, Class, JumpOp
+from .ir import Op, Operand
 from .types import (
     ArrayType,
     KernelType,
@@ -27,7 +27,6 @@ from .types import (
     Scalar,
     Space,
     TypeError_,
-    u32,
     u64,
 )
 
@@ -372,10 +371,6 @@ def fits_imm(value: int) -> bool:
     return value in _FITS_IMM
 
 
-def load_op(size: int) -> int:
-    return Class.LDX | Mode.MEM | Size.of(size)
-
-
 def scalar_of(ty) -> Scalar:
     if isinstance(ty, Scalar):
         return ty
@@ -386,4 +381,4 @@ def scalar_of(ty) -> Scalar:
     raise TypeError_(f"{ty!r} is not a scalar")
 
 
-__all__ = ["Cond", "Ref", "VReg", "Value", "as_cond", "fits_imm", "load_op", "scalar_of", "u32"]
+__all__ = ["Cond", "Ref", "Value", "Var", "as_cond", "fits_imm", "scalar_of"]
