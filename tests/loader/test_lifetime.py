@@ -15,6 +15,7 @@ COUNT = 10_000
 
 
 def test_ten_thousand_maps_and_programs_leave_no_fd() -> None:
+    gc.collect()  # objects earlier tests dropped would otherwise close their fds mid-count
     before = open_fds()
     map_spec = MapSpec(MapType.ARRAY, 4, 4, 1)
     prog_spec = ProgramSpec(ProgType.SOCKET_FILTER, [Mov.imm(0, 0), exit_()])
