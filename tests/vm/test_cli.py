@@ -48,3 +48,13 @@ def test_lab_help_lists_the_vm_group() -> None:
     done = pybpfasm("lab", "--help")
     assert done.returncode == 0
     assert re.search(r"^ +vm +qemu micro-VMs", done.stdout, re.M)
+
+
+@pytest.mark.vm
+def test_kernels_lists_the_cache_and_what_debian_has(kernel_61) -> None:
+    done = pybpfasm("lab", "vm", "kernels")
+    assert done.returncode == 0, done.stderr
+    cached, fetchable = done.stdout.split("fetchable from Debian:")
+    assert kernel_61.release in cached
+    assert re.search(r"^ +6\.1 +6\.1\.\d+-\d+-amd64$", fetchable, re.M)
+    assert re.search(r"^ +5\.10 +5\.10\.\d+-\d+-amd64$", fetchable, re.M)
