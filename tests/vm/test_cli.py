@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from lab.vm.kernels import Kernel
+
 
 def pybpfasm(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -51,7 +53,7 @@ def test_lab_help_lists_the_vm_group() -> None:
 
 
 @pytest.mark.vm
-def test_kernels_lists_the_cache_and_what_debian_has(kernel_61) -> None:
+def test_kernels_lists_the_cache_and_what_debian_has(kernel_61: Kernel) -> None:
     done = pybpfasm("lab", "vm", "kernels")
     assert done.returncode == 0, done.stderr
     cached, fetchable = done.stdout.split("fetchable from Debian:")
