@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,7 @@ def test_hanging_guest_is_killed_at_its_timeout(kernel_61: kernels.Kernel) -> No
     job = Path(str(caught.value).rsplit("logs kept in ", 1)[1].rstrip(")"))
     assert job.is_dir()
     assert _qemu_processes_using(job) == []
+    shutil.rmtree(job)
 
 
 def test_ovs_bridge_forwards_and_drops_in_a_guest(kernel_61: kernels.Kernel) -> None:
