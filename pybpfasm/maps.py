@@ -22,6 +22,7 @@ from .errors import UsageError
 from .sys import (
     FD,
     Cmd,
+    FDOwner,
     MapFlag,
     Mapping,
     MapType,
@@ -238,7 +239,7 @@ def _create_hint(spec: MapSpec) -> str:
     )
 
 
-class Map:
+class Map(FDOwner):
     """A live map. Owns its file descriptor: ``close()`` or use it as a context manager."""
 
     def __init__(self, fd: FD, spec: MapSpec) -> None:
@@ -283,22 +284,6 @@ class Map:
         return cls(fd, spec)
 
     # -- ownership -------------------------------------------------------------
-
-    def fileno(self) -> int:
-        return self._fd.fileno()
-
-    def close(self) -> None:
-        self._fd.close()
-
-    @property
-    def closed(self) -> bool:
-        return self._fd.closed
-
-    def __enter__(self) -> Map:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"<Map {_describe(self.spec)} fd={self._fd!r}>"

@@ -23,6 +23,7 @@ from .sys import (
     FD,
     AttachType,
     Cmd,
+    FDOwner,
     ProgType,
     SyscallError,
     address,
@@ -169,7 +170,7 @@ def instruction_at_slot(spec: ProgramSpec, slot: int | None) -> Instruction | No
     return None
 
 
-class Program:
+class Program(FDOwner):
     """A loaded program. Owns its file descriptor: ``close()`` or use it as a context manager."""
 
     def __init__(self, fd: FD, spec: ProgramSpec | None, log: str = "") -> None:
@@ -195,22 +196,6 @@ class Program:
         attr = new_attr()
         attr.by_id.prog_id = prog_id
         return cls(bpf_fd(Cmd.PROG_GET_FD_BY_ID, attr), None)
-
-    def fileno(self) -> int:
-        return self._fd.fileno()
-
-    def close(self) -> None:
-        self._fd.close()
-
-    @property
-    def closed(self) -> bool:
-        return self._fd.closed
-
-    def __enter__(self) -> Program:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         kind = self._type.name.lower() if self._type is not None else "opened"

@@ -10,7 +10,7 @@ from .abi import ffi
 from .bpffs import ensure_mounted, open_pinned, pin, unpin
 from .consts import AttachType, Cmd, LinkType, MapFlag, MapType, ProgFlag, ProgType, UpdateFlag
 from .errors import SyscallError
-from .fd import FD, ClosedError
+from .fd import FD, ClosedError, FDOwner
 from .memory import Mapping
 from .rlimit import raise_memlock
 from .syscall import address, bpf, bpf_fd, ioctl, new_attr, perf_event_open
@@ -20,6 +20,7 @@ __all__ = [
     "AttachType",
     "ClosedError",
     "Cmd",
+    "FDOwner",
     "LinkType",
     "MapFlag",
     "MapType",

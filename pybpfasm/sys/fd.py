@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import TypeVar
 
 from ..errors import BPFError
 
@@ -48,3 +49,28 @@ class FD:
 
     def __repr__(self) -> str:
         return f"FD({self._fd})" if self._fd >= 0 else "FD(closed)"
+
+
+_Self = TypeVar("_Self", bound="FDOwner")
+
+
+class FDOwner:
+    """Base of objects that own one kernel object through an :class:`FD` in ``self._fd``."""
+
+    _fd: FD
+
+    def fileno(self) -> int:
+        return self._fd.fileno()
+
+    def close(self) -> None:
+        self._fd.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._fd.closed
+
+    def __enter__(self: _Self) -> _Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
