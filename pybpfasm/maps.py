@@ -33,6 +33,7 @@ from .sys import (
     bpf_fd,
     ffi,
     new_attr,
+    object_info,
     open_pinned,
     pin,
     raise_memlock,
@@ -566,10 +567,4 @@ def _batch_known(kind: MapType) -> bool:
 
 def map_info(fd: int) -> Any:
     """``struct bpf_map_info`` of the map behind ``fd``."""
-    info = ffi.new("struct bpf_map_info *")
-    attr = new_attr()
-    attr.info.bpf_fd = fd
-    attr.info.info_len = ffi.sizeof(info[0])
-    attr.info.info = address(info)
-    bpf(Cmd.OBJ_GET_INFO_BY_FD, attr)
-    return info
+    return object_info(fd, "struct bpf_map_info")

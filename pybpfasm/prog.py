@@ -31,6 +31,7 @@ from .sys import (
     bpf_fd,
     ffi,
     new_attr,
+    object_info,
     open_pinned,
     pin,
     raise_memlock,
@@ -217,13 +218,7 @@ class Program(FDOwner):
 
 def prog_info(fd: int) -> Any:
     """``struct bpf_prog_info`` of the program behind ``fd``."""
-    info = ffi.new("struct bpf_prog_info *")
-    attr = new_attr()
-    attr.info.bpf_fd = fd
-    attr.info.info_len = ffi.sizeof(info[0])
-    attr.info.info = address(info)
-    bpf(Cmd.OBJ_GET_INFO_BY_FD, attr)
-    return info
+    return object_info(fd, "struct bpf_prog_info")
 
 
 # -- loading -------------------------------------------------------------------

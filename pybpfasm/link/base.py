@@ -11,7 +11,17 @@ import abc
 import contextlib
 from typing import Any
 
-from ..sys import FD, AttachType, Cmd, address, bpf, bpf_fd, ffi, new_attr, pin
+from ..sys import (
+    FD,
+    AttachType,
+    Cmd,
+    FDOwner,
+    bpf,
+    bpf_fd,
+    new_attr,
+    object_info,
+    pin,
+)
 
 
 class Link(abc.ABC):
@@ -37,31 +47,15 @@ class Link(abc.ABC):
             self.close()
 
 
-class FDLink(Link):
+class FDLink(FDOwner, Link):
     """A ``bpf_link``: owns its descriptor; the kernel detaches when the last copy closes."""
 
     def __init__(self, fd: FD) -> None:
         self._fd = fd
 
-    def fileno(self) -> int:
-        return self._fd.fileno()
-
-    def close(self) -> None:
-        self._fd.close()
-
-    @property
-    def closed(self) -> bool:
-        return self._fd.closed
-
     def info(self) -> Any:
         """The kernel's ``struct bpf_link_info`` (``type``, ``id``, ``prog_id`` ...)."""
-        info = ffi.new("struct bpf_link_info *")
-        attr = new_attr()
-        attr.info.bpf_fd = self.fileno()
-        attr.info.info_len = ffi.sizeof(info[0])
-        attr.info.info = address(info)
-        bpf(Cmd.OBJ_GET_INFO_BY_FD, attr)
-        return info
+        return object_info(self.fileno(), "struct bpf_link_info")
 
     @property
     def id(self) -> int:

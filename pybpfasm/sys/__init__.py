@@ -13,7 +13,7 @@ from .errors import SyscallError
 from .fd import FD, ClosedError, FDOwner
 from .memory import Mapping
 from .rlimit import raise_memlock
-from .syscall import address, bpf, bpf_fd, ioctl, new_attr, perf_event_open
+from .syscall import address, bpf, bpf_fd, ioctl, new_attr, object_info, perf_event_open
 
 __all__ = [
     "FD",
@@ -36,6 +36,7 @@ __all__ = [
     "ffi",
     "ioctl",
     "new_attr",
+    "object_info",
     "open_pinned",
     "perf_event_open",
     "pin",

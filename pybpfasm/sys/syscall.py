@@ -72,6 +72,17 @@ def bpf_fd(cmd: Cmd, attr: Any, hint: str | None = None) -> FD:
     return FD(bpf(cmd, attr, hint))
 
 
+def object_info(fd: int, ctype: str) -> Any:
+    """``BPF_OBJ_GET_INFO_BY_FD`` into a new ``ctype`` (``"struct bpf_map_info"`` ...)."""
+    info = ffi.new(f"{ctype} *")
+    attr = new_attr()
+    attr.info.bpf_fd = fd
+    attr.info.info_len = ffi.sizeof(info[0])
+    attr.info.info = address(info)
+    bpf(Cmd.OBJ_GET_INFO_BY_FD, attr)
+    return info
+
+
 def perf_event_open(attr: Any, pid: int, cpu: int, group_fd: int = -1, flags: int = 0) -> FD:
     """``perf_event_open(2)`` with a ``struct perf_event_attr *`` (its ``size`` is filled in)."""
     attr.size = ffi.sizeof("struct perf_event_attr")
