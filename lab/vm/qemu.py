@@ -35,6 +35,8 @@ DEFAULT_TIMEOUT = 300.0
 #: loaded in every guest by kmod (with their soft dependencies)
 DEFAULT_MODULES = ("openvswitch", "8021q", "veth", "tun", "vhost_net", "dummy")
 CONSOLE_TAIL = 8
+#: seconds after the timeout at which coreutils' timeout kills qemu on its own
+BACKSTOP_GRACE = 30
 
 
 @dataclass
@@ -138,8 +140,10 @@ def _supervise(
 ) -> GuestResult:
     start = time.monotonic()
     with open(job / "qemu.log", "wb") as log:
+        # coreutils timeout bounds qemu even if this process dies without cleaning up
+        backstop = ["timeout", "-s", "KILL", str(int(timeout) + BACKSTOP_GRACE), *command]
         proc = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+            backstop, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
         )
     streams = (
         _Tail(job / "stdout", echo[0] if echo else None),
