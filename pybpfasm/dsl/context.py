@@ -112,7 +112,23 @@ def _tracepoint_layout(b, category: str, event: str):
     return fmt, fmt.source
 
 
-class ArgsContext(Context):
+class _NamedArgs(Context):
+    """Arguments by name (``ctx.skb``) as well as by index (``ctx.arg(0)``)."""
+
+    names: list[str]
+
+    def arg(self, index: int) -> Value:
+        raise NotImplementedError
+
+    def __getattr__(self, name: str) -> Value:
+        if name.startswith("__") and name.endswith("__"):
+            raise AttributeError(name)
+        if name not in self.names:
+            raise ContextError(f"no argument named {name!r} (arguments: {', '.join(self.names)})")
+        return self.arg(self.names.index(name))
+
+
+class ArgsContext(_NamedArgs):
     """``u64 args[]`` of raw_tracepoint, tp_btf, fentry and fexit programs."""
 
     def __init__(self, b, reg: VReg, arg_types: list[KernelType | None], names: list[str],
@@ -133,12 +149,6 @@ class ArgsContext(Context):
             return Value(self.b, v.reg, PtrType(ty.pointee(), self.space))
         return Value(self.b, v.reg, ty.scalar())  # the kernel widened it to u64
 
-    def __getattr__(self, name: str) -> Value:
-        if name.startswith("__") and name.endswith("__"):
-            raise AttributeError(name)
-        if name not in self.names:
-            raise ContextError(f"no argument named {name!r} (arguments: {', '.join(self.names)})")
-        return self.arg(self.names.index(name))
 
 
 def tracepoint_args(b, event: str) -> tuple[list[KernelType | None], list[str]]:
@@ -161,7 +171,7 @@ def function_args(b, function: str) -> tuple[list[KernelType | None], list[str]]
     return [KernelType(b.btf, a.type_id) for a in sig.args], [a.name for a in sig.args]
 
 
-class KprobeContext(Context):
+class KprobeContext(_NamedArgs):
     """A kprobe's ``struct pt_regs``: arguments by index (or name, with BTF)."""
 
     def __init__(self, b, reg: VReg, function: str) -> None:
@@ -205,12 +215,6 @@ class KprobeContext(Context):
         sp = self.b.load(self._reg_ref("sp"))
         return self.b.load(Ref(self.b, sp.reg, 0, u64, Space.KERNEL))
 
-    def __getattr__(self, name: str) -> Value:
-        if name.startswith("__") and name.endswith("__"):
-            raise AttributeError(name)
-        if name not in self.names:
-            raise ContextError(f"no argument named {name!r} (arguments: {', '.join(self.names)})")
-        return self.arg(self.names.index(name))
 
 
 class PacketContext(Context):
