@@ -171,6 +171,8 @@ def _supervise(
         reason = status or (
             f"qemu exited {proc.returncode}: {qemu_log}" if qemu_log else "no exit status"
         )
+        if kernel.modules is None:
+            reason += "; a kernel without virtio-pci and 9p built in needs --modules"
         raise LabError(
             f"guest on {kernel.release} failed: {reason} (console: {_console_tail(job)}; logs kept in {job})"
         )
