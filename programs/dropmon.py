@@ -29,13 +29,13 @@ from pybpfasm.btf import BTF
 from pybpfasm.dsl import (
     Collection,
     PerCPUArray,
+    ProgramDef,
     Record,
     RingBuf,
     StackTraceMap,
     be16,
     be32,
     char,
-    kprobe,
     s32,
     tracepoint,
     u8,
@@ -294,28 +294,47 @@ def on_kfree_skb(b, ctx, opts: Options):
     emit_output(b, ctx.value, ev, opts)
 
 
-@kprobe("kfree_skb_reason")
-def on_kfree_skb_reason(b, ctx, opts: Options):
-    skb = ctx.arg(0)
-    _reason_filter(b, ctx.arg(1), opts)
-    proto = skb.cast("struct sk_buff").protocol.rvalue().to_host()
-    ev = build_event(b, None, skb, proto, opts)
-    ev.reason = ctx.arg(1)
-    ev.location = ctx.caller
-    emit_filters(b, ev, opts)
-    emit_output(b, ctx.value, ev, opts)
+#: where drops are freed, newest kernels first: (function, skb argument, reason argument)
+KPROBE_TARGETS = (
+    ("sk_skb_reason_drop", 1, 2),   # 6.11+
+    ("kfree_skb_reason", 0, 1),     # 5.17 - 6.10
+    ("kfree_skb", 0, None),         # before drop reasons
+)
 
 
-def choose_program():
-    """The tracepoint where the kernel has it, else the kprobe (kernels before 4.x)."""
-    from pybpfasm.kernel import tracefs_path
+def kprobe_program(function: str, skb_arg: int, reason_arg: int | None) -> ProgramDef:
+    """The drop program as a kprobe on *function* (for kernels without the tracepoint)."""
 
-    try:
+    def on_drop(b, ctx, opts: Options):
+        skb = ctx.arg(skb_arg)
+        if reason_arg is not None:
+            _reason_filter(b, ctx.arg(reason_arg), opts)
+        proto = skb.cast("struct sk_buff").protocol.to_host()
+        ev = build_event(b, None, skb, proto, opts)
+        if reason_arg is not None:
+            ev.reason = ctx.arg(reason_arg)
+        ev.location = ctx.caller
+        emit_filters(b, ev, opts)
+        emit_output(b, ctx.value, ev, opts)
+
+    return ProgramDef(on_drop, "kprobe", (function,), name="on_kfree_skb_kp")
+
+
+def choose_program(hook: str = "auto") -> ProgramDef:
+    """The ``skb:kfree_skb`` tracepoint where the kernel has it (or *hook* says so),
+    else a kprobe on the function this kernel frees dropped packets with."""
+    from pybpfasm.kernel import Kallsyms, tracefs_path
+
+    if hook in ("auto", "tracepoint"):
         if os.path.exists(tracefs_path("events", "skb", "kfree_skb")):
             return on_kfree_skb
-    except Exception:
-        pass
-    return on_kfree_skb_reason
+        if hook == "tracepoint":
+            raise UsageError("this kernel has no skb:kfree_skb tracepoint: use --hook kprobe")
+    symbols = Kallsyms.load()
+    for function, skb_arg, reason_arg in KPROBE_TARGETS:
+        if function in symbols:
+            return kprobe_program(function, skb_arg, reason_arg)
+    raise UsageError("this kernel has neither the skb:kfree_skb tracepoint nor kfree_skb")
 
 
 # -- user space ----------------------------------------------------------------------------
@@ -411,6 +430,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     stack.add_argument("--no-stack", action="store_true", help="do not record kernel stacks")
     stack.add_argument("--user-stack", action="store_true", help="also record the user stack")
     parser.add_argument("--count", type=int, metavar="N", help="exit after N drops")
+    parser.add_argument("--hook", choices=("auto", "tracepoint", "kprobe"), default="auto",
+                        help="where to hook: the kfree_skb tracepoint (auto: where present) "
+                             "or a kprobe")
     parser.add_argument("--duration", type=float, metavar="S", help="exit after S seconds")
 
 
@@ -448,7 +470,7 @@ def run(args: argparse.Namespace) -> int:
 def _trace(args: argparse.Namespace, opts: Options, log: IO[str] | None) -> int:
     from pybpfasm.events import RingBuffer
 
-    prog = choose_program()
+    prog = choose_program(args.hook)
     with Collection() as coll:
         coll.load(prog, opts)
         coll.load(on_receive, opts)

@@ -277,7 +277,9 @@ class Builder:
 
         With *fields*, only the bytes from the first to the last of them are
         copied (one read for a few members of a large struct like sk_buff);
-        the result reads those fields and no others.
+        the result reads those fields and no others.  Where this kernel lays
+        the fields far apart, *ref* itself comes back and each field is read
+        on its own when used.
         """
         if ref.space.direct:
             return ref
@@ -286,7 +288,9 @@ class Builder:
             self.probe_read(copy, ref)
             return copy
         spans = [(f.offset, f.offset + f.size) for f in (ref.ty.member(n) for n in fields)]
-        lo, hi = min(s for s, _ in spans), max(e for _, e in spans)
+        lo, hi = min(s for s, _ in spans) & ~7, max(e for _, e in spans)  # keep fields aligned
+        if hi - lo > 2 * sum(e - s for s, e in spans) + 64:  # mostly gap: separate reads
+            return ref
         slot = self.frame.alloc(hi - lo, what=name)
         src = Ref(self, ref.base, ref.off + lo, ArrayType(u8, hi - lo), ref.space)
         self.probe_read(Ref(self, FP, slot, ArrayType(u8, hi - lo), Space.STACK), src)
