@@ -113,7 +113,8 @@ def load(name_or_path: str = "drops", release: str | None = None) -> ScenarioSet
 def _scenario(t: Table, topo: topology.Topology, series: tuple[int, int]) -> Scenario:
     expect = []
     for e in t.tables("expect"):
-        count = e.get("count", int)
+        count = (_per_kernel(e.table("count"), series, int) if isinstance(e.data.get("count"), dict)
+                 else e.get("count", int))
         fields = {key: _field(e, key, kind, topo, series) for key, kind in EVENT_KEYS.items() if key in e.data}
         e.done()
         if count < 0 or not fields:
@@ -134,11 +135,16 @@ def _field(e: Table, key: str, kind: type, topo: topology.Topology, series: tupl
     return value
 
 
-def _reason_for(table: Table, series: tuple[int, int]) -> str | None:
-    by_series = {kernel_series(k): table.get(k, str) for k in table.data}
+def _per_kernel(table: Table, series: tuple[int, int], kind: type) -> Any:
+    """The value declared for the newest listed kernel series not after ``series``."""
+    by_series = {kernel_series(k): table.get(k, kind) for k in table.data}
     table.done()
     applicable = [s for s in by_series if s <= series]
     if not applicable:
-        raise DeclarationError(f"{table.where}: no reason declared for kernel {series[0]}.{series[1]}")
-    name = by_series[max(applicable)]
+        raise DeclarationError(f"{table.where}: nothing declared for kernel {series[0]}.{series[1]}")
+    return by_series[max(applicable)]
+
+
+def _reason_for(table: Table, series: tuple[int, int]) -> str | None:
+    name = _per_kernel(table, series, str)
     return None if name == NO_REASON else name

@@ -24,16 +24,17 @@ class Verdict:
 
 
 def judge(scenario: str, expectations: Sequence[Expectation], events: Iterable[Mapping[str, Any]]) -> Verdict:
-    """Attribute each event to the first expectation it matches; the rest are unexpected."""
+    """Attribute each event to the first expectation it matches that still has room (the
+    first it matches once all are full, which then over-counts); the rest are unexpected."""
     seen = [0] * len(expectations)
     unexpected = []
     for event in events:
-        for i, expectation in enumerate(expectations):
-            if expectation.matches(event):
-                seen[i] += 1
-                break
-        else:
+        matching = [i for i, e in enumerate(expectations) if e.matches(event)]
+        if not matching:
             unexpected.append(event)
+            continue
+        room = [i for i in matching if seen[i] < expectations[i].count]
+        seen[(room or matching)[0]] += 1
     return Verdict(scenario, tuple(zip(expectations, seen)), tuple(unexpected))
 
 

@@ -56,6 +56,12 @@ fi
 mkdir -p $R/run/lab
 mount --bind /job $R/run/lab
 
+# the kernel loads modules on demand (nf_tables, sch_clsact ...) with the modprobe named in
+# /proc/sys/kernel/modprobe, run from this root: hand it to the userland's kmod
+printf '#!/bin/sh\nexec chroot %s /sbin/modprobe "$@"\n' "$R" > /bin/modprobe-userland
+chmod +x /bin/modprobe-userland
+echo /bin/modprobe-userland > /proc/sys/kernel/modprobe
+
 hostname guest
 chroot $R /bin/sh /run/lab/guest.sh
 echo $? > /job/status

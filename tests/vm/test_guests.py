@@ -102,3 +102,13 @@ def test_kprobe_and_fentry_tests_pass_in_a_61_guest(kernel_61: kernels.Kernel) -
     fentry = {k: v for k, v in outcomes.items() if "test_fentry" in k}
     assert kprobe and set(kprobe.values()) == {"passed"}
     assert fentry and set(fentry.values()) == {"passed"}
+
+
+@pytest.mark.parametrize("series", ["5.10", "6.1", "6.12"])
+def test_lab_demo_matches_every_scenario_on_debian_kernels(series: str, lab_host: None) -> None:
+    """The drop monitor sees exactly each scenario's declared drops on other kernels too
+    (per-kernel reasons and counts from lab/scenarios/drops.toml)."""
+    result = qemu.run(kernels.debian(series), ["python3", "-m", "pybpfasm.cli", "lab", "demo"],
+                      qemu.GuestConfig(timeout=300))
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "12/12 scenarios matched exactly" in result.stdout, result.stdout
