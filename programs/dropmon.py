@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import ipaddress
 import json
 import os
 import sys
@@ -45,7 +44,7 @@ from pybpfasm.dsl import (
 )
 from pybpfasm.errors import UsageError
 
-from .common.cli import ip_address, port, run_until_done
+from .common.cli import IPAddress, ip_address, port, run_until_done
 from .common.reasons import drop_reasons, reason_value
 
 #: event flags
@@ -81,8 +80,8 @@ class DropEvent(Record):
 class Options:
     """What to trace, decided before the program is built."""
 
-    src: ipaddress._BaseAddress | None = None
-    dst: ipaddress._BaseAddress | None = None
+    src: IPAddress | None = None
+    dst: IPAddress | None = None
     protocol: str = "all"
     src_port: int | None = None
     dst_port: int | None = None

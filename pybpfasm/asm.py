@@ -34,7 +34,7 @@ from .isa import (
 )
 from .isa import JUMP_BY_CODE as _JUMPS
 
-__all__ = ["AssemblyError", "Program", "assemble", "assemble_bytes"]
+__all__ = ["AssemblyError", "Program", "assemble"]
 
 _INT16 = range(-0x8000, 0x8000)
 _INT32 = range(-(1 << 31), 1 << 31)
@@ -187,12 +187,6 @@ def _resolve(insn: Instruction, pc: int, symbols: dict[str, int], pos: list[int]
 
 def _fd(ref: MapRef) -> int:
     return ref.fileno() if hasattr(ref, "fileno") else int(ref)
-
-
-def assemble_bytes(insns: Iterable[Instruction], *, byteorder: str = "little",
-                   **kwargs: object) -> bytes:
-    """:func:`assemble` then :func:`~pybpfasm.isa.encode`."""
-    return encode(assemble(insns, **kwargs), byteorder)  # type: ignore[arg-type]
 
 
 class Program:

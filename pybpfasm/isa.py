@@ -22,7 +22,7 @@ import struct
 import sys
 from dataclasses import dataclass, field, replace
 from enum import Enum, IntEnum
-from typing import Iterable, Sequence, Union
+from typing import Iterable, Union
 
 from .errors import BPFError
 
@@ -303,9 +303,6 @@ class Instruction:
         if self.opcode == GOTOL:
             return replace(self, imm=offset)
         return replace(self, off=offset)
-
-    def with_source(self, source: SourceLocation | None) -> Instruction:
-        return replace(self, source=source)
 
 
 Operand = Union[int, "Reg"]
@@ -831,8 +828,3 @@ def decode(data: bytes | bytearray | memoryview, byteorder: str = "little") -> l
             seen[slot] = insn
             i += 1
     return out
-
-
-def total_slots(insns: Sequence[Instruction]) -> int:
-    """Number of 8-byte slots *insns* occupy."""
-    return sum(i.slots for i in insns)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 import sys
 from dataclasses import replace
-from typing import IO, Iterable, Iterator, NamedTuple, Sequence
+from typing import IO, Iterable, NamedTuple, Sequence
 
 from . import isa
 from .errors import BPFError
@@ -726,10 +726,6 @@ _FUNCTIONS = {
 }
 
 
-def _lines(text: str) -> Iterator[tuple[int, str]]:
-    yield from enumerate(text.splitlines(), 1)
-
-
 def parse(text: str, filename: str = "<input>") -> list[Instruction]:
     """Parse assembler text into instructions.
 
@@ -741,7 +737,7 @@ def parse(text: str, filename: str = "<input>") -> list[Instruction]:
     pending: list[tuple[str, int, int]] = []  # labels waiting for an instruction
     aliases: dict[str, str] = {}  # extra labels on one instruction -> its symbol
     seen: dict[str, int] = {}
-    for lineno, line in _lines(text):
+    for lineno, line in enumerate(text.splitlines(), 1):
         def err(col: int, message: str, lineno: int = lineno) -> AsmSyntaxError:
             return AsmSyntaxError(filename, lineno, col + 1, message)
 

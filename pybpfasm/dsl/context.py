@@ -251,7 +251,6 @@ class Packet:
         self.b, self.end = b, end
         self.cursor = b.vreg("pkt")
         b.mov(self.cursor, data)
-        self.start = data
 
     @contextmanager
     def header(self, ty, *, advance: bool = True) -> Iterator[Ref]:
@@ -277,13 +276,6 @@ class Packet:
             v = length.rvalue()
             self.b.emit(Op(Class.ALU64 | 0x00 | 0x08, self.cursor, v.reg))
 
-    @property
-    def offset(self) -> Value:
-        """Bytes consumed so far."""
-        v = self.b.vreg("off")
-        self.b.mov(v, self.cursor)
-        self.b.emit(Op(Class.ALU64 | 0x10 | 0x08, v, self.start))
-        return Value(self.b, v, u64)
 
 
 __all__ = ["ArgsContext", "Context", "ContextError", "KprobeContext", "Packet", "PacketContext",
