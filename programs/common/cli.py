@@ -30,28 +30,25 @@ def port(text: str) -> int:
     return value
 
 
-class _Terminated(Exception):
-    """SIGTERM, turned into an exception so that cleanup runs as for Ctrl-C."""
-
-
-def _on_term(signum: int, frame: object) -> None:
-    raise _Terminated
-
-
 def run_until_done(reader, handle: Callable[[list], bool], duration: float | None) -> None:
     """Poll *reader* and pass batches to *handle* until it returns True, the
-    duration ends, or the user interrupts (Ctrl-C or SIGTERM: a clean stop)."""
-    previous = signal.signal(signal.SIGTERM, _on_term)
+    duration ends, or the user stops it (Ctrl-C or SIGTERM).
+
+    The signals only set a flag, so a batch already taken from the ring is
+    always handled in full, and what is left in the ring is drained at the end.
+    """
+    stop = []
+    handlers = {sig: signal.signal(sig, lambda *_: stop.append(True))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
     deadline = None if duration is None else time.monotonic() + duration
     try:
-        while True:
+        while not stop:
             timeout = 0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic()))
             if handle(reader.poll(timeout)):
                 return
             if deadline is not None and time.monotonic() >= deadline:
-                handle(reader.read())
-                return
-    except (KeyboardInterrupt, _Terminated):
+                break
         handle(reader.read())
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, previous in handlers.items():
+            signal.signal(sig, previous)

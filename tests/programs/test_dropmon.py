@@ -146,3 +146,34 @@ def test_count_and_duration_end_the_run(tool, make_netns):
     mon = tool("dropmon", "--json", "--netns", str(ns.inum), "--duration", "1")
     code, out, err = mon.finish()
     assert code == 0 and out == "", err
+
+
+def _udp_no_ports(netns: str) -> int:
+    """The namespace's count of UDP datagrams dropped for want of a socket."""
+    lines = subprocess.run(["ip", "netns", "exec", netns, "cat", "/proc/net/snmp"],
+                           capture_output=True, text=True, check=True).stdout.splitlines()
+    head, values = (line.split() for line in lines if line.startswith("Udp:"))
+    return int(values[head.index("NoPorts")])
+
+
+def test_every_drop_is_reported_or_counted_lost(tool, make_netns):
+    """A reader that falls behind (stopped here) loses records; the lost count makes the sum exact."""
+    ns = make_netns()
+    flood = 20_000  # far more than the 1 MiB ring holds
+    mon = tool("dropmon", "--json", "--no-stack", "--netns", str(ns.inum))
+    before = _udp_no_ports(ns.name)
+    mon.proc.send_signal(signal.SIGSTOP)
+    try:
+        send(ns.name, socket.AF_INET, socket.SOCK_DGRAM, "127.0.0.1", 9, flood)
+    finally:
+        mon.proc.send_signal(signal.SIGCONT)
+    assert _udp_no_ports(ns.name) - before == flood
+    settle(lambda: None, 0, timeout=1.0)
+    code, out, err = mon.stop()
+    lines = [json.loads(line) for line in out.splitlines()]
+    events = [e for e in lines if "lost" not in e]
+    lost = sum(e["lost"] for e in lines if "lost" in e)
+    assert code == 0, err
+    assert 0 < len(events) < flood and lost > 0
+    assert len(events) + lost == flood
+    assert f"Lost {lost} events" in err
