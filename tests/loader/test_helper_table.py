@@ -25,3 +25,15 @@ def test_generated_table_is_current_for_this_kernel(tmp_path: Path) -> None:
 
 def test_names_with_and_without_the_bpf_prefix() -> None:
     assert helpers.helper_id("map_lookup_elem") == helpers.helper_id("bpf_map_lookup_elem") == 1
+
+
+def test_kernels_without_btf_use_the_builtin_table(monkeypatch) -> None:
+    def no_btf() -> dict:
+        raise helpers.BTFError("no kernel BTF")
+
+    monkeypatch.setattr(helpers, "kernel_helper_ids", no_btf)
+    helpers.helper_ids.cache_clear()
+    try:
+        assert helpers.helper_id("ringbuf_output") == NAMES.index("ringbuf_output") == 130
+    finally:
+        helpers.helper_ids.cache_clear()
