@@ -20,7 +20,7 @@ from .btf import types as btf
 from .btf.writer import BTFBuilder
 from .isa import Mov, call, exit_
 from .maps import MapSpec
-from .prog import ProgramSpec, VerifierError
+from .prog import ProgramSpec, VerifierError, load_btf_blob
 from .sys import (
     AttachType,
     Cmd,
@@ -30,9 +30,7 @@ from .sys import (
     ProgFlag,
     ProgType,
     SyscallError,
-    address,
     bpf_fd,
-    ffi,
     new_attr,
 )
 from .sys.errors import has_bpf_capability
@@ -230,11 +228,7 @@ def load_btf(types: list[Any]) -> Any:
     builder = BTFBuilder()
     for t in types:
         builder.add(t)
-    blob = ffi.from_buffer(builder.build().btf)
-    attr = new_attr()
-    attr.btf_load.btf = address(blob)
-    attr.btf_load.btf_size = len(blob)
-    return bpf_fd(Cmd.BTF_LOAD, attr)
+    return load_btf_blob(builder.build().btf)
 
 
 _INT = btf.Int("int", 4, 32, 0, btf_kinds.IntEncoding.SIGNED)

@@ -10,13 +10,16 @@ our text form and the source line recorded on it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import os
 import re
-from typing import Any, Mapping, NamedTuple, Sequence, Union
+from typing import Any, Iterator, Mapping, NamedTuple, Sequence, Union
 
 from .asm import assemble
+from .btf.program import has_functions, program_btf
+from .btf.writer import ProgramBTF
 from .errors import BPFError, UsageError
 from .isa import DecodeError, Instruction, decode, encode
 from .sys import (
@@ -85,11 +88,15 @@ class ProgramSpec:
     flags: int = 0
     #: 0 means "the running kernel's" for kprobe programs, which kernels before 5.0 check
     kern_version: int = 0
+    #: program BTF (func_info, line_info); made from the instructions when they have functions
+    btf: ProgramBTF | None = None
 
     def __post_init__(self) -> None:
         self.type = ProgType(self.type)
         if not isinstance(self.code, (bytes, bytearray)):
             self.code = assemble(self.code, maps=self.maps)
+            if self.btf is None and has_functions(self.code):
+                self.btf = program_btf(self.code)
 
     @property
     def instructions(self) -> list[Instruction]:
@@ -247,6 +254,38 @@ def load(spec: ProgramSpec, log_level: int = 0) -> Program:
         p.kern_version = spec.kern_version or kernel_version_code()
     name = _NAME_CHARS.sub("_", spec.name)[:15].encode()
     ffi.memmove(p.prog_name, name, len(name))
+    with contextlib.ExitStack() as keep:
+        if spec.btf is not None:
+            keep.enter_context(_program_btf(p, spec.btf))
+        return _load_with_log(spec, attr, log_level)
+
+
+@contextlib.contextmanager
+def _program_btf(p: Any, btf: ProgramBTF) -> Iterator[None]:
+    """Point BPF_PROG_LOAD's attributes at *btf*, loaded for the duration of the load."""
+    buffers = [ffi.from_buffer(b) for b in (btf.func_info, btf.line_info)]
+    with load_btf_blob(btf.btf) as fd:
+        p.prog_btf_fd = fd.fileno()
+        p.func_info_rec_size, p.func_info = btf.func_info_rec_size, address(buffers[0])
+        p.func_info_cnt = len(btf.func_info) // btf.func_info_rec_size
+        if btf.line_info:
+            p.line_info_rec_size, p.line_info = btf.line_info_rec_size, address(buffers[1])
+            p.line_info_cnt = len(btf.line_info) // btf.line_info_rec_size
+        yield
+
+
+def load_btf_blob(blob: bytes) -> FD:
+    """BPF_BTF_LOAD: the kernel's descriptor of a BTF blob."""
+    data = ffi.from_buffer(blob)
+    attr = new_attr()
+    attr.btf_load.btf = address(data)
+    attr.btf_load.btf_size = len(blob)
+    return bpf_fd(Cmd.BTF_LOAD, attr, hint="the kernel refused the program's BTF")
+
+
+def _load_with_log(spec: ProgramSpec, attr: Any, log_level: int) -> Program:
+    """BPF_PROG_LOAD, first without a log, then with one that grows until it fits."""
+    p = attr.prog_load
 
     size = LOG_SIZE_MIN
     while True:

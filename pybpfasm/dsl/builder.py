@@ -49,7 +49,7 @@ from ..isa import (
 from .frame import Frame
 from .ir import FP, Item, Label, Op, Operand, VReg
 from .regalloc import allocate
-from .types import ArrayType, KernelType, PtrType, Scalar, Space, TypeError_, sizeof, u8, u64
+from .types import ArrayType, KernelType, PtrType, Scalar, Space, TypeError_, sizeof, u8, u32, u64
 from .values import Cond, Operandish, Ref, Value, Var, _Operators, as_cond, fits_imm, scalar_of
 
 _SKIP = (str(Path(__file__).resolve().parents[1]), contextlib.__file__)
@@ -502,27 +502,48 @@ class Builder:
     # -- functions --------------------------------------------------------------------------
     def function(self, body: Callable[..., object], nargs: int | None = None) -> Callable[..., Value]:
         """Make *body(b, *args)* a bpf-to-bpf function; calling the result emits a call."""
-        name = body.__name__
         count = nargs if nargs is not None else len(inspect.signature(body).parameters) - 1
-        root = self._root
 
         def call(*args: Operandish) -> Value:
             if len(args) != count:
-                raise TypeError_(f"{name}() takes {count} arguments, got {len(args)}")
-            if name not in root.functions:
-                sub = Builder(self.prog_type, parent=self, btf=self._btf, helper_ids=self._helper_id)
-                root.functions[name] = (sub, body)
-                params = []
-                for k in range(count):
-                    reg = sub.vreg(f"arg{k}")
-                    sub.mov(reg, k + 1)
-                    params.append(Value(sub, reg, u64))
-                body(sub, *params)
+                raise TypeError_(f"{body.__name__}() takes {count} arguments, got {len(args)}")
+            name = self._define(body, [u64] * count)
             self._load_args(args)
             self.emit(Op(CALL, 0, PseudoCall.CALL, 0, -1, reference=name, nargs=count))
             return self._result(u64)
 
         return call
+
+    def _define(self, body: Callable[..., object], params: Sequence[Scalar | PtrType]) -> str:
+        """Build *body* as a function taking *params* in r1.. (once); returns its label.
+
+        A function that ends without ``return_()`` returns 0.
+        """
+        name, root = body.__name__, self._root
+        if name not in root.functions:
+            sub = Builder(self.prog_type, parent=self, btf=self._btf, helper_ids=self._helper_id)
+            root.functions[name] = (sub, body)
+            values = []
+            for k, ty in enumerate(params):
+                reg = sub.vreg(f"arg{k}")
+                sub.mov(reg, k + 1)
+                values.append(Value(sub, reg, ty))
+            body(sub, *values)
+            sub.return_(0)
+        return name
+
+    def loop(self, count: Operandish, body: Callable[..., object], ctx: Ref | None = None) -> Value:
+        """``bpf_loop`` (5.17+): call *body(b, i, ctx)* for i in 0..count-1, up to 2**23 times.
+
+        The body is a separate function: it sees only *ctx*, a pointer to the
+        caller's stack memory given here, and returns 0 to go on or 1 to stop.
+        Returns the number of iterations run.
+        """
+        ctx_ty = PtrType(ctx.ty, Space.STACK) if ctx is not None else u64
+        name = self._define(body, [u32, ctx_ty])
+        callback = self.vreg("callback")
+        self.emit(Op(LD_IMM64, callback, PseudoLoad.FUNC, reference=name))
+        return self.call("loop", count, Value(self, callback, u64), ctx.addr() if ctx is not None else 0, 0)
 
     # -- output --------------------------------------------------------------------------------
     def finish(self) -> list[Instruction]:

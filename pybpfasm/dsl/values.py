@@ -46,6 +46,8 @@ _FITS_IMM = range(-(1 << 31), 1 << 31)
 class _Operators:
     """Arithmetic and comparisons, shared by values and references."""
 
+    __slots__ = ()
+
     b: Builder
 
     def rvalue(self) -> Value:
@@ -141,6 +143,12 @@ class Value(_Operators):
         if name.startswith("__") and name.endswith("__"):
             raise AttributeError(name)
         return self.deref().field(name)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name in Value.__slots__:
+            object.__setattr__(self, name, value)
+        else:  # ptr.field = x stores through the pointer
+            self.deref().field(name).store(value)  # type: ignore[arg-type]
 
     def __getitem__(self, index: int) -> Ref:
         ptr = self._ptr()
