@@ -47,6 +47,25 @@ class Link(abc.ABC):
             self.close()
 
 
+class DetachOnce(Link):
+    """An attachment we undo ourselves (netlink, setsockopt): :meth:`_detach` runs once."""
+
+    _attached = True
+
+    @property
+    def closed(self) -> bool:
+        return not self._attached
+
+    def close(self) -> None:
+        if self._attached:
+            self._attached = False
+            self._detach()
+
+    @abc.abstractmethod
+    def _detach(self) -> None:
+        """Undo the attachment."""
+
+
 class FDLink(FDOwner, Link):
     """A ``bpf_link``: owns its descriptor; the kernel detaches when the last copy closes."""
 

@@ -5,28 +5,21 @@ from __future__ import annotations
 import socket
 
 from ..prog import Program
-from .base import Link
+from .base import DetachOnce
 
 SO_ATTACH_BPF = 50
 SO_DETACH_BPF = 27  # SO_DETACH_FILTER
 
 
-class SocketFilter(Link):
+class SocketFilter(DetachOnce):
     """A program filtering what one socket receives; ``close()`` detaches it (the socket stays)."""
 
     def __init__(self, sock: socket.socket) -> None:
         self.socket = sock
-        self._attached = True
 
-    @property
-    def closed(self) -> bool:
-        return not self._attached
-
-    def close(self) -> None:
-        if self._attached:
-            self._attached = False
-            if self.socket.fileno() >= 0:
-                self.socket.setsockopt(socket.SOL_SOCKET, SO_DETACH_BPF, 0)
+    def _detach(self) -> None:
+        if self.socket.fileno() >= 0:
+            self.socket.setsockopt(socket.SOL_SOCKET, SO_DETACH_BPF, 0)
 
 
 def attach_socket_filter(prog: Program, sock: socket.socket) -> SocketFilter:

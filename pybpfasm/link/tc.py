@@ -12,7 +12,7 @@ from ..errors import UsageError
 from ..prog import Program
 from ..sys import AttachType, SyscallError
 from . import probes
-from .base import FDLink, Link, link_create
+from .base import DetachOnce, FDLink, Link, link_create
 from .netns import Interface, entered, ifindex
 
 #: direction -> (tcx attach type, clsact parent handle)
@@ -25,22 +25,14 @@ FILTER_PRIO, FILTER_HANDLE = 0xC0DE, 1
 ETH_P_ALL = 0x0003
 
 
-class TCFilter(Link):
+class TCFilter(DetachOnce):
     """A cls_bpf filter under clsact; ``close()`` deletes it (and a clsact it created)."""
 
     def __init__(self, index: int, parent: int, made_qdisc: bool, netns: str | None) -> None:
         self.ifindex, self.parent, self.netns = index, parent, netns
         self._made_qdisc = made_qdisc
-        self._attached = True
 
-    @property
-    def closed(self) -> bool:
-        return not self._attached
-
-    def close(self) -> None:
-        if not self._attached:
-            return
-        self._attached = False
+    def _detach(self) -> None:
         from pyroute2 import IPRoute  # netlink only when used: pyroute2 costs 0.3 s to import
 
         with entered(self.netns), IPRoute() as ipr:

@@ -17,7 +17,7 @@ import struct
 from ..errors import UsageError
 from ..prog import Program
 from ..sys import AttachType, SyscallError
-from .base import FDLink, Link, link_create
+from .base import DetachOnce, FDLink, Link, link_create
 from .netns import Interface, entered, ifindex
 
 #: XDP_FLAGS_* of a mode
@@ -32,22 +32,15 @@ def _flags(mode: str | None) -> int:
         raise UsageError(f"unknown XDP mode {mode!r} (skb, native or None)") from None
 
 
-class XDPNetlink(Link):
+class XDPNetlink(DetachOnce):
     """An XDP program set through netlink; ``close()`` removes it from the interface."""
 
     def __init__(self, index: int, flags: int, netns: str | None) -> None:
         self.ifindex, self.flags, self.netns = index, flags, netns
-        self._attached = True
 
-    @property
-    def closed(self) -> bool:
-        return not self._attached
-
-    def close(self) -> None:
-        if self._attached:
-            self._attached = False
-            with entered(self.netns):
-                _set_xdp_fd(self.ifindex, -1, self.flags)
+    def _detach(self) -> None:
+        with entered(self.netns):
+            _set_xdp_fd(self.ifindex, -1, self.flags)
 
     def __repr__(self) -> str:
         return f"<XDPNetlink ifindex={self.ifindex} netns={self.netns!r}>"
