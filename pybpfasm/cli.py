@@ -19,7 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "asm": ("pybpfasm.commands.asm", "assemble text into raw bytecode"),
     "disasm": ("pybpfasm.commands.disasm", "disassemble raw bytecode into text"),
     "btf": ("pybpfasm.commands.btf", "kernel types from BTF: struct layouts, field paths, enums, functions"),
-    "lab": ("pybpfasm.commands.lab", "the lab: qemu micro-VMs on other kernels (lab vm ...)"),
+    "lab": ("pybpfasm.commands.lab", "the lab: namespace topologies with known drops, the demo, qemu micro-VMs"),
     "features": ("pybpfasm.commands.features", "probe what the running kernel supports (program, map, attach types, helpers, BTF kinds)"),
     "dropmon": ("programs.dropmon", "packet drop monitor: who, what, where and why, filtered in the kernel"),
 }
