@@ -28,13 +28,22 @@ def kernel_helper_ids() -> dict[str, int]:
 
 @functools.cache
 def helper_ids() -> dict[str, int]:
-    """Every helper id by name: the kernel's own, else the built-in table."""
+    """Every helper id by name: the kernel's own, else the built-in table cut at the
+    highest id this kernel's verifier knows (ids are only ever appended)."""
     try:
         return kernel_helper_ids()
     except BTFError:
         from ._helper_names import NAMES
+        from .features import helper_count
 
-        return {name: index for index, name in enumerate(NAMES) if index}
+        last = helper_count()
+        return {name: index for index, name in enumerate(NAMES) if 0 < index <= last}
+
+
+def has_helper(name: str) -> bool:
+    """Whether this kernel has helper *name*."""
+    short = name[len("bpf_"):] if name.startswith("bpf_") else name
+    return short in helper_ids()
 
 
 def helper_id(name: str) -> int:

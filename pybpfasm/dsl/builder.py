@@ -29,7 +29,7 @@ from typing import Callable, Iterator, Sequence
 from ..asm import assemble
 from ..btf import BTF
 from ..errors import BPFError
-from ..helpers import helper_id
+from ..helpers import has_helper, helper_id
 from ..isa import (
     CALL,
     EXIT,
@@ -269,6 +269,8 @@ class Builder:
         """Copy kernel (or user) memory *src* into *dst* with bpf_probe_read_*."""
         size = src.size if size is None else size
         helper = "probe_read_user" if src.space == Space.USER else "probe_read_kernel"
+        if not has_helper(helper):  # before 5.5 one helper read both
+            helper = "probe_read"
         return self.call(helper, dst.addr(), size, src.addr())
 
     def read(self, ref: Ref, *fields: str, name: str = "a probe-read copy") -> Ref:
