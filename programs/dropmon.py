@@ -28,6 +28,7 @@ from pybpfasm.btf import BTF
 from pybpfasm.dsl import (
     Collection,
     PerCPUArray,
+    PerfEventArray,
     ProgramDef,
     Record,
     RingBuf,
@@ -90,6 +91,8 @@ class Options:
     netns: int | None = None
     kstack: bool = True
     ustack: bool = False
+    #: "ringbuf" or "perf": how events reach user space
+    buffer: str = "ringbuf"
 
 
 class VlanSeen(Record):
@@ -100,6 +103,7 @@ class VlanSeen(Record):
 
 
 events = RingBuf(DropEvent, 1 << 20, name="drop_events")
+perf_events = PerfEventArray(DropEvent, name="drop_perf")  # kernels before ring buffers (5.8)
 last_vlan = PerCPUArray(VlanSeen, 1, name="drop_vlan")
 stacks = StackTraceMap(4096, name="drop_stacks")
 
@@ -244,7 +248,10 @@ def emit_output(b, ctx_value, ev, opts: Options) -> None:
         ev.ustack = stacks.stackid(b, ctx_value, BPF_F_USER_STACK)
     else:
         ev.ustack = -1
-    events.output(b, ev)
+    if opts.buffer == "perf":
+        perf_events.output(b, ctx_value, ev)
+    else:
+        events.output(b, ev)
 
 
 def _reason_filter(b, reason, opts: Options) -> None:
@@ -429,6 +436,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     stack.add_argument("--no-stack", action="store_true", help="do not record kernel stacks")
     stack.add_argument("--user-stack", action="store_true", help="also record the user stack")
     parser.add_argument("--count", type=int, metavar="N", help="exit after N drops")
+    parser.add_argument("--buffer", choices=("auto", "ringbuf", "perf"), default="auto",
+                        help="how events reach user space: a ring buffer (5.8+, auto where "
+                             "present) or per-CPU perf buffers")
     parser.add_argument("--hook", choices=("auto", "tracepoint", "kprobe"), default="auto",
                         help="where to hook: the kfree_skb tracepoint (auto: where present) "
                              "or a kprobe")
@@ -446,9 +456,15 @@ def options(args: argparse.Namespace) -> Options:
         reasons = [reason_value(r) for r in args.reason]
     except Exception as err:
         raise UsageError(f"--reason: {err}") from None
+    buffer = args.buffer
+    if buffer == "auto":
+        from pybpfasm.features import map_type
+        from pybpfasm.sys import MapType
+
+        buffer = "ringbuf" if map_type(MapType.RINGBUF) else "perf"
     return Options(src=args.src, dst=args.dst, protocol=args.protocol, src_port=args.src_port,
                    dst_port=args.dst_port, reasons=reasons, ifname=args.ifname, netns=args.netns,
-                   kstack=not args.no_stack, ustack=args.user_stack)
+                   kstack=not args.no_stack, ustack=args.user_stack, buffer=buffer)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -467,7 +483,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _trace(args: argparse.Namespace, opts: Options, log: IO[str] | None) -> int:
-    from pybpfasm.events import RingBuffer
+    from pybpfasm.events import PerfBuffer, RingBuffer
 
     prog = choose_program(args.hook)
     with Collection() as coll:
@@ -479,7 +495,10 @@ def _trace(args: argparse.Namespace, opts: Options, log: IO[str] | None) -> int:
         coll.attach(on_receive)
         coll.attach(prog)
         fmt = Formatter(coll, opts)
-        reader = RingBuffer(coll.map(events), DropEvent, lost=coll.map(events.lost))
+        if opts.buffer == "perf":
+            reader = PerfBuffer(coll.map(perf_events), DropEvent, pages=64)
+        else:
+            reader = RingBuffer(coll.map(events), DropEvent, lost=coll.map(events.lost))
         if fmt.reasons is None and not args.json:
             print("note: this kernel reports no drop reasons (they arrived in 5.17)", file=sys.stderr)
         print("Tracing packet drops... Ctrl-C to end.", file=sys.stderr, flush=True)

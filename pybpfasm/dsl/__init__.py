@@ -29,6 +29,7 @@ from .maps import (
     MapDecl,
     PerCPUArray,
     PerCPUHash,
+    PerfEventArray,
     RingBuf,
     StackTraceMap,
 )
@@ -52,7 +53,7 @@ from .values import Cond, Ref, Value
 
 __all__ = [
     "ArrayMap", "BuildError", "Builder", "Collection", "Cond", "HashMap", "LRUHashMap", "MapDecl",
-    "Packet", "PerCPUArray", "PerCPUHash", "ProgramDef", "Record", "Ref", "RingBuf", "Space",
+    "Packet", "PerCPUArray", "PerCPUHash", "PerfEventArray", "ProgramDef", "Record", "Ref", "RingBuf", "Space",
     "StackTraceMap", "Value", "be16", "be32", "be64", "char", "fentry", "fexit", "kprobe",
     "kretprobe", "raw_tracepoint", "s8", "s16", "s32", "s64", "socket_filter", "tc", "tp_btf",
     "tracepoint", "u8", "u16", "u32", "u64", "xdp",

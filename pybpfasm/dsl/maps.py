@@ -214,5 +214,26 @@ class RingBuf(MapDecl):
             self.lost.increment(b, 0)
 
 
-__all__ = ["ArrayMap", "HashMap", "LRUHashMap", "MapDecl", "PerCPUArray", "PerCPUHash",
+class PerfEventArray(MapDecl):
+    """Per-CPU perf buffers of records: the way out before ring buffers (5.8).
+
+    The kernel counts what did not fit (PERF_RECORD_LOST); the reader
+    (:class:`pybpfasm.events.PerfBuffer`) reports it as ``lost``.
+    """
+
+    type = MapType.PERF_EVENT_ARRAY
+    #: BPF_F_CURRENT_CPU: write to this CPU's buffer
+    CURRENT_CPU = 0xFFFF_FFFF
+
+    def __init__(self, record: type[Record], name: str = "") -> None:
+        super().__init__(u32, u32, 0, name)  # 0: one slot per possible CPU
+        self.record = record
+
+    def output(self, b, ctx: Value, record: Ref) -> Value:
+        """Copy *record* into this CPU's buffer (``bpf_perf_event_output``)."""
+        return b.call("perf_event_output", ctx, self.pointer(b), self.CURRENT_CPU, record.addr(),
+                      self.record.size, returns=Scalar(8, True))
+
+
+__all__ = ["ArrayMap", "HashMap", "LRUHashMap", "MapDecl", "PerCPUArray", "PerCPUHash", "PerfEventArray",
            "RingBuf", "StackTraceMap", "atomic_add"]
