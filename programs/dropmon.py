@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from socket import AF_INET, AF_INET6, inet_ntop
 from typing import IO, Any
 
-from pybpfasm.btf import BTF
+from pybpfasm.btf import BTF, BTFError
 from pybpfasm.dsl import (
     Collection,
     PerCPUArray,
@@ -439,6 +439,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--buffer", choices=("auto", "ringbuf", "perf"), default="auto",
                         help="how events reach user space: a ring buffer (5.8+, auto where "
                              "present) or per-CPU perf buffers")
+    parser.add_argument("--btf", metavar="FILE",
+                        help="kernel types from FILE (raw BTF or a vmlinux with .BTF) for "
+                             "kernels without /sys/kernel/btf/vmlinux")
     parser.add_argument("--hook", choices=("auto", "tracepoint", "kprobe"), default="auto",
                         help="where to hook: the kfree_skb tracepoint (auto: where present) "
                              "or a kprobe")
@@ -467,6 +470,15 @@ def options(args: argparse.Namespace) -> Options:
                    kstack=not args.no_stack, ustack=args.user_stack, buffer=buffer)
 
 
+def _external_btf(path: str | None) -> BTF | None:
+    if path is None:
+        return None
+    try:
+        return BTF.from_file(path)
+    except BTFError as err:
+        raise UsageError(f"--btf: {err}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     opts = options(args)
     log: IO[str] | None = None
@@ -486,7 +498,7 @@ def _trace(args: argparse.Namespace, opts: Options, log: IO[str] | None) -> int:
     from pybpfasm.events import PerfBuffer, RingBuffer
 
     prog = choose_program(args.hook)
-    with Collection() as coll:
+    with Collection(btf=_external_btf(args.btf)) as coll:
         coll.load(prog, opts)
         coll.load(on_receive, opts)
         drop_reasons()  # read from BTF now, then free BTF before kallsyms is read

@@ -22,6 +22,7 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from ..btf import BTF
 from ..errors import UsageError
 from ..isa import Instruction
 from ..maps import Map
@@ -178,7 +179,9 @@ class Collection:
     link and closes every descriptor.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, btf: BTF | None = None) -> None:
+        #: kernel types for building programs (default: the running kernel's BTF)
+        self.btf = btf
         self.maps: dict[MapDecl, Map] = {}
         self.programs: dict[ProgramDef, Program] = {}
         self.links: list[Any] = []
@@ -208,7 +211,7 @@ class Collection:
 
     def load(self, pdef: ProgramDef, opts: Any = None, *, log_level: int = 0) -> Program:
         """Build *pdef* for this kernel and *opts*, create its maps, load it."""
-        code, used = pdef.build(opts)
+        code, used = pdef.build(opts, btf=self.btf)
         live = {ref: self.map(decl) for ref, decl in used.items()}
         for decl in used.values():
             if isinstance(decl, RingBuf):

@@ -134,6 +134,7 @@ def _maps() -> str:
     (["--protocol", "sctp"], "invalid choice: 'sctp'"),
     (["--ifname", "a-name-far-too-long"], "is not an interface name"),
     (["--count", "0"], "--count must be at least 1"),
+    (["--btf", "/nonexistent"], "--btf: cannot read BTF file /nonexistent"),
 ])
 def test_bad_flags_one_line_exit_2(args, message):
     proc = subprocess.run([sys.executable, "-m", "pybpfasm.cli", "dropmon", *args],
@@ -183,3 +184,17 @@ def test_every_drop_is_reported_or_counted_lost(tool, make_netns, buffer):
     assert 0 < len(events) < flood and lost > 0
     assert len(events) + lost == flood
     assert f"Lost {lost} events" in err
+
+
+def test_external_btf_file(tool, make_netns, tmp_path):
+    """--btf FILE lays out kernel structs from a file (kernels without /sys/kernel/btf/vmlinux)."""
+    external = tmp_path / "vmlinux.btf"
+    external.write_bytes(open("/sys/kernel/btf/vmlinux", "rb").read())
+    ns = make_netns()
+    mon = tool("dropmon", "--json", "--no-stack", "--btf", str(external), "--netns", str(ns.inum),
+               "--count", "2")
+    send(ns.name, socket.AF_INET6, socket.SOCK_DGRAM, "::1", 9, 2)
+    code, out, err = mon.finish()
+    events = [json.loads(line) for line in out.splitlines()]
+    assert code == 0, err
+    assert [(e["src"], e["dport"], e["reason"]) for e in events] == [("::1", 9, "NO_SOCKET")] * 2
