@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -189,7 +190,7 @@ def test_every_drop_is_reported_or_counted_lost(tool, make_netns, buffer):
 def test_external_btf_file(tool, make_netns, tmp_path):
     """--btf FILE lays out kernel structs from a file (kernels without /sys/kernel/btf/vmlinux)."""
     external = tmp_path / "vmlinux.btf"
-    external.write_bytes(open("/sys/kernel/btf/vmlinux", "rb").read())
+    external.write_bytes(Path("/sys/kernel/btf/vmlinux").read_bytes())
     ns = make_netns()
     mon = tool("dropmon", "--json", "--no-stack", "--btf", str(external), "--netns", str(ns.inum),
                "--count", "2")
