@@ -75,10 +75,11 @@ class Record:
         super().__init_subclass__(**kwargs)
         module = sys.modules.get(cls.__module__)
         namespace = {**vars(sys.modules[__name__]), **(vars(module) if module else {})}
-        hints = typing.get_type_hints(cls, globalns=namespace)
         fields, fmt, offset, align = [], "<", 0, 1
-        for name in cls.__dict__.get("__annotations__", {}):
-            ty = hints[name]
+        for name, ann in cls.__dict__.get("__annotations__", {}).items():
+            # string annotations (from __future__ import annotations) are evaluated here:
+            # typing.get_type_hints refuses non-type objects like u32 before Python 3.11
+            ty = eval(ann, namespace) if isinstance(ann, str) else ann
             if not isinstance(ty, (Scalar, ArrayType)) and not (isinstance(ty, type) and issubclass(ty, Record)):
                 raise UsageError(f"{cls.__name__}.{name}: {ty!r} is not a field type "
                                  "(use u8..u64, s8..s64, be16/be32/be64, char[N] or a Record)")
