@@ -1,4 +1,4 @@
 """The lab: places to run pybpfasm on kernels other than the local one.
 
-``lab.vm`` boots qemu micro-VMs on Debian (or user-supplied) kernels.
+``pybpfasm.lab.vm`` boots qemu micro-VMs on Debian (or user-supplied) kernels.
 """

@@ -1,1 +1,1 @@
-"""The tools, one module each (BPF side and CLI); shared pieces in :mod:`programs.common`."""
+"""The tools, one module each (BPF side and CLI); shared pieces in :mod:`pybpfasm.tools.common`."""

@@ -21,7 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "btf": ("pybpfasm.commands.btf", "kernel types from BTF: struct layouts, field paths, enums, functions"),
     "lab": ("pybpfasm.commands.lab", "the lab: namespace topologies with known drops, the demo, qemu micro-VMs"),
     "features": ("pybpfasm.commands.features", "probe what the running kernel supports (program, map, attach types, helpers, BTF kinds)"),
-    "dropmon": ("programs.dropmon", "packet drop monitor: who, what, where and why, filtered in the kernel"),
+    "dropmon": ("pybpfasm.tools.dropmon", "packet drop monitor: who, what, where and why, filtered in the kernel"),
 }
 
 

@@ -1,1 +1,1 @@
-"""Vagrant side of the lab: the local box builder (``python3 -m lab.vagrant.box``)."""
+"""Vagrant side of the lab: the local box builder (``python3 -m pybpfasm.lab.vagrant.box``)."""

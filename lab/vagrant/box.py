@@ -4,7 +4,7 @@ The box boots its kernel directly (``libvirt.kernel``/``initrd`` set by the box'
 own Vagrantfile) from an ext4 disk image made with ``mkfs.ext4 -d``: no
 bootloader, no network access.  Usage (root)::
 
-    python3 -m lab.vagrant.box --kernel 6.1 [--out DIR] [--add]
+    python3 -m pybpfasm.lab.vagrant.box --kernel 6.1 [--out DIR] [--add]
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ import tarfile
 from importlib import resources
 from pathlib import Path
 
-from lab.vm import hosttools, kernels, userland
-from lab.vm.cpio import NewcWriter
-from lab.vm.errors import LabError
-from lab.vm.modules import ModuleTree
-from lab.vm.paths import cache_root
+from ..vm import hosttools, kernels, userland
+from ..vm.cpio import NewcWriter
+from ..vm.errors import LabError
+from ..vm.modules import ModuleTree
+from ..vm.paths import cache_root
 
 #: on top of the guests' packages: an init, SSH, sudo and DHCP, as Vagrant expects
 BOX_PACKAGES = (
@@ -145,7 +145,7 @@ def build(series: str, out: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python3 -m lab.vagrant.box", description=__doc__.split("\n\n")[0]
+        prog="python3 -m pybpfasm.lab.vagrant.box", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--kernel", default="6.1", help="Debian kernel series (default 6.1)")
     parser.add_argument(
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
             _run("vagrant", "box", "add", "--force", "--name", "pybpfasm/local", str(box))
             print("added as pybpfasm/local")
     except LabError as err:
-        print(f"lab.vagrant.box: {err}", file=sys.stderr)
+        print(f"pybpfasm.lab.vagrant.box: {err}", file=sys.stderr)
         return err.exit_code
     return 0
 

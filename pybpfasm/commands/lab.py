@@ -10,11 +10,11 @@ import importlib
 
 #: group -> ("module" whose ``main(argv, prog) -> int`` runs it, or "module:function", help)
 GROUPS: dict[str, tuple[str, str]] = {
-    "vm": ("lab.vm.cli", "qemu micro-VMs on Debian or user-supplied kernels"),
-    "up": ("lab.netns.cli:up", "build a namespace topology (lab/topologies/NAME.toml)"),
-    "down": ("lab.netns.cli:down", "remove a topology's namespaces, leftovers included"),
-    "list": ("lab.netns.cli:list_", "topologies (up or down) and drop scenarios"),
-    "demo": ("lab.netns.cli:demo", "every drop scenario under 'pybpfasm dropmon': expected vs observed"),
+    "vm": ("pybpfasm.lab.vm.cli", "qemu micro-VMs on Debian or user-supplied kernels"),
+    "up": ("pybpfasm.lab.netns.cli:up", "build a namespace topology (lab/topologies/NAME.toml)"),
+    "down": ("pybpfasm.lab.netns.cli:down", "remove a topology's namespaces, leftovers included"),
+    "list": ("pybpfasm.lab.netns.cli:list_", "topologies (up or down) and drop scenarios"),
+    "demo": ("pybpfasm.lab.netns.cli:demo", "every drop scenario under 'pybpfasm dropmon': expected vs observed"),
 }
 
 

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from programs.common.reasons import drop_reasons
+from pybpfasm.tools.common.reasons import drop_reasons
 from pybpfasm.link import kprobes_available
 from pybpfasm.link.netns import entered
 

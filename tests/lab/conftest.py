@@ -10,7 +10,7 @@ from typing import Iterator
 
 import pytest
 
-from lab.netns import build, scenario
+from pybpfasm.lab.netns import build, scenario
 from pybpfasm.link.netns import entered
 
 

@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from lab.netns import runner, scenario
+from pybpfasm.lab.netns import runner, scenario
 from pybpfasm.btf import BTF
 
 pytestmark = pytest.mark.skipif(shutil.which("bpftrace") is None, reason="bpftrace is not installed")

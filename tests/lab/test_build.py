@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from lab.netns import build, topology
-from lab.netns.errors import LabError
+from pybpfasm.lab.netns import build, topology
+from pybpfasm.lab.netns.errors import LabError
 from pybpfasm.link.netns import entered
 
 from .conftest import host_links, ip_json, sysctl
@@ -78,7 +78,7 @@ def run_lab(*args: str, **kwargs) -> subprocess.Popen:
 
 
 def test_sigkilled_owner_leaves_namespaces_that_down_removes():
-    code = ("import time; from lab.netns import build, topology\n"
+    code = ("import time; from pybpfasm.lab.netns import build, topology\n"
             "with build.built(topology.load('bridged')):\n"
             "    print('up', flush=True); time.sleep(60)\n")
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
@@ -93,7 +93,7 @@ def test_sigkilled_owner_leaves_namespaces_that_down_removes():
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_interrupted_demo_removes_everything(signum):
-    from lab.netns.monitor import dropmon_available
+    from pybpfasm.lab.netns.monitor import dropmon_available
 
     if not dropmon_available():
         pytest.skip("no 'pybpfasm dropmon' in this tree")
@@ -129,7 +129,7 @@ def children(pid: int) -> list[int]:
 
 
 def test_demo_prints_expected_versus_observed():
-    from lab.netns.monitor import dropmon_available
+    from pybpfasm.lab.netns.monitor import dropmon_available
 
     if not dropmon_available():
         pytest.skip("no 'pybpfasm dropmon' in this tree")

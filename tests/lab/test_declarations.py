@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from lab.netns import scenario, topology
-from lab.netns.errors import DeclarationError
+from pybpfasm.lab.netns import scenario, topology
+from pybpfasm.lab.netns.errors import DeclarationError
 
 MINIMAL = {"name": "t", "namespaces": {"a": {}, "b": {}},
            "veth": [{"a": {"netns": "a", "name": "x0"}, "b": {"netns": "b", "name": "x1"}}]}

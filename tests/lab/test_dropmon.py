@@ -8,8 +8,8 @@ from typing import Iterator
 
 import pytest
 
-from lab.netns import runner, scenario
-from lab.netns.monitor import DropMonitor, dropmon_available
+from pybpfasm.lab.netns import runner, scenario
+from pybpfasm.lab.netns.monitor import DropMonitor, dropmon_available
 
 pytestmark = pytest.mark.skipif(not dropmon_available(), reason="no 'pybpfasm dropmon' in this tree")
 

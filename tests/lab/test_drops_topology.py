@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import time
 
-from lab.netns import runner
+from pybpfasm.lab.netns import runner
 from pybpfasm.link.netns import entered
 
 from .conftest import ip_json, sysctl

@@ -6,7 +6,7 @@ import dpkt
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lab.netns import packets
+from pybpfasm.lab.netns import packets
 
 SRC, DST = "10.77.0.1", "10.77.0.2"
 MAC_A, MAC_B = "02:00:0a:4d:00:01", "02:00:0a:4d:00:02"

@@ -7,7 +7,7 @@ from typing import Iterator
 
 import pytest
 
-from lab.netns import runner, scenario
+from pybpfasm.lab.netns import runner, scenario
 
 from .oracle import ReasonCounter
 

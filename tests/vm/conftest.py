@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from lab.vm import hosttools, kernels, userland
+from pybpfasm.lab.vm import hosttools, kernels, userland
 
 FULL = os.environ.get("PYBPFASM_VM_FULL") == "1"
 

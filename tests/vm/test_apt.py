@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from lab.vm import apt
-from lab.vm.errors import LabError
+from pybpfasm.lab.vm import apt
+from pybpfasm.lab.vm.errors import LabError
 
 
 def use_sources(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, files: dict[str, str]) -> None:

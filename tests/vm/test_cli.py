@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from lab.vm.kernels import Kernel
+from pybpfasm.lab.vm.kernels import Kernel
 
 
 def pybpfasm(*args: str) -> subprocess.CompletedProcess[str]:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from lab.vm import hosttools
-from lab.vm.cpio import NewcWriter
+from pybpfasm.lab.vm import hosttools
+from pybpfasm.lab.vm.cpio import NewcWriter
 
 
 @pytest.fixture

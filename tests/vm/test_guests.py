@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from lab.vm import kernels, qemu
-from lab.vm.errors import GuestTimeout
-from lab.vm.matrix import junit_outcomes
+from pybpfasm.lab.vm import kernels, qemu
+from pybpfasm.lab.vm.errors import GuestTimeout
+from pybpfasm.lab.vm.matrix import junit_outcomes
 
 from .conftest import full_lab
 

@@ -10,9 +10,9 @@ from typing import Iterator
 
 import pytest
 
-from lab.vm import kernels
-from lab.vm.errors import LabError
-from lab.vm.hosts import GuestHost, Host, NetnsHost
+from pybpfasm.lab.vm import kernels
+from pybpfasm.lab.vm.errors import LabError
+from pybpfasm.lab.vm.hosts import GuestHost, Host, NetnsHost
 
 from .conftest import full_lab
 
@@ -66,7 +66,7 @@ def test_guest_host(kernel_61: kernels.Kernel, tmp_path: Path) -> None:
     reason="needs a running Vagrant machine: PYBPFASM_VAGRANT_MACHINE=local (see lab/vagrant/up-offline)",
 )
 def test_vagrant_host(tmp_path: Path) -> None:
-    from lab.vm.hosts import VagrantHost
+    from pybpfasm.lab.vm.hosts import VagrantHost
 
     host = VagrantHost(os.environ["PYBPFASM_VAGRANT_MACHINE"], Path(__file__).parents[2] / "lab")
     try:

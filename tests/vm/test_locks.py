@@ -6,7 +6,7 @@ import threading
 import time
 from pathlib import Path
 
-from lab.vm.locks import one_of
+from pybpfasm.lab.vm.locks import one_of
 
 
 def test_at_most_two_holders_at_once(tmp_path: Path) -> None:

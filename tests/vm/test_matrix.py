@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lab.vm.matrix import KernelRun, junit_outcomes, to_markdown, write_reports
+from pybpfasm.lab.vm.matrix import KernelRun, junit_outcomes, to_markdown, write_reports
 
 SAMPLE = """
 import pytest

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from lab.vm.errors import LabError
-from lab.vm.modules import ModuleTree, module_name
+from pybpfasm.lab.vm.errors import LabError
+from pybpfasm.lab.vm.modules import ModuleTree, module_name
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lab.vm import kernels
+from pybpfasm.lab.vm import kernels
 from pybpfasm.cli import main
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from lab.vm import vmlinux
-from lab.vm.errors import LabError
+from pybpfasm.lab.vm import vmlinux
+from pybpfasm.lab.vm.errors import LabError
 
 
 def elf_with_notes(notes: list[tuple[bytes, int, bytes]]) -> bytes:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.vm import ovs
+from pybpfasm.lab.vm import ovs
 
 pytestmark = [
     pytest.mark.skipif(
