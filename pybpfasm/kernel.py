@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import bisect
 import functools
+import mmap
 import os
 import re
 import struct
+import zlib
 from array import array
 from typing import NamedTuple, Sequence
 
@@ -78,75 +80,216 @@ def tracepoint_id(category: str, event: str) -> int:
 
 # -- kernel symbols ---------------------------------------------------------------
 
+BOOT_ID = "/proc/sys/kernel/random/boot_id"
+_TEXT = frozenset(b"tTwW")
+_CACHE_MAGIC = b"pybpfasm kallsyms 1"
+
+
+def cache_dir() -> str:
+    """``${XDG_CACHE_HOME:-~/.cache}/pybpfasm``: per-user caches, each always safe to delete."""
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(base):  # the XDG spec: a relative value is ignored
+        base = os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "pybpfasm")
+
+
+def write_atomically(path: str, *chunks: bytes | bytearray) -> None:
+    """Write *chunks* to *path* so that readers see the old file or the whole new one."""
+    directory = os.path.dirname(path)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.{os.urandom(4).hex()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        with open(fd, "wb") as f:
+            for chunk in chunks:
+                f.write(chunk)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _read_all(path: str) -> bytearray:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as err:
+        raise KernelError(f"cannot read {path}: {err.strerror}") from None
+    data = bytearray()
+    try:
+        while block := os.read(fd, 1 << 17):
+            data += block
+    except OSError as err:
+        raise KernelError(f"cannot read {path}: {err.strerror}") from None
+    finally:
+        os.close(fd)
+    return data
+
+
+def _first_page(path: str) -> bytes:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            return os.read(fd, 4096)
+        finally:
+            os.close(fd)
+    except OSError as err:
+        raise KernelError(f"cannot read {path}: {err.strerror}") from None
+
+
+class _Dynamic(NamedTuple):
+    """Text symbols after the kernel image's: in file order, and sorted by address."""
+
+    addrs: array
+    names: list[bytes]  # ``name`` or ``name\t[module]``
+    sorted_addrs: array
+    order: list[int]  # file index of each sorted entry
+
 
 class Kallsyms:
-    """Kernel text symbols from ``/proc/kallsyms``, sorted for address lookups.
+    """Kernel text symbols from ``/proc/kallsyms``, for address and name lookups.
 
-    Only what lookups need is kept: addresses in one array, names (with
-    their ``[module]``) in one bytes object with an offset array beside it,
-    read in chunks.  That is a quarter of the memory of the file, and a
-    tenth of a list of (address, name) tuples, which matters at a tool's start.
+    The file is kept as read, not parsed: its first part, the kernel image's own
+    symbols, is sorted by address (the kernel's lookups rely on it), so a lookup
+    is a binary search over the lines' fixed-width hex addresses.  Symbols of
+    modules, BPF programs and trampolines follow in their own order; they are
+    parsed only when a lookup falls outside the kernel image, where that code lives.
+
+    With *cache*, the kernel image's part is kept in that file for the rest of the
+    boot: it is used while the file names this boot (``boot_id``), its checksum holds
+    and its first page matches the live file (same addresses, same visibility);
+    anything else is ignored and rewritten.  Module and BPF symbols come and go,
+    so they are never cached: a lookup that needs them reads the live file.
     """
 
-    _LINE = re.compile(rb"^([0-9a-f]+) [tTwW] ([^\n]+)\n", re.M)
-    _CHUNK = 1 << 18
-
-    def __init__(self, path: str = "/proc/kallsyms") -> None:
-        addrs, offsets, names = array("Q"), array("I"), bytearray()
-        try:
-            with open(path, "rb") as f:
-                rest = b""
-                while True:
-                    block = f.read(self._CHUNK)
-                    data = rest + block
-                    cut = data.rfind(b"\n") + 1 if block else len(data)
-                    for m in self._LINE.finditer(data, 0, cut):
-                        addrs.append(int(m.group(1), 16))
-                        offsets.append(len(names))
-                        names += m.group(2)
-                    rest = data[cut:]
-                    if not block:
-                        break
-        except OSError as err:
-            raise KernelError(f"cannot read {path}: {err.strerror}") from None
-        if addrs and not any(addrs):
+    def __init__(self, path: str = "/proc/kallsyms", cache: str | None = None) -> None:
+        self._path = path
+        self._tail: _Dynamic | None = None
+        self._tail_text: bytes | bytearray | None = None
+        core = self._read_cache(cache) if cache else None
+        if core is None:
+            core = self._read_live()
+            if cache and core:
+                try:
+                    self._write_cache(cache, core)
+                except OSError:
+                    pass  # a cache that cannot be written is only a slower next start
+        self._core, self._end = core
+        data, w = self._core, self._core.find(b" ", 0, self._end)
+        self._width = w
+        if self._end and not int(data[:w], 16):
             raise KernelError(f"{path} shows no addresses: run as root or set kernel.kptr_restrict=0")
-        run = next((i + 1 for i in range(len(addrs) - 1) if addrs[i] > addrs[i + 1]), len(addrs))
-        if run < len(addrs):  # module and BPF symbols follow the kernel's, in their own order
-            offsets.append(len(names))
-            lowest = min(addrs[i] for i in range(run, len(addrs)))
-            run = bisect.bisect_right(addrs, lowest, 0, run)  # the sorted part below the rest
-            tail = sorted(range(run, len(addrs)), key=addrs.__getitem__)
-            moved = [(addrs[i], bytes(names[offsets[i]:offsets[i + 1]])) for i in tail]
-            cut = offsets[run]
-            del addrs[run:], offsets[run:], names[cut:]
-            for addr, name in moved:
-                addrs.append(addr)
-                offsets.append(len(names))
-                names += name
-        offsets.append(len(names))
-        self._addrs, self._offsets, self._names = addrs, offsets, bytes(names)
+        last = data.rfind(b"\n", 0, self._end - 1) + 1
+        self._lo, self._hi = (int(data[:w], 16), int(data[last:last + w], 16)) if self._end else (1, 0)
 
     @classmethod
     @functools.cache
     def load(cls) -> Kallsyms:
-        """The kernel's symbols, read once per process."""
-        return cls()
+        """The kernel's symbols, read once per process, through the per-user cache."""
+        return cls(cache=os.path.join(cache_dir(), "kallsyms"))
 
-    def _entry(self, i: int) -> tuple[str, str]:
-        """(name, module) of entry *i*."""
-        text = self._names[self._offsets[i]:self._offsets[i + 1]].decode()
-        name, _, module = text.partition("\t")
-        return name, module
+    # -- reading ------------------------------------------------------------------
+
+    def _read_live(self) -> tuple[bytearray, int]:
+        """Reads the whole file: the kernel image's lines, their length; keeps the rest."""
+        data = _read_all(self._path)
+        if data and not data.endswith(b"\n"):
+            data += b"\n"
+        tab = data.find(b"\t")  # the first line with a [module]
+        cut = data.rfind(b"\n", 0, tab) + 1 if tab >= 0 else len(data)
+        self._tail_text = data[cut:]
+        del data[cut:]
+        return data, cut
+
+    def _read_cache(self, cache: str) -> tuple[mmap.mmap, int] | None:
+        """The cached image lines (mapped, with their length), or None unless valid for now.
+
+        The file is those lines and one trailer line: magic, boot id, CRC-32, length.
+        """
+        try:
+            with open(BOOT_ID, "rb") as f:
+                boot_id = f.read().strip()
+            with open(cache, "rb") as f:
+                data = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
+        except (OSError, ValueError):  # ValueError: an empty file
+            return None
+        end = data.rfind(b"\n", 0, len(data) - 1) + 1
+        fields = data[end:].split()
+        if (len(fields) == 6 and b" ".join(fields[:3]) == _CACHE_MAGIC and fields[3] == boot_id
+                and fields[4] == b"%08x" % self._crc(data, end) and fields[5] == b"%d" % end):
+            page = _first_page(self._path)
+            n = min(len(page), end)
+            if n and page[:n] == data[:n]:
+                return data, end
+        data.close()
+        return None
+
+    @staticmethod
+    def _crc(data: mmap.mmap | bytearray, end: int) -> int:
+        with memoryview(data) as view, view[:end] as part:
+            return zlib.crc32(part)
+
+    def _write_cache(self, cache: str, core: tuple[bytearray, int]) -> None:
+        data, end = core
+        with open(BOOT_ID, "rb") as f:
+            boot_id = f.read().strip()
+        trailer = b"%s %s %08x %d\n" % (_CACHE_MAGIC, boot_id, self._crc(data, end), end)
+        write_atomically(cache, data, trailer)
+
+    def _dynamic(self) -> _Dynamic:
+        """The symbols after the image's (modules, BPF, trampolines), parsed on first use."""
+        if self._tail is None:
+            if self._tail_text is None:
+                self._read_live()
+            addrs, names = array("Q"), []
+            w = self._width
+            for line in self._tail_text.split(b"\n"):  # type: ignore[union-attr]
+                if len(line) > w + 3 and line[w + 1] in _TEXT:
+                    addrs.append(int(line[:w], 16))
+                    names.append(bytes(line[w + 3:]))
+            order = sorted(range(len(addrs)), key=addrs.__getitem__)
+            self._tail = _Dynamic(addrs, names, array("Q", (addrs[i] for i in order)), order)
+            self._tail_text = None
+        return self._tail
+
+    # -- lookups ------------------------------------------------------------------
+
+    def _core_symbol(self, addr: int) -> tuple[int, bytes] | None:
+        """The last text line of the image at or below *addr*, as (address, name)."""
+        data, w = self._core, self._width
+        if not self._end or int(data[:w], 16) > addr:
+            return None
+        lo, hi = 0, self._end  # lo: a line at or below addr; no line from hi on is
+        while True:
+            nl = data.find(b"\n", (lo + hi) // 2, hi)
+            if nl < 0 or nl + 1 >= hi:
+                nl = data.find(b"\n", lo, hi)
+                if nl + 1 >= hi:
+                    break
+            start = nl + 1
+            if int(data[start:start + w], 16) <= addr:
+                lo = start
+            else:
+                hi = start
+        while data[lo + w + 1] not in _TEXT:
+            if not lo:
+                return None
+            lo = data.rfind(b"\n", 0, lo - 1) + 1
+        return int(data[lo:lo + w], 16), bytes(data[lo + w + 3:data.find(b"\n", lo)])
 
     def address(self, name: str) -> int:
         """Address of function ``name``."""
         key = name.encode()
-        for i in range(len(self._addrs)):
-            start = self._offsets[i]
-            if self._names.startswith(key, start) and (
-                    start + len(key) == self._offsets[i + 1] or self._names[start + len(key)] == 9):
-                return self._addrs[i]
+        data, w = self._core, self._width
+        at = data.find(b" " + key + b"\n", 0, self._end)
+        while at >= 0:
+            start = at - w - 2
+            if data[at - 1] in _TEXT and (start == 0 or start > 0 and data[start - 1] == 10):
+                return int(data[start:start + w], 16)
+            at = data.find(b" " + key + b"\n", at + 1, self._end)
+        dynamic = self._dynamic()
+        for i, entry in enumerate(dynamic.names):
+            if entry.partition(b"\t")[0] == key:
+                return dynamic.addrs[i]
         raise KernelError(f"no kernel function {name!r} in kallsyms")
 
     def __contains__(self, name: str) -> bool:
@@ -158,11 +301,16 @@ class Kallsyms:
 
     def symbolize(self, addr: int) -> str:
         """``name+0x1a`` (``name+0x1a [module]`` in a module), or the hex address if unknown."""
-        i = bisect.bisect_right(self._addrs, addr) - 1
-        if i < 0:
+        best = self._core_symbol(addr)
+        if not self._lo <= addr <= self._hi:  # outside the image: modules, BPF, trampolines
+            dynamic = self._dynamic()
+            i = bisect.bisect_right(dynamic.sorted_addrs, addr) - 1
+            if i >= 0 and (best is None or dynamic.sorted_addrs[i] >= best[0]):
+                best = dynamic.sorted_addrs[i], dynamic.names[dynamic.order[i]]
+        if best is None:
             return f"{addr:#x}"
-        name, module = self._entry(i)
-        return f"{name}+{addr - self._addrs[i]:#x}" + (f" {module}" if module else "")
+        name, _, module = best[1].decode(errors="replace").partition("\t")
+        return f"{name}+{addr - best[0]:#x}" + (f" {module}" if module else "")
 
 
 # -- user symbols -----------------------------------------------------------------

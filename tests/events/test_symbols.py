@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import bisect
 import ctypes
 import os
+import random
 import re
+import zlib
 
 import pytest
 
+from pybpfasm import kernel
+from pybpfasm.isa import Mov, R0, exit_
 from pybpfasm.kernel import (
     ElfSymbols,
     Kallsyms,
@@ -18,6 +23,45 @@ from pybpfasm.kernel import (
     tracepoint_id,
     version,
 )
+from pybpfasm.prog import ProgramSpec
+from pybpfasm.sys import ProgType
+
+TEXT = ("t", "T", "w", "W")
+
+
+def _reference() -> tuple[list[int], list[str], dict[str, int]]:
+    """An independent parse of /proc/kallsyms: text symbols sorted by address, first address by name."""
+    entries, first = [], {}
+    with open("/proc/kallsyms") as f:
+        for line in f:
+            addr, kind, name = line.rstrip("\n").split(" ", 2)
+            if kind in TEXT:
+                entries.append((int(addr, 16), name))
+                first.setdefault(name.partition("\t")[0], int(addr, 16))
+    entries.sort(key=lambda e: e[0])  # stable: equal addresses keep file order
+    return [a for a, _ in entries], [n for _, n in entries], first
+
+
+def _expected(addrs: list[int], names: list[str], addr: int) -> str:
+    i = bisect.bisect_right(addrs, addr) - 1
+    if i < 0:
+        return f"{addr:#x}"
+    name, _, module = names[i].partition("\t")
+    return f"{name}+{addr - addrs[i]:#x}" + (f" {module}" if module else "")
+
+
+@pytest.fixture()
+def reads(monkeypatch) -> list[str]:
+    """The paths Kallsyms reads in full (the live file), as it reads them."""
+    seen: list[str] = []
+    real = kernel._read_all
+
+    def spy(path: str) -> bytearray:
+        seen.append(path)
+        return real(path)
+
+    monkeypatch.setattr(kernel, "_read_all", spy)
+    return seen
 
 
 def test_version_is_uname():
@@ -42,6 +86,110 @@ def test_kallsyms_symbolises_offsets_into_functions():
     assert symbols.symbolize(1) == "0x1"
     with pytest.raises(KernelError):
         symbols.address("pybpfasm_no_such_symbol")
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_kallsyms_agrees_with_an_independent_parse(tmp_path, cached):
+    cache = str(tmp_path / "kallsyms") if cached else None
+    if cached:
+        Kallsyms(cache=cache)  # primes it
+    symbols = Kallsyms(cache=cache)
+    addrs, names, first = _reference()
+    rnd = random.Random(7)
+    probes = [a + d for a in rnd.sample(addrs, 2000) for d in (-1, 0, 1, 0x40)]
+    probes += [0, 1, addrs[0] - 1, addrs[-1] + 0x10, 2**64 - 1]
+    assert [symbols.symbolize(a) for a in probes] == [_expected(addrs, names, a) for a in probes]
+    sample = rnd.sample(sorted(first), 200)
+    assert [symbols.address(n) for n in sample] == [first[n] for n in sample]
+
+
+def test_kallsyms_cache_missing_then_used(tmp_path, reads):
+    cache = tmp_path / "sub" / "kallsyms"
+    Kallsyms(cache=str(cache))
+    assert reads == ["/proc/kallsyms"] and cache.exists()
+    assert oct(cache.stat().st_mode & 0o777) == "0o600"
+    assert oct(cache.parent.stat().st_mode & 0o777) == "0o700"
+    symbols = Kallsyms(cache=str(cache))
+    assert reads == ["/proc/kallsyms"]  # the second one read no live file
+    assert symbols.symbolize(symbols.address("tcp_v4_rcv") + 2) == "tcp_v4_rcv+0x2"
+    assert [p.name for p in cache.parent.iterdir()] == ["kallsyms"]  # no temporary left
+
+
+def _corrupt_middle(path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def _resealed(path, first: bytes) -> None:
+    """Replaces the start of the cached lines and writes a trailer that matches the result."""
+    data = path.read_bytes()
+    end = data.rindex(b"\n", 0, len(data) - 1) + 1
+    lines = first + data[len(first):end]
+    magic, boot, _crc, _size = data[end:].rsplit(b" ", 3)
+    path.write_bytes(lines + b"%s %s %08x %d\n" % (magic, boot, zlib.crc32(lines), len(lines)))
+
+
+def _other_boot(tmp_path, monkeypatch) -> None:
+    boot_id = tmp_path / "boot_id"
+    boot_id.write_text("00000000-0000-0000-0000-000000000000\n")
+    monkeypatch.setattr(kernel, "BOOT_ID", str(boot_id))
+
+
+@pytest.mark.parametrize("damage", [
+    _corrupt_middle,
+    lambda p: p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 3]),  # truncated
+    lambda p: p.write_bytes(b""),
+    lambda p: p.write_bytes(b"garbage\n" * 10),
+    lambda p: _resealed(p, b"0" * 16),  # a consistent file whose addresses are not this kernel's
+])
+def test_kallsyms_corrupt_cache_is_ignored_and_rewritten(tmp_path, reads, damage):
+    cache = tmp_path / "kallsyms"
+    Kallsyms(cache=str(cache))
+    good = cache.read_bytes()
+    damage(cache)
+    symbols = Kallsyms(cache=str(cache))
+    assert len(reads) == 2
+    assert cache.read_bytes() == good
+    assert symbols.symbolize(symbols.address("tcp_v4_rcv")) == "tcp_v4_rcv+0x0"
+
+
+def test_kallsyms_cache_of_another_boot_is_stale(tmp_path, reads, monkeypatch):
+    cache = tmp_path / "kallsyms"
+    Kallsyms(cache=str(cache))
+    _other_boot(tmp_path, monkeypatch)
+    Kallsyms(cache=str(cache))
+    assert len(reads) == 2
+    assert b" 00000000-0000-0000-0000-000000000000 " in cache.read_bytes()[-120:]
+    Kallsyms(cache=str(cache))
+    assert len(reads) == 2
+
+
+def test_kallsyms_cache_that_cannot_be_written_is_only_slower(tmp_path, reads):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    symbols = Kallsyms(cache=str(blocker / "kallsyms"))  # its directory cannot be made
+    assert symbols.address("tcp_v4_rcv")
+
+
+def test_kallsyms_cache_never_hides_bpf_programs_loaded_later(tmp_path):
+    cache = str(tmp_path / "kallsyms")
+    Kallsyms(cache=cache)
+    spec = ProgramSpec(ProgType.SOCKET_FILTER, [Mov.imm(R0, 0), exit_()], name="pybpfasm_ks")
+    with spec.load():
+        with open("/proc/kallsyms") as f:
+            line = next(ln for ln in f if ln.rstrip().endswith("_pybpfasm_ks\t[bpf]"))
+        addr, _, name = line.split()[:3]
+        symbols = Kallsyms(cache=cache)
+        assert symbols.address(name) == int(addr, 16)
+        assert symbols.symbolize(int(addr, 16) + 4) == f"{name}+0x4 [bpf]"
+
+
+def test_kallsyms_load_uses_the_xdg_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert kernel.cache_dir() == str(tmp_path / "pybpfasm")
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/ignored")
+    assert kernel.cache_dir() == os.path.join(os.path.expanduser("~"), ".cache", "pybpfasm")
 
 
 def test_user_symbols_of_libc_functions():
