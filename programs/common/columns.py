@@ -53,8 +53,7 @@ class Columns:
 
     def line(self, row: Mapping[str, Any]) -> str:
         """The line for ``row`` (no newline)."""
-        return self._format(*[NONE if (value := row[key]) is None else conv(value)
-                              for key, conv in self._convs])
+        return self._format(*self.cells(row))
 
     def fit(self, rows: Iterable[Mapping[str, Any]]) -> Columns:
         """These columns with each width grown to the widest of its cells in ``rows``."""
