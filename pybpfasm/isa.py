@@ -246,12 +246,14 @@ class Instruction:
     reference: str | None = field(default=None, compare=False)
     #: assembler line or eDSL call site that produced it
     source: SourceLocation | None = field(default=None, compare=False, repr=False)
+    #: why this is a kernel-internal form (read from a kernel listing) that cannot be loaded
+    internal: str | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         for name in ("dst", "src"):  # store Reg members as plain ints
             if type(getattr(self, name)) is not int:
                 object.__setattr__(self, name, int(getattr(self, name)))
-        problem = check(self)
+        problem = _check_encodable(self) if self.internal else check(self)
         if problem:
             raise ValueError(f"invalid instruction (opcode 0x{self.opcode:02x}): {problem}")
 
@@ -657,6 +659,18 @@ def check_fields(opcode: int, dst: int, src: int, off: int, imm: int) -> str | N
     return _check_shape(opcode, dst, src, off, imm)
 
 
+def _check_encodable(insn: Instruction) -> str | None:
+    """Why a kernel-internal instruction does not even fit the encoding's fields."""
+    if not (0 <= insn.dst <= 15 and 0 <= insn.src <= 15):
+        return "register does not fit in 4 bits"
+    if not 0 <= insn.opcode <= 0xFF:
+        return f"opcode {insn.opcode} out of range"
+    if not -0x8000 <= insn.off <= 0x7FFF:
+        return f"offset {insn.off} does not fit in 16 bits"
+    bits = 63 if insn.opcode == LD_IMM64 else 31
+    return None if -(1 << bits) <= insn.imm < (1 << bits) else "immediate out of range"
+
+
 def _check_shape(opcode: int, dst: int, src: int, off: int, imm: int) -> str | None:
     """check_fields for values already in their encoded ranges (the decoder's case)."""
     if dst > 10 or src > 10 or dst < 0 or src < 0:
@@ -820,7 +834,7 @@ def decode(data: bytes | bytearray | memoryview, byteorder: str = "little") -> l
             raise DecodeError(8 * i, f"{problem} (opcode 0x{opcode:02x})")
         insn = new(Instruction)
         insn.__dict__.update(opcode=opcode, dst=dst, src=src, off=off, imm=imm,
-                             symbol=None, reference=None, source=None)
+                             symbol=None, reference=None, source=None, internal=None)
         append(insn)
         if opcode == LD_IMM64:
             i += 2

@@ -26,6 +26,7 @@ from dataclasses import replace
 from typing import IO, Iterable, NamedTuple, Sequence
 
 from . import isa
+from ._helper_names import NAMES as HELPER_NAMES
 from .errors import BPFError
 from .isa import (
     ADDR_SPACE_CAST,
@@ -54,7 +55,7 @@ from .isa import (
 )
 
 __all__ = ["AsmSyntaxError", "dis", "disassemble", "format", "format_instruction",
-           "format_program", "parse"]
+           "format_program", "literal", "parse"]
 
 
 class AsmSyntaxError(BPFError):
@@ -253,24 +254,40 @@ def dis(data: bytes | Sequence[Instruction], *, file: IO[str] | None = None,
 
 # -- parsing ---------------------------------------------------------------------
 class Token(NamedTuple):
-    kind: str  # "name", "num" or "op"
+    kind: str  # "name", "num", "char", "local" (1f/1b), "op" or "sep"
     text: str
     col: int
 
 
 _TOKEN = re.compile(
     r"(?P<ws>\s+)"
-    r"|(?P<comment>//.*|;.*)"
-    r"|(?P<op>s>>=|s/=|s%=|s>=|s<=|s>|s<|<<=|>>=|<<|>>|[-+*/%|&^=!<>]=|[<>=&()\[\]*+\-,:#])"
-    r"|(?P<num>0[xX][0-9a-fA-F]+|\d+)"
+    r"|(?P<comment>//.*)"
+    r"|(?P<sep>;)"
+    r"|(?P<char>'(?:\\.|[^\\'])')"
+    r"|(?P<num>\d\w*)"
+    r"|(?P<op>s>>=|s/=|s%=|s>=|s<=|s>|s<|<<=|>>=|<<|>>|[-+*/%|&^=!<>]=|[-+*/%|&^<>=()\[\],:#])"
     r"|(?P<name>[A-Za-z_.$][\w.$]*)"
 )
+_NUMBER = re.compile(r"(?:0[xX](?P<hex>[0-9a-fA-F]+)|0[bB](?P<bin>[01]+)|(?P<dec>\d+))"
+                     r"[uU]?[lL]{0,2}$")
+_LOCAL_REF = re.compile(r"(\d+)([bf])$")
+_CHAR_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", "\\": "\\", "'": "'"}
+#: a verifier line: slot, opcode byte, text ("4: (b7) r0 = 0")
 _KERNEL_PREFIX = re.compile(r"\s*(\d+):\s+\(([0-9a-f]{2})\)\s")
+#: an llvm-objdump line with raw bytes
 _OBJDUMP_PREFIX = re.compile(r"\s*[0-9a-f]+:\s+(?:[0-9a-f]{2} ){7}[0-9a-f]{2}"
                              r"(?: (?:[0-9a-f]{2} ){7}[0-9a-f]{2})?(\s|$)")
-_REG = re.compile(r"([rw])(\d+)$")
-_ENDIAN = re.compile(r"(be|le|bswap)(\d+)$")
+#: a listing line without raw bytes or opcodes (objdump --no-show-raw-insn, __xlated)
+_LISTING_PREFIX = re.compile(r"\s*\d+:\s*[^\s;]")
+#: a symbolized target llvm-objdump appends ("goto +7 <test+0x80>")
+_OBJDUMP_TARGET = re.compile(r"\s+<[\w.$@]+(?:[+-]0x[0-9a-f]+)?>\s*$")
 _OBJDUMP_SYMBOL = re.compile(r"\s*[0-9a-f]+ <([\w.$]+)>:\s*$")
+_OBJDUMP_RELOC = re.compile(r"\s+[0-9a-f]+:\s+R_BPF_\w+\s+([\w.$]+)\s*$")
+_OBJDUMP_NOISE = re.compile(r"\s*(?:\S+:\s+file format \S+|Disassembly of section \S+:)\s*$")
+#: bpftool's function header in xlated dumps ("long main():", "int f(void * ctx):")
+_XLATED_FUNC = re.compile(r"\s*[A-Za-z_][\w ]*?[\s*]([A-Za-z_]\w*)\([^()]*\):\s*$")
+_REG = re.compile(r"([rwRW])(\d+)$")
+_ENDIAN = re.compile(r"(be|le|bswap)(\d+)$")
 _IGNORED_DIRECTIVES = frozenset({".text", ".globl", ".global", ".p2align", ".align", ".type",
                                  ".size", ".file"})
 _LOAD_TYPES = {f"{sign}{8 * s.nbytes}": (s, sign == "s") for s in Size for sign in "us"
@@ -278,31 +295,130 @@ _LOAD_TYPES = {f"{sign}{8 * s.nbytes}": (s, sign == "s") for s in Size for sign 
 _ALU_BY_SYMBOL = {op.symbol: op for op in AluOp if op is not AluOp.MOV}
 _JUMP_BY_SYMBOL = {op.symbol: op for op in JumpOp}
 _ATOMIC_BY_SYMBOL = {"+=": AtomicOp.ADD, "|=": AtomicOp.OR, "&=": AtomicOp.AND, "^=": AtomicOp.XOR}
+#: GNU as binary operators and their precedence (LLVM's MC follows it, not C)
+_BINARY = {"+": 4, "-": 4, "|": 5, "^": 5, "&": 5, "*": 6, "/": 6, "%": 6, "<<": 6, ">>": 6}
+_U64 = (1 << 64) - 1
+#: helper name as the kernel prints it ("bpf_map_lookup_elem") -> id
+_HELPER_IDS = {f"bpf_{name}": i for i, name in enumerate(HELPER_NAMES) if i}
+_REG_AX = "r11 is BPF_REG_AX, the kernel's scratch register"
 
 
-def _tokenize(line: str, start: int, err) -> list[Token]:
+def literal(text: str) -> int:
+    """Value of an integer literal as LLVM lexes it; ValueError says why it is not one.
+
+    ``0x``/``0b`` prefixes, octal after a leading zero, and the integer
+    suffixes LLVM ignores (``u``, ``l``, ``ll``: ``1ll`` is the number 1).
+    """
+    m = _NUMBER.match(text)
+    if not m:
+        raise ValueError(f"invalid number {text!r}")
+    digits, base = next((m.group(g), b) for g, b in (("hex", 16), ("bin", 2), ("dec", 10))
+                        if m.group(g))
+    if base == 10 and len(digits) > 1 and digits[0] == "0":
+        bad = next((c for c in digits if c in "89"), None)
+        if bad:
+            raise ValueError(f"invalid digit '{bad}' in octal constant {text!r}")
+        base = 8
+    if len(digits.lstrip("0")) > 64 or int(digits, base) > _U64:
+        raise ValueError(f"number {text[:20]}{'...' if len(text) > 20 else ''} does not fit in 64 bits")
+    return int(digits, base)
+
+
+def _char_value(text: str) -> int:
+    body = text[1:-1]
+    if body.startswith("\\"):
+        if body[1] not in _CHAR_ESCAPES:
+            raise ValueError(f"unknown escape {body!r} in character literal")
+        body = _CHAR_ESCAPES[body[1]]
+    if ord(body) > 0x7F:
+        raise ValueError("character literals are ASCII")
+    return ord(body)
+
+
+def _wrap64(value: int) -> int:
+    value &= _U64
+    return value - (1 << 64) if value >> 63 else value
+
+
+def _binary(op: str, a: int, b: int) -> int:
+    """``a op b`` in LLVM's 64-bit arithmetic; ValueError for division by zero."""
+    if op in ("/", "%"):
+        if b == 0:
+            raise ValueError("division by zero")
+        q = abs(a) // abs(b) * (1 if (a < 0) == (b < 0) else -1)
+        return _wrap64(q if op == "/" else a - q * b)
+    if op in ("<<", ">>"):
+        if not 0 <= b < 64:
+            raise ValueError(f"shift count {b} out of range")
+        return _wrap64(a << b if op == "<<" else (a & _U64) >> b)
+    return _wrap64({"+": a + b, "-": a - b, "*": a * b, "|": a | b, "^": a ^ b, "&": a & b}[op])
+
+
+def _strip_block_comments(text: str, filename: str) -> str:
+    """*text* with ``/* ... */`` comments blanked (newlines kept, so columns still count)."""
+    if "/*" not in text:
+        return text
+    out, pos = [], 0
+    while True:
+        start = text.find("/*", pos)
+        if start < 0:
+            return "".join(out) + text[pos:]
+        end = text.find("*/", start + 2)
+        if end < 0:
+            line = text.count("\n", 0, start) + 1
+            col = start - (text.rfind("\n", 0, start) + 1) + 1
+            raise AsmSyntaxError(filename, line, col, "unterminated '/*' comment")
+        out += [text[pos:start], re.sub(r"[^\n]", " ", text[start:end + 2])]
+        pos = end + 2
+
+
+def _tokenize(line: str, start: int, err, *, verifier: bool) -> list[Token]:
+    """Tokens of *line* from *start*; in a verifier line ';' starts a state comment."""
     tokens: list[Token] = []
     pos = start
     while pos < len(line):
-        if line[pos] == "#" and (pos == 0 or line[pos - 1].isspace()):
-            break  # '#' comment; 'name#1' (kernel helper ids) is a token
+        char = line[pos]
+        if char == "#":
+            last = tokens[-1] if tokens else None
+            glued = last is not None and last.kind == "name" and last.col + len(last.text) == pos
+            if not (glued and line[pos + 1: pos + 2] in tuple("-0123456789")):
+                break  # '#' comment; 'name#1' (kernel ids) is a token
+        if char == ";" and verifier:
+            break
         m = _TOKEN.match(line, pos)
         if not m:
-            raise err(pos, f"unexpected character {line[pos]!r}")
-        kind = m.lastgroup
+            raise err(pos, f"unexpected character {char!r}")
+        kind, text = m.lastgroup, m.group()
         if kind == "comment":
             break
+        if kind == "num" and _LOCAL_REF.match(text) and not _NUMBER.match(text):
+            kind = "local"
         if kind != "ws":
-            tokens.append(Token(kind, m.group(), pos))
+            tokens.append(Token(kind, text, pos))
         pos = m.end()
     return tokens
 
 
-class _LineParser:
-    """Recursive-descent parser for one line's tokens."""
+def _statements(tokens: list[Token]) -> list[list[Token]]:
+    """Split a line's tokens at ';' separators."""
+    out: list[list[Token]] = [[]]
+    for tok in tokens:
+        if tok.kind == "sep":
+            out.append([])
+        else:
+            out[-1].append(tok)
+    return out
 
-    def __init__(self, tokens: list[Token], end_col: int, err, opcode_hint: int | None) -> None:
+
+class _LineParser:
+    """Recursive-descent parser for one statement's tokens."""
+
+    def __init__(self, tokens: list[Token], end_col: int, err, opcode_hint: int | None,
+                 unit: _Unit, *, kernel: bool) -> None:
         self.toks, self.pos, self.end_col, self.err, self.hint = tokens, 0, end_col, err, opcode_hint
+        self.unit, self.kernel = unit, kernel
+        #: why the statement is a kernel-internal form that cannot be loaded
+        self.internal: str | None = None
 
     # token helpers
     def peek(self, k: int = 0) -> Token | None:
@@ -325,7 +441,7 @@ class _LineParser:
 
     def at(self, *texts: str) -> bool:
         tok = self.peek()
-        return tok is not None and tok.text in texts
+        return tok is not None and tok.kind != "char" and tok.text in texts
 
     def accept(self, text: str) -> bool:
         if self.at(text):
@@ -350,13 +466,16 @@ class _LineParser:
         return tok is not None and tok.kind == "name" and _REG.match(tok.text) is not None
 
     def reg(self) -> tuple[int, str]:
-        """A register: (number, 'r' or 'w')."""
+        """A register: (number, 'r' or 'w'); r11 only in kernel listings."""
         tok = self.peek()
         m = _REG.match(tok.text) if tok and tok.kind == "name" else None
-        if not m or int(m.group(2)) > 10:
+        n = int(m.group(2)) if m and len(m.group(2)) <= 2 else 99
+        if n == 11 and self.kernel:
+            self.internal = _REG_AX
+        elif n > 10:
             raise self.fail("expected a register r0-r10 or w0-w10")
         self.pos += 1
-        return int(m.group(2)), m.group(1)
+        return n, m.group(1).lower()
 
     def reg_of(self, width: str) -> int:
         col = self.col()
@@ -365,15 +484,41 @@ class _LineParser:
             raise self.fail(f"expected {width}{n}, not {w}{n}: operand widths must match", col)
         return n
 
+    def expr(self, min_prec: int = 1) -> int:
+        """A constant expression (GNU precedence, 64-bit arithmetic)."""
+        value = self.unary()
+        while True:
+            tok = self.peek()
+            if tok is None or tok.kind != "op" or _BINARY.get(tok.text, 0) < min_prec:
+                return value
+            self.pos += 1
+            rhs = self.expr(_BINARY[tok.text] + 1)
+            try:
+                value = _binary(tok.text, value, rhs)
+            except ValueError as exc:
+                raise self.fail(str(exc), tok.col) from None
+
+    def unary(self) -> int:
+        tok = self.next()
+        if tok.kind == "op" and tok.text in "-+":
+            value = self.unary()
+            return _wrap64(-value) if tok.text == "-" else value
+        if tok.kind == "op" and tok.text == "(":
+            value = self.expr()
+            self.expect(")")
+            return value
+        if tok.kind in ("num", "char"):
+            try:
+                return literal(tok.text) if tok.kind == "num" else _char_value(tok.text)
+            except ValueError as exc:
+                raise self.fail(str(exc), tok.col) from None
+        if tok.kind == "name" and tok.text in self.unit.constants:
+            return self.unit.constants[tok.text]
+        raise self.fail(f"expected a number, found {tok.text!r}", tok.col)
+
     def number(self, lo: int, hi: int, what: str = "immediate") -> int:
         col = self.col()
-        negative = self.accept("-")
-        if not negative:
-            self.accept("+")
-        tok = self.next()
-        if tok.kind != "num":
-            raise self.fail(f"expected a number, found {tok.text!r}", tok.col)
-        value = -int(tok.text, 0) if negative else int(tok.text, 0)
+        value = self.expr()
         if not lo <= value <= hi:
             raise self.fail(f"{what} {value} out of range [{lo}, {hi}]", col)
         return value
@@ -384,24 +529,58 @@ class _LineParser:
     def offset16(self) -> int:
         return self.number(-0x8000, 0x7FFF, "offset")
 
-    def target(self, *, long: bool = False) -> tuple[int, str | None]:
-        """A jump target: ``+N``, ``-N``, ``pc+N`` or a label."""
+    def starts_value(self) -> bool:
         tok = self.peek()
+        if tok is None:
+            return False
+        return (tok.kind in ("num", "char") or tok.text in ("-", "+", "(")
+                or (tok.kind == "name" and tok.text in self.unit.constants))
+
+    def target(self, *, long: bool = False) -> tuple[int, str | None]:
+        """A jump target: ``+N``, ``-N``, ``pc+N``, a label or a local label (``1f``)."""
+        tok = self.peek()
+        if tok is not None and tok.kind == "local":
+            self.pos += 1
+            return 0, self.unit.local_reference(tok, self.err)
         if tok is not None and tok.kind == "name" and tok.text != "pc":
             self.pos += 1
             return 0, tok.text
         self.accept("pc")
-        if long:
-            return self.number(-(1 << 31), (1 << 31) - 1, "offset"), None
-        return self.offset16(), None
+        col = self.col()
+        negative = self.accept("-")
+        if not negative:
+            self.accept("+")
+        tok = self.next()
+        if tok.kind != "num":
+            raise self.fail(f"expected a jump offset or label, found {tok.text!r}", tok.col)
+        try:
+            value = -literal(tok.text) if negative else literal(tok.text)
+        except ValueError as exc:
+            raise self.fail(str(exc), tok.col) from None
+        lo, hi = (-(1 << 31), (1 << 31) - 1) if long else (-0x8000, 0x7FFF)
+        if not lo <= value <= hi:
+            raise self.fail(f"offset {value} out of range [{lo}, {hi}]", col)
+        return value, None
 
     def mem(self) -> tuple[int, int]:
         """``(rN + off)`` -> (register, offset)."""
         self.expect("(")
         reg = self.reg_of("r")
-        off = 0 if self.at(")") else self.offset16()
+        off = 0 if self.at(")") else self.signed_offset()
         self.expect(")")
         return reg, off
+
+    def signed_offset(self) -> int:
+        """``+ expr`` or ``- expr`` after a base register, as a 16-bit offset."""
+        col = self.col()
+        sign = self.next()
+        if sign.text not in ("+", "-"):
+            raise self.fail(f"expected '+' or '-', found {sign.text!r}", sign.col)
+        value = self.expr()
+        off = -value if sign.text == "-" else value
+        if not -0x8000 <= off <= 0x7FFF:
+            raise self.fail(f"offset {off} out of range [-32768, 32767]", col)
+        return off
 
     def typed_ptr(self) -> tuple[Size, bool]:
         """``(u32 *)`` -> (size, signed)."""
@@ -413,10 +592,16 @@ class _LineParser:
         self.expect(")")
         return _LOAD_TYPES[tok.text]
 
+    def width(self, size: Size, col: int, w: str, what: str) -> None:
+        """LLVM's rule: 64-bit accesses use rN; narrower ones wN (kernel listings print rN)."""
+        want = "r" if size == Size.DW else "w"
+        if w != want and not (self.kernel and w == "r"):
+            raise self.fail(f"{what} of {size.ctype} takes a {want} register", col)
+
     # statements
     def instruction(self) -> Instruction:
         tok = self.peek()
-        handler = _STATEMENTS.get(tok.text) if tok.kind != "num" else None
+        handler = _STATEMENTS.get(tok.text) if tok.kind == "name" else None
         if handler:
             self.pos += 1
             insn = handler(self)
@@ -429,13 +614,24 @@ class _LineParser:
         self.done()
         return insn
 
+    def make(self, *fields: int, reference: str | None = None) -> Instruction:
+        """An Instruction of these fields, flagged if the statement is kernel-internal."""
+        try:
+            return Instruction(*fields, reference=reference, internal=self.internal)
+        except ValueError as exc:
+            raise self.fail(str(exc), self.toks[0].col) from None
+
     def store(self) -> Instruction:
         size, _signed = self.star_ptr()
         dst, off = self.mem()
         self.expect("=")
         if self.is_reg():
-            return Instruction(Class.STX | Mode.MEM | size, dst, self.reg()[0], off)
-        return Instruction(Class.ST | Mode.MEM | size, dst, 0, off, self.imm32())
+            col = self.col()
+            src, w = self.reg()
+            if w == "w" and size == Size.DW:
+                raise self.fail("a store of u64 takes an r register", col)
+            return self.make(Class.STX | Mode.MEM | size, dst, src, off)
+        return self.make(Class.ST | Mode.MEM | size, dst, 0, off, self.imm32())
 
     def star_ptr(self) -> tuple[Size, bool]:
         col = self.col()
@@ -452,8 +648,8 @@ class _LineParser:
         if tok.text in _ALU_BY_SYMBOL:
             op = _ALU_BY_SYMBOL[tok.text]
             if self.is_reg():
-                return Instruction(cls | op.code | SRC_X, dst, self.reg_of(w), op.off)
-            return Instruction(cls | op.code, dst, 0, op.off, self.imm32())
+                return self.make(cls | op.code | SRC_X, dst, self.reg_of(w), op.off)
+            return self.make(cls | op.code, dst, 0, op.off, self.imm32())
         if tok.text != "=":
             raise self.fail(f"expected an assignment operator, found {tok.text!r}", tok.col)
         return self.rhs(dst, w)
@@ -468,33 +664,41 @@ class _LineParser:
             col = self.col()
             if self.reg_of(w) != dst:
                 raise self.fail("negation must be in place (rN = -rN)", col)
-            return Instruction(cls | NEG_OP, dst)
+            return self.make(cls | NEG_OP, dst)
         if self.is_reg():
-            return Instruction(cls | MOV_OP | SRC_X, dst, self.reg_of(w))
-        if tok.text == "(":
+            return self.make(cls | MOV_OP | SRC_X, dst, self.reg_of(w))
+        if tok.text == "(" and self.peek(1) is not None and self.peek(1).text.startswith("s"):
             return self.movsx(dst, w, cls)
         if tok.text == "*":
             return self.load(dst, w)
+        if tok.text == "&":
+            return self.percpu(dst, w)
+        if tok.kind == "name" and tok.text == "map" and self.at_next("["):
+            return self.map_by_id(dst, w)
         if tok.kind == "name" and tok.text in _FUNCTIONS:
             self.pos += 1
             return _FUNCTIONS[tok.text](self, dst, w)
-        if tok.kind == "name":
+        if tok.kind == "name" and tok.text not in self.unit.constants:
             self.pos += 1
             self.expect("ll")
             self.want_r(dst, w)
-            return Instruction(LD_IMM64, dst, 0, 0, 0, reference=tok.text)
-        if self.at("-", "+") or tok.kind == "num":
+            return self.make(LD_IMM64, dst, 0, 0, 0, reference=tok.text)
+        if self.starts_value():
             col = self.col()
-            save = self.pos
-            value = self.number(-(1 << 63), (1 << 64) - 1)
+            value = self.expr()
             if self.accept("ll") or self.hint == LD_IMM64:
+                if not -(1 << 63) <= value <= _U64:
+                    raise self.fail(f"immediate {value} does not fit in 64 bits", col)
                 self.want_r(dst, w)
-                return Instruction(LD_IMM64, dst, 0, 0, isa._s64(value))
-            self.pos = save
+                return self.make(LD_IMM64, dst, 0, 0, isa._s64(value))
             if not -(1 << 31) <= value < (1 << 32):
                 raise self.fail(f"immediate {value} needs ld_imm64: append ' ll'", col)
-            return Instruction(cls | MOV_OP, dst, 0, 0, self.imm32())
+            return self.make(cls | MOV_OP, dst, 0, 0, isa._s32(value))
         raise self.fail(f"unexpected {tok.text!r}")
+
+    def at_next(self, text: str) -> bool:
+        tok = self.peek(1)
+        return tok is not None and tok.text == text
 
     def want_r(self, dst: int, w: str) -> None:
         if w != "r":
@@ -507,14 +711,42 @@ class _LineParser:
         if bits is None or (bits == 32 and w == "w"):
             raise self.fail(f"unknown sign-extension {tok.text!r}", tok.col)
         self.expect(")")
-        return Instruction(cls | MOV_OP | SRC_X, dst, self.reg_of(w), bits)
+        return self.make(cls | MOV_OP | SRC_X, dst, self.reg_of(w), bits)
+
+    def percpu(self, dst: int, w: str) -> Instruction:
+        """``r0 = &(void __percpu *)(r0)``: the kernel's per-CPU address move."""
+        for text in ("&", "(", "void", "__percpu", "*", ")", "("):
+            self.expect(text)
+        src = self.reg_of("r")
+        self.expect(")")
+        self.want_r(dst, w)
+        self.internal = "the per-CPU address move is written by the kernel"
+        return self.make(Class.ALU64 | MOV_OP | SRC_X, dst, src, -1)
+
+    def map_by_id(self, dst: int, w: str) -> Instruction:
+        """bpftool's ``r1 = map[id:5]`` and ``r1 = map[id:5][0]+16`` (map ids, not fds)."""
+        self.pos += 1
+        self.expect("[")
+        self.expect("id")
+        self.expect(":")
+        map_id = self.number(0, (1 << 32) - 1, "map id")
+        self.expect("]")
+        self.want_r(dst, w)
+        self.internal = "a map by id, as bpftool prints it; programs load maps by fd"
+        if not self.accept("["):
+            return self.make(LD_IMM64, dst, PseudoLoad.MAP_FD, 0, map_id)
+        self.number(0, 0, "map value index")
+        self.expect("]")
+        self.expect("+")
+        offset = self.number(0, (1 << 32) - 1, "map value offset")
+        return self.make(LD_IMM64, dst, PseudoLoad.MAP_VALUE, 0, isa._s64(offset << 32 | map_id))
 
     def load(self, dst: int, w: str) -> Instruction:
         self.expect("*")
         col = self.col()
         size, signed = self.typed_ptr()
         if self.accept("skb"):
-            if dst != 0:
+            if dst != 0 or w != "r":
                 raise self.fail("legacy packet loads write r0", col)
             if signed or size == Size.DW:
                 raise self.fail("legacy packet loads are u8, u16 or u32", col)
@@ -523,57 +755,67 @@ class _LineParser:
                 src = self.reg_of("r")
                 imm = self.imm32() if self.accept("+") else 0
                 self.expect("]")
-                return Instruction(Class.LD | Mode.IND | size, 0, src, 0, imm)
+                return self.make(Class.LD | Mode.IND | size, 0, src, 0, imm)
             imm = self.imm32()
             self.expect("]")
-            return Instruction(Class.LD | Mode.ABS | size, 0, 0, 0, imm)
+            return self.make(Class.LD | Mode.ABS | size, 0, 0, 0, imm)
+        if w == "w" and (signed or size == Size.DW):
+            raise self.fail(f"a load of {'s' if signed else 'u'}{8 * size.nbytes} writes an r register",
+                            col)
         src, off = self.mem()
         mode = Mode.MEMSX if signed else Mode.MEM
-        return Instruction(Class.LDX | mode | size, dst, src, off)
+        return self.make(Class.LDX | mode | size, dst, src, off)
 
     # atomics and other function-call syntaxes, after "dst ="
     def fetch(self, name: str, dst: int, w: str) -> Instruction:
         op = AtomicOp["FETCH_" + name.rsplit("_", 1)[1].upper()]
         self.expect("(")
+        col = self.col()
         size, _ = self.typed_ptr()
         ptr, off = self.mem()
         self.expect(",")
-        col = self.col()
-        src = self.reg()[0]
+        src_col = self.col()
+        src, sw = self.reg()
         self.expect(")")
         if src != dst:
-            raise self.fail("atomic fetch returns into its source register", col)
+            raise self.fail("atomic fetch returns into its source register", src_col)
+        self.width(size, col, w, "atomic fetch")
+        self.width(size, src_col, sw, "atomic fetch")
         return self.rmw(size, ptr, off, src, op)
 
     def rmw(self, size: Size, ptr: int, off: int, src: int, op: AtomicOp) -> Instruction:
         if size not in (Size.W, Size.DW):
             raise self.fail("atomic operations are u32 or u64")
-        return Instruction(Class.STX | Mode.ATOMIC | size, ptr, src, off, int(op))
+        return self.make(Class.STX | Mode.ATOMIC | size, ptr, src, off, int(op))
 
     def xchg_llvm(self, name: str, dst: int, w: str) -> Instruction:
         """``r2 = xchg_64(r1 + 8, r2)`` / ``r0 = cmpxchg_64(r1 + 8, r0, r2)``."""
         size = Size.DW if name.endswith("_64") else Size.W
+        col = self.col()
         self.expect("(")
         ptr = self.reg_of("r")
-        off = self.offset16() if not self.at(",") else 0
-        return self.xchg_tail(name.startswith("cmp"), size, ptr, off, dst)
+        off = 0 if self.at(",") else self.signed_offset()
+        self.width(size, col, w, name)
+        return self.xchg_tail(name.startswith("cmp"), size, ptr, off, dst, w)
 
     def xchg_kernel(self, name: str, dst: int, w: str) -> Instruction:
         """``r2 = atomic64_xchg((u64 *)(r1 +8), r2)``, ``atomic_cmpxchg`` likewise."""
         self.expect("(")
+        col = self.col()
         size, _ = self.typed_ptr()
         ptr, off = self.mem()
-        return self.xchg_tail(name.endswith("cmpxchg"), size, ptr, off, dst)
+        self.width(size, col, w, name)
+        return self.xchg_tail(name.endswith("cmpxchg"), size, ptr, off, dst, w)
 
-    def xchg_tail(self, cmp: bool, size: Size, ptr: int, off: int, dst: int) -> Instruction:
+    def xchg_tail(self, cmp: bool, size: Size, ptr: int, off: int, dst: int, w: str) -> Instruction:
         if cmp:
             self.expect(",")
             col = self.col()
-            if self.reg()[0] != 0 or dst != 0:
+            if self.reg_of(w) != 0 or dst != 0:
                 raise self.fail("cmpxchg compares and returns r0", col)
         self.expect(",")
         col = self.col()
-        src = self.reg()[0]
+        src = self.reg_of(w)
         self.expect(")")
         if not cmp and src != dst:
             raise self.fail("xchg returns into its source register", col)
@@ -581,20 +823,25 @@ class _LineParser:
 
     def load_acquire(self, name: str, dst: int, w: str) -> Instruction:
         self.expect("(")
+        col = self.col()
         size, _ = self.typed_ptr()
         src, off = self.mem()
         self.expect(")")
-        return Instruction(Class.STX | Mode.ATOMIC | size, dst, src, off, AtomicOp.LOAD_ACQ)
+        self.width(size, col, w, "load_acquire")
+        return self.make(Class.STX | Mode.ATOMIC | size, dst, src, off, AtomicOp.LOAD_ACQ)
 
     def endian(self, name: str, dst: int, w: str) -> Instruction:
         col = self.col()
-        if self.reg()[0] != dst:
+        n, sw = self.reg()
+        if n != dst:
             raise self.fail("byte swaps are in place (rN = be16 rN)", col)
+        if w != "r" or sw != "r":
+            raise self.fail(f"byte swaps work on r registers: write r{dst} = {name} r{dst}", col)
         kind, bits = _ENDIAN.match(name).groups()
         bits = int(bits)
         if kind == "bswap":
-            return Instruction(Class.ALU64 | END_OP, dst, 0, 0, bits)
-        return Instruction(Class.ALU | END_OP | (SRC_X if kind == "be" else 0), dst, 0, 0, bits)
+            return self.make(Class.ALU64 | END_OP, dst, 0, 0, bits)
+        return self.make(Class.ALU | END_OP | (SRC_X if kind == "be" else 0), dst, 0, 0, bits)
 
     def addr_space_cast(self, name: str, dst: int, w: str) -> Instruction:
         self.expect("(")
@@ -604,53 +851,78 @@ class _LineParser:
         self.expect(",")
         src_as = self.number(0, 0xFFFF, "address space")
         self.expect(")")
-        return Instruction(Class.ALU64 | MOV_OP | SRC_X, dst, src, ADDR_SPACE_CAST,
-                           isa._s32(dst_as << 16 | src_as))
+        self.want_r(dst, w)
+        return self.make(Class.ALU64 | MOV_OP | SRC_X, dst, src, ADDR_SPACE_CAST,
+                         isa._s32(dst_as << 16 | src_as))
 
 
 def _st_exit(p: _LineParser) -> Instruction:
-    return Instruction(EXIT)
+    return p.make(EXIT)
 
 
 def _st_call(p: _LineParser) -> Instruction:
     tok = p.peek()
     if tok is None:
-        raise p.fail("expected a helper id, 'pc+N', 'kfunc#ID' or a label")
-    if tok.text == "kfunc" and p.peek(1) is not None and p.peek(1).text == "#":
+        raise p.fail("expected a helper id, 'pc+N', 'kfunc#ID', 'name#ID' or a label")
+    if tok.text == "kfunc" and p.at_next("#"):
         p.pos += 2
         btf_id = p.imm32()
         off = p.offset16() if p.accept(",") else 0
-        return Instruction(CALL, 0, PseudoCall.KFUNC, off, btf_id)
+        return p.make(CALL, 0, PseudoCall.KFUNC, off, btf_id)
     if tok.text == "pc":
         p.pos += 1
-        return Instruction(CALL, 0, PseudoCall.CALL, 0, p.imm32())
-    if tok.kind == "name":
+        return p.make(CALL, 0, PseudoCall.CALL, 0, p.imm32())  # bpftool's '#bpf_prog_..' is a comment
+    if tok.text == "kernel" and p.at_next("-"):  # kernel printout of an unnamed kfunc
+        p.pos += 2
+        p.expect("function")
+        p.expect("#")
+        return p.make(CALL, 0, PseudoCall.KFUNC, 0, p.imm32())
+    if tok.kind == "name" and tok.text not in p.unit.constants:
         p.pos += 1
-        if p.accept("#"):  # kernel printout: call bpf_map_lookup_elem#1
-            return Instruction(CALL, 0, PseudoCall.HELPER, 0, p.imm32())
-        return Instruction(CALL, 0, PseudoCall.CALL, 0, -1, reference=tok.text)
-    return Instruction(CALL, 0, PseudoCall.HELPER, 0, p.imm32())
+        if p.accept("#"):  # kernel printout: call bpf_map_lookup_elem#1, call bpf_obj_new_impl#123
+            return _named_call(p, tok)
+        return p.make(CALL, 0, PseudoCall.CALL, 0, -1, reference=tok.text)
+    return p.make(CALL, 0, PseudoCall.HELPER, 0, p.imm32())
+
+
+def _named_call(p: _LineParser, name: Token) -> Instruction:
+    """``call NAME#ID``: a helper if NAME is one (and ID must be its id), else a kfunc by BTF id.
+
+    An id beyond every helper's is a call the kernel has rewritten to an
+    address (bpftool's xlated dumps): read, but not loadable.
+    """
+    col = p.col()
+    ident = p.imm32()
+    helper = _HELPER_IDS.get(name.text)
+    if name.text == "unknown" or helper == ident:
+        return p.make(CALL, 0, PseudoCall.HELPER, 0, ident)
+    if helper is None:
+        return p.make(CALL, 0, PseudoCall.KFUNC, 0, ident)
+    if 0 <= ident < len(HELPER_NAMES):
+        raise p.fail(f"{name.text} is helper {helper}, not {ident}", col)
+    p.internal = "a call the kernel rewrote to an address (xlated form)"
+    return p.make(CALL, 0, PseudoCall.HELPER, 0, ident)
 
 
 def _st_jump(opcode: int, *, long: bool = False):
     def parse(p: _LineParser) -> Instruction:
         offset, ref = p.target(long=long)
         if long:
-            return Instruction(opcode, 0, 0, 0, offset, reference=ref)
-        return Instruction(opcode, 0, 0, offset, 0, reference=ref)
+            return p.make(opcode, 0, 0, 0, offset, reference=ref)
+        return p.make(opcode, 0, 0, offset, 0, reference=ref)
     return parse
 
 
 def _st_indirect(opcode: int):
     def parse(p: _LineParser) -> Instruction:
-        return Instruction(opcode, p.reg_of("r"))
+        return p.make(opcode, p.reg_of("r"))
     return parse
 
 
 def _st_if(p: _LineParser) -> Instruction:
     dst, w = p.reg()
     tok = p.next()
-    op = _JUMP_BY_SYMBOL.get(tok.text)
+    op = _JUMP_BY_SYMBOL.get(tok.text) if tok.kind == "op" else None
     if op is None:
         raise p.fail(f"unknown comparison {tok.text!r}", tok.col)
     cls = Class.JMP32 if w == "w" else Class.JMP
@@ -660,17 +932,21 @@ def _st_if(p: _LineParser) -> Instruction:
         src, imm, opcode = 0, p.imm32(), cls | op.code
     p.expect("goto")
     offset, ref = p.target()
-    return Instruction(opcode, dst, src, offset, imm, reference=ref)
+    return p.make(opcode, dst, src, offset, imm, reference=ref)
 
 
 def _st_lock(p: _LineParser) -> Instruction:
     size, _ = p.star_ptr()
     ptr, off = p.mem()
     tok = p.next()
-    op = _ATOMIC_BY_SYMBOL.get(tok.text)
+    op = _ATOMIC_BY_SYMBOL.get(tok.text) if tok.kind == "op" else None
     if op is None:
         raise p.fail(f"unknown atomic operator {tok.text!r}", tok.col)
-    return p.rmw(size, ptr, off, p.reg()[0], op)
+    col = p.col()
+    src, w = p.reg()
+    if w == "w" and size == Size.DW:
+        raise p.fail("an atomic operation on u64 takes an r register", col)
+    return p.rmw(size, ptr, off, src, op)
 
 
 def _st_store_release(p: _LineParser) -> Instruction:
@@ -678,9 +954,11 @@ def _st_store_release(p: _LineParser) -> Instruction:
     size, _ = p.typed_ptr()
     dst, off = p.mem()
     p.expect(",")
-    src = p.reg()[0]
+    col = p.col()
+    src, w = p.reg()
     p.expect(")")
-    return Instruction(Class.STX | Mode.ATOMIC | size, dst, src, off, AtomicOp.STORE_REL)
+    p.width(size, col, w, "store_release")
+    return p.make(Class.STX | Mode.ATOMIC | size, dst, src, off, AtomicOp.STORE_REL)
 
 
 def _st_ld_pseudo(p: _LineParser) -> Instruction:
@@ -690,14 +968,14 @@ def _st_ld_pseudo(p: _LineParser) -> Instruction:
     p.expect(",")
     tok = p.peek()
     ref = None
-    if tok is not None and tok.kind == "name":
+    if tok is not None and tok.kind == "name" and tok.text not in p.unit.constants:
         p.pos += 1
         ref, lo = tok.text, 0
     else:
         lo = p.imm32()
     hi = p.imm32() if p.accept(",") else 0
-    return Instruction(LD_IMM64, dst, src, 0, isa._s64((hi << 32) | (lo & 0xFFFF_FFFF)),
-                       reference=ref)
+    return p.make(LD_IMM64, dst, src, 0, isa._s64((hi << 32) | (lo & 0xFFFF_FFFF)),
+                  reference=ref)
 
 
 _STATEMENTS = {
@@ -726,62 +1004,190 @@ _FUNCTIONS = {
 }
 
 
-def parse(text: str, filename: str = "<input>") -> list[Instruction]:
+class _Unit:
+    """The state of one parse: instructions, labels, constants, local labels, raw slots."""
+
+    def __init__(self, filename: str, byteorder: str) -> None:
+        self.filename, self.byteorder = filename, byteorder
+        self.insns: list[Instruction] = []
+        self.pending: list[tuple[str, int, int]] = []  # labels waiting for an instruction
+        self.aliases: dict[str, str] = {}  # extra labels on one instruction -> its symbol
+        self.seen: dict[str, int] = {}
+        self.constants: dict[str, int] = {}  # .equ / .set
+        self.locals: dict[str, int] = {}  # local label number -> definitions so far
+        self.forward: list[tuple[str, int, AsmSyntaxError]] = []  # 1f references to check
+        self.raw: tuple[bytes, SourceLocation] | None = None  # first slot of a raw ld_imm64
+
+    # labels
+    def define(self, tok: Token, lineno: int, err) -> None:
+        if tok.kind == "num":
+            if not tok.text.isdigit() or len(tok.text) > 9:
+                raise err(tok.col, f"{tok.text!r} is not a local label (digits only)")
+            k = self.locals.get(tok.text, 0)
+            self.locals[tok.text] = k + 1
+            self.pending.append((f"{tok.text}:{k}", lineno, tok.col))
+            return
+        name = tok.text
+        if _REG.match(name):
+            raise err(tok.col, f"{name!r} is a register, not a label")
+        if name in self.seen:
+            raise err(tok.col, f"label {name!r} already defined on line {self.seen[name]}")
+        self.seen[name] = lineno
+        self.pending.append((name, lineno, tok.col))
+
+    def local_reference(self, tok: Token, err) -> str:
+        """The label ``1b`` (the last ``1:``) or ``1f`` (the next ``1:``) refers to."""
+        number, direction = _LOCAL_REF.match(tok.text).groups()
+        if len(number) > 9:
+            raise err(tok.col, f"{tok.text!r} is not a local label reference")
+        count = self.locals.get(number, 0)
+        if direction == "b":
+            if not count:
+                raise err(tok.col, f"no local label '{number}:' before {tok.text!r}")
+            return f"{number}:{count - 1}"
+        self.forward.append((number, count, err(tok.col, f"no local label '{number}:' after {tok.text!r}")))
+        return f"{number}:{count}"
+
+    def add(self, insn: Instruction, source: SourceLocation) -> None:
+        symbol = None
+        if self.pending:
+            symbol = self.pending[0][0]
+            for name, _, _ in self.pending[1:]:
+                self.aliases[name] = symbol
+            self.pending.clear()
+        self.insns.append(replace(insn, symbol=symbol, source=source))
+
+    # directives
+    def directive(self, toks: list[Token], lineno: int, err, end_col: int) -> None:
+        name = toks[0].text
+        if name in _IGNORED_DIRECTIVES:
+            return
+        p = _LineParser(toks[1:], end_col, err, None, self, kernel=False)
+        if name in (".equ", ".set"):
+            tok = p.next()
+            if tok.kind != "name" or _REG.match(tok.text):
+                raise err(tok.col, f"{name} wants a constant name, found {tok.text!r}")
+            p.expect(",")
+            self.constants[tok.text] = p.expr()
+            p.done()
+            return
+        if name in (".8byte", ".quad"):
+            while True:
+                col = p.col()
+                self.raw_slot(p.expr(), SourceLocation(self.filename, lineno, col + 1), err, col)
+                if not p.accept(","):
+                    break
+            p.done()
+            return
+        raise err(toks[0].col, f"unsupported directive {name!r}")
+
+    def raw_slot(self, value: int, source: SourceLocation, err, col: int) -> None:
+        """One 8-byte slot given as a number (``.8byte``), in the target's byte order."""
+        slot = (value & _U64).to_bytes(8, self.byteorder)
+        if self.raw is None and slot[0] == LD_IMM64:
+            self.raw = (slot, source)
+            return
+        data = slot if self.raw is None else self.raw[0] + slot
+        where = source if self.raw is None else self.raw[1]
+        self.raw = None
+        try:
+            (insn,) = isa.decode(data, self.byteorder)
+        except isa.DecodeError as exc:
+            raise err(col, f"not an instruction: {str(exc).split(': ', 1)[1]}") from None
+        self.add(insn, where)
+
+    def finish(self) -> list[Instruction]:
+        if self.raw is not None:
+            src = self.raw[1]
+            raise AsmSyntaxError(self.filename, src.line, src.col, "ld_imm64 is missing its second slot")
+        if self.pending:
+            name, lineno, col = self.pending[0]
+            raise AsmSyntaxError(self.filename, lineno, col + 1, f"label {name.split(':')[0]!r} "
+                                                                 "names no instruction")
+        for number, k, error in self.forward:
+            if self.locals.get(number, 0) <= k:
+                raise error
+        insns = self.insns
+        if self.aliases:
+            insns = [replace(i, reference=self.aliases.get(i.reference, i.reference))
+                     if i.reference else i for i in insns]
+        return insns
+
+
+def parse(text: str, filename: str = "<input>", byteorder: str = "little") -> list[Instruction]:
     """Parse assembler text into instructions.
 
-    Labels (``name:``) become the ``symbol`` of the next instruction; every
-    instruction's ``source`` is its file and line.  Raises
-    :class:`AsmSyntaxError` (``file:line:col: message``) on bad input.
+    Accepts LLVM's syntax (``;`` separates statements), the kernel verifier's
+    printout (``N: (op) text ; state`` - there ``;`` starts the state comment),
+    bpftool's xlated dumps and llvm-objdump listings.  Labels (``name:``,
+    local ``1:``) become the ``symbol`` of the next instruction; every
+    instruction's ``source`` is its file, line and column.  *byteorder* is the
+    target's, for raw ``.8byte`` slots.  Raises :class:`AsmSyntaxError`
+    (``file:line:col: message``) on bad input.
     """
-    insns: list[Instruction] = []
-    pending: list[tuple[str, int, int]] = []  # labels waiting for an instruction
-    aliases: dict[str, str] = {}  # extra labels on one instruction -> its symbol
-    seen: dict[str, int] = {}
+    unit = _Unit(filename, byteorder)
+    text = _strip_block_comments(text, filename)
+    verifier_input = any(_KERNEL_PREFIX.match(line) for line in text.splitlines())
     for lineno, line in enumerate(text.splitlines(), 1):
         def err(col: int, message: str, lineno: int = lineno) -> AsmSyntaxError:
             return AsmSyntaxError(filename, lineno, col + 1, message)
 
-        start, hint = 0, None
-        symbol_line = _OBJDUMP_SYMBOL.match(line)
-        if symbol_line:  # llvm-objdump: "0000000000000000 <func>:"
+        if _OBJDUMP_NOISE.match(line):
+            continue
+        symbol_line = _OBJDUMP_SYMBOL.match(line) or (verifier_input and _XLATED_FUNC.match(line))
+        if symbol_line:  # llvm-objdump "0000000000000000 <func>:", bpftool "long func():"
             line = f"{symbol_line.group(1)}:"
+        reloc = _OBJDUMP_RELOC.match(line)
+        if reloc:  # llvm-objdump -r: the symbol the previous instruction refers to
+            _apply_relocation(unit, reloc.group(1), err(reloc.start(1), "a relocation must follow "
+                                                        "an ld_imm64 or a call"))
+            continue
+        if verifier_input and line.lstrip().startswith(";"):
+            continue  # source-line annotation of a verifier log or xlated dump
+        start, hint, verifier = 0, None, False
         m = _KERNEL_PREFIX.match(line) or _OBJDUMP_PREFIX.match(line)
         if m:
             start = m.end()
             if m.re is _KERNEL_PREFIX:
-                hint = int(m.group(2), 16)
-        tokens = _tokenize(line, start, err)
-        if tokens and tokens[0].kind == "name" and tokens[0].text.startswith("."):
-            if tokens[0].text not in _IGNORED_DIRECTIVES:
-                raise err(tokens[0].col, f"unsupported directive {tokens[0].text!r}")
-            continue
-        while len(tokens) >= 2 and tokens[1].text == ":" and tokens[0].kind == "name":
-            name = tokens[0].text
-            if _REG.match(name):
-                raise err(tokens[0].col, f"{name!r} is a register, not a label")
-            if name in seen:
-                raise err(tokens[0].col, f"label {name!r} already defined on line {seen[name]}")
-            seen[name] = lineno
-            pending.append((name, lineno, tokens[0].col))
-            tokens = tokens[2:]
-        if not tokens:
-            continue
-        insn = _LineParser(tokens, len(line), err, hint).instruction()
-        if hint is not None and insn.opcode != hint:
-            raise err(start, f"instruction text does not match its opcode ({hint:02x}), "
-                             f"it encodes as {insn.opcode:02x}")
-        symbol = None
-        if pending:
-            symbol = pending[0][0]
-            for name, _, _ in pending[1:]:
-                aliases[name] = symbol
-            pending.clear()
-        insns.append(replace(insn, symbol=symbol,
-                             source=SourceLocation(filename, lineno, tokens[0].col + 1)))
-    if pending:
-        name, lineno, col = pending[0]
-        raise AsmSyntaxError(filename, lineno, col + 1, f"label {name!r} names no instruction")
-    if aliases:
-        insns = [replace(i, reference=aliases.get(i.reference, i.reference)) if i.reference else i
-                 for i in insns]
-    return insns
+                hint, verifier = int(m.group(2), 16), True
+        listing = m is not None or _LISTING_PREFIX.match(line) is not None
+        if listing:
+            target = _OBJDUMP_TARGET.search(line)
+            if target:
+                line = line[:target.start()]
+        tokens = _tokenize(line, start, err, verifier=verifier)
+        for k, stmt in enumerate(_statements(tokens)):
+            _statement(unit, stmt, lineno, err, len(line), hint if k == 0 else None,
+                       kernel=listing)
+    return unit.finish()
+
+
+def _statement(unit: _Unit, toks: list[Token], lineno: int, err, end_col: int,
+               hint: int | None, *, kernel: bool) -> None:
+    while len(toks) >= 2 and toks[1].text == ":" and toks[0].kind in ("name", "num"):
+        unit.define(toks[0], lineno, err)
+        toks = toks[2:]
+    if not toks:
+        return
+    if toks[0].kind == "name" and toks[0].text.startswith("."):
+        unit.directive(toks, lineno, err, end_col)
+        return
+    if unit.raw is not None:
+        raise err(toks[0].col, "ld_imm64 is missing its second slot")
+    parser = _LineParser(toks, end_col, err, hint, unit, kernel=kernel)
+    insn = parser.instruction()
+    if hint is not None and insn.opcode != hint:
+        raise err(toks[0].col, f"instruction text does not match its opcode ({hint:02x}), "
+                               f"it encodes as {insn.opcode:02x}")
+    unit.add(insn, SourceLocation(unit.filename, lineno, toks[0].col + 1))
+
+
+def _apply_relocation(unit: _Unit, symbol: str, error: AsmSyntaxError) -> None:
+    """Point the last instruction at *symbol*, as an object file's relocation does."""
+    last = unit.insns[-1] if unit.insns else None
+    if last is None or not (last.opcode == LD_IMM64 or last.is_call):
+        raise error
+    if last.is_call:
+        unit.insns[-1] = replace(last, src=PseudoCall.CALL, imm=-1, reference=symbol)
+    else:
+        unit.insns[-1] = replace(last, reference=symbol)

@@ -77,7 +77,7 @@ def test_comments_blank_lines_and_directives() -> None:
         .globl prog
     prog:  # the entry point
         r0 = 0   // zero
-        ; a whole-line comment
+        // a whole-line comment
         exit     # done
     """)
     assert [format_instruction(i) for i in insns] == ["r0 = 0", "exit"]
