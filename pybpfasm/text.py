@@ -303,6 +303,11 @@ _HELPER_IDS = {f"bpf_{name}": i for i, name in enumerate(HELPER_NAMES) if i}
 _REG_AX = "r11 is BPF_REG_AX, the kernel's scratch register"
 
 
+def _quote(text: str) -> str:
+    """*text* quoted for a message, cut short if it is long."""
+    return repr(text) if len(text) <= 40 else repr(text[:40]) + "..."
+
+
 def literal(text: str) -> int:
     """Value of an integer literal as LLVM lexes it; ValueError says why it is not one.
 
@@ -311,16 +316,16 @@ def literal(text: str) -> int:
     """
     m = _NUMBER.match(text)
     if not m:
-        raise ValueError(f"invalid number {text!r}")
+        raise ValueError(f"invalid number {_quote(text)}")
     digits, base = next((m.group(g), b) for g, b in (("hex", 16), ("bin", 2), ("dec", 10))
                         if m.group(g))
     if base == 10 and len(digits) > 1 and digits[0] == "0":
         bad = next((c for c in digits if c in "89"), None)
         if bad:
-            raise ValueError(f"invalid digit '{bad}' in octal constant {text!r}")
+            raise ValueError(f"invalid digit '{bad}' in octal constant {_quote(text)}")
         base = 8
     if len(digits.lstrip("0")) > 64 or int(digits, base) > _U64:
-        raise ValueError(f"number {text[:20]}{'...' if len(text) > 20 else ''} does not fit in 64 bits")
+        raise ValueError(f"number {_quote(text)} does not fit in 64 bits")
     return int(digits, base)
 
 
@@ -452,13 +457,13 @@ class _LineParser:
     def expect(self, text: str) -> Token:
         if not self.at(text):
             tok = self.peek()
-            raise self.fail(f"expected {text!r}" + (f", found {tok.text!r}" if tok else ""))
+            raise self.fail(f"expected {_quote(text)}" + (f", found {_quote(tok.text)}" if tok else ""))
         return self.next()
 
     def done(self) -> None:
         tok = self.peek()
         if tok is not None:
-            raise self.fail(f"unexpected {tok.text!r}")
+            raise self.fail(f"unexpected {_quote(tok.text)}")
 
     # operands
     def is_reg(self, k: int = 0) -> bool:
@@ -514,7 +519,7 @@ class _LineParser:
                 raise self.fail(str(exc), tok.col) from None
         if tok.kind == "name" and tok.text in self.unit.constants:
             return self.unit.constants[tok.text]
-        raise self.fail(f"expected a number, found {tok.text!r}", tok.col)
+        raise self.fail(f"expected a number, found {_quote(tok.text)}", tok.col)
 
     def number(self, lo: int, hi: int, what: str = "immediate") -> int:
         col = self.col()
@@ -552,7 +557,7 @@ class _LineParser:
             self.accept("+")
         tok = self.next()
         if tok.kind != "num":
-            raise self.fail(f"expected a jump offset or label, found {tok.text!r}", tok.col)
+            raise self.fail(f"expected a jump offset or label, found {_quote(tok.text)}", tok.col)
         try:
             value = -literal(tok.text) if negative else literal(tok.text)
         except ValueError as exc:
@@ -575,7 +580,7 @@ class _LineParser:
         col = self.col()
         sign = self.next()
         if sign.text not in ("+", "-"):
-            raise self.fail(f"expected '+' or '-', found {sign.text!r}", sign.col)
+            raise self.fail(f"expected '+' or '-', found {_quote(sign.text)}", sign.col)
         value = self.expr()
         off = -value if sign.text == "-" else value
         if not -0x8000 <= off <= 0x7FFF:
@@ -587,7 +592,7 @@ class _LineParser:
         self.expect("(")
         tok = self.next()
         if tok.text not in _LOAD_TYPES:
-            raise self.fail(f"unknown access type {tok.text!r}", tok.col)
+            raise self.fail(f"unknown access type {_quote(tok.text)}", tok.col)
         self.expect("*")
         self.expect(")")
         return _LOAD_TYPES[tok.text]
@@ -610,7 +615,7 @@ class _LineParser:
         elif self.is_reg():
             insn = self.assignment()
         else:
-            raise self.fail(f"unknown instruction {tok.text!r}")
+            raise self.fail(f"unknown instruction {_quote(tok.text)}")
         self.done()
         return insn
 
@@ -651,7 +656,7 @@ class _LineParser:
                 return self.make(cls | op.code | SRC_X, dst, self.reg_of(w), op.off)
             return self.make(cls | op.code, dst, 0, op.off, self.imm32())
         if tok.text != "=":
-            raise self.fail(f"expected an assignment operator, found {tok.text!r}", tok.col)
+            raise self.fail(f"expected an assignment operator, found {_quote(tok.text)}", tok.col)
         return self.rhs(dst, w)
 
     def rhs(self, dst: int, w: str) -> Instruction:
@@ -694,7 +699,7 @@ class _LineParser:
             if not -(1 << 31) <= value < (1 << 32):
                 raise self.fail(f"immediate {value} needs ld_imm64: append ' ll'", col)
             return self.make(cls | MOV_OP, dst, 0, 0, isa._s32(value))
-        raise self.fail(f"unexpected {tok.text!r}")
+        raise self.fail(f"unexpected {_quote(tok.text)}")
 
     def at_next(self, text: str) -> bool:
         tok = self.peek(1)
@@ -709,7 +714,7 @@ class _LineParser:
         tok = self.next()
         bits = {"s8": 8, "s16": 16, "s32": 32}.get(tok.text)
         if bits is None or (bits == 32 and w == "w"):
-            raise self.fail(f"unknown sign-extension {tok.text!r}", tok.col)
+            raise self.fail(f"unknown sign-extension {_quote(tok.text)}", tok.col)
         self.expect(")")
         return self.make(cls | MOV_OP | SRC_X, dst, self.reg_of(w), bits)
 
@@ -924,7 +929,7 @@ def _st_if(p: _LineParser) -> Instruction:
     tok = p.next()
     op = _JUMP_BY_SYMBOL.get(tok.text) if tok.kind == "op" else None
     if op is None:
-        raise p.fail(f"unknown comparison {tok.text!r}", tok.col)
+        raise p.fail(f"unknown comparison {_quote(tok.text)}", tok.col)
     cls = Class.JMP32 if w == "w" else Class.JMP
     if p.is_reg():
         src, imm, opcode = p.reg_of(w), 0, cls | op.code | SRC_X
@@ -941,7 +946,7 @@ def _st_lock(p: _LineParser) -> Instruction:
     tok = p.next()
     op = _ATOMIC_BY_SYMBOL.get(tok.text) if tok.kind == "op" else None
     if op is None:
-        raise p.fail(f"unknown atomic operator {tok.text!r}", tok.col)
+        raise p.fail(f"unknown atomic operator {_quote(tok.text)}", tok.col)
     col = p.col()
     src, w = p.reg()
     if w == "w" and size == Size.DW:
@@ -1022,16 +1027,16 @@ class _Unit:
     def define(self, tok: Token, lineno: int, err) -> None:
         if tok.kind == "num":
             if not tok.text.isdigit() or len(tok.text) > 9:
-                raise err(tok.col, f"{tok.text!r} is not a local label (digits only)")
+                raise err(tok.col, f"{_quote(tok.text)} is not a local label (digits only)")
             k = self.locals.get(tok.text, 0)
             self.locals[tok.text] = k + 1
             self.pending.append((f"{tok.text}:{k}", lineno, tok.col))
             return
         name = tok.text
         if _REG.match(name):
-            raise err(tok.col, f"{name!r} is a register, not a label")
+            raise err(tok.col, f"{_quote(name)} is a register, not a label")
         if name in self.seen:
-            raise err(tok.col, f"label {name!r} already defined on line {self.seen[name]}")
+            raise err(tok.col, f"label {_quote(name)} already defined on line {self.seen[name]}")
         self.seen[name] = lineno
         self.pending.append((name, lineno, tok.col))
 
@@ -1039,13 +1044,13 @@ class _Unit:
         """The label ``1b`` (the last ``1:``) or ``1f`` (the next ``1:``) refers to."""
         number, direction = _LOCAL_REF.match(tok.text).groups()
         if len(number) > 9:
-            raise err(tok.col, f"{tok.text!r} is not a local label reference")
+            raise err(tok.col, f"{_quote(tok.text)} is not a local label reference")
         count = self.locals.get(number, 0)
         if direction == "b":
             if not count:
-                raise err(tok.col, f"no local label '{number}:' before {tok.text!r}")
+                raise err(tok.col, f"no local label '{number}:' before {_quote(tok.text)}")
             return f"{number}:{count - 1}"
-        self.forward.append((number, count, err(tok.col, f"no local label '{number}:' after {tok.text!r}")))
+        self.forward.append((number, count, err(tok.col, f"no local label '{number}:' after {_quote(tok.text)}")))
         return f"{number}:{count}"
 
     def add(self, insn: Instruction, source: SourceLocation) -> None:
@@ -1066,7 +1071,7 @@ class _Unit:
         if name in (".equ", ".set"):
             tok = p.next()
             if tok.kind != "name" or _REG.match(tok.text):
-                raise err(tok.col, f"{name} wants a constant name, found {tok.text!r}")
+                raise err(tok.col, f"{name} wants a constant name, found {_quote(tok.text)}")
             p.expect(",")
             self.constants[tok.text] = p.expr()
             p.done()
@@ -1079,7 +1084,7 @@ class _Unit:
                     break
             p.done()
             return
-        raise err(toks[0].col, f"unsupported directive {name!r}")
+        raise err(toks[0].col, f"unsupported directive {_quote(name)}")
 
     def raw_slot(self, value: int, source: SourceLocation, err, col: int) -> None:
         """One 8-byte slot given as a number (``.8byte``), in the target's byte order."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
 from ..asm import assemble
@@ -23,12 +24,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="resolve map NAME to the numeric fd FD (repeatable)")
 
 
+#: file descriptors are non-negative C ints
+_MAX_FD = (1 << 31) - 1
+
+
 def _maps(specs: list[str]) -> dict[str, int]:
     maps = {}
     for spec in specs:
         name, sep, fd = spec.partition("=")
-        if not sep or not name or not fd.isdigit():
-            raise UsageError(f"--map wants NAME=FD, got {spec!r}")
+        if not sep or not name or not re.fullmatch(r"[0-9]+", fd):
+            raise UsageError(f"--map wants NAME=FD with FD in ASCII digits, got {spec[:60]!r}")
+        if len(fd) > 10 or int(fd) > _MAX_FD:
+            raise UsageError(f"--map {name[:40]}: fd {fd[:20]}{'...' if len(fd) > 20 else ''} "
+                             f"out of range [0, {_MAX_FD}]")
         maps[name] = int(fd)
     return maps
 

@@ -48,3 +48,35 @@ def test_bad_input_is_one_line(args, stdin: bytes, code: int, message: str) -> N
     err = proc.stderr.decode()
     assert proc.returncode == code
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+HUGE = "9" * 5000
+
+
+@pytest.mark.parametrize("text,where", [
+    (f"r1 = {HUGE}", "1:6"),
+    (f"r{HUGE} = 1", "1:1"),
+    (f"r0 = *(u32 *)(r1 + {HUGE})", "1:20"),
+    (f"goto +{HUGE}", "1:7"),
+    (f"r1 = 0x{HUGE}", "1:6"),
+    (f".equ X, {HUGE}", "1:9"),
+    (f"{HUGE}:\nexit", "1:1"),
+    (f"call bpf_map_lookup_elem#{HUGE}", "1:26"),
+])
+def test_huge_numbers_are_one_line(text: str, where: str) -> None:
+    proc = run("asm", "-", stdin=text.encode())
+    err = proc.stderr.decode()
+    assert proc.returncode == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"pybpfasm asm: <stdin>:{where}: ") and len(err) < 200, err
+
+
+@pytest.mark.parametrize("spec,message", [
+    ("m=4294967299", "fd 4294967299 out of range [0, 2147483647]"),
+    ("m=2147483648", "out of range"),
+    ("m=\u0668", "ASCII digits"),
+    (f"m={HUGE}", "out of range"),
+])
+def test_map_fd_range(spec: str, message: str) -> None:
+    proc = run("asm", "--map", spec, "-", stdin=b"exit\n")
+    err = proc.stderr.decode()
+    assert proc.returncode == 2 and message in err and err.count("\n") == 1 and len(err) < 200
