@@ -13,12 +13,8 @@ import errno
 import functools
 import mmap
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .btf import kinds as btf_kinds
-from .btf import types as btf
-from .btf.writer import BTFBuilder
-from .isa import Mov, call, exit_
 from .maps import MapSpec
 from .prog import ProgramSpec, VerifierError, load_btf_blob
 from .sys import (
@@ -34,6 +30,9 @@ from .sys import (
     new_attr,
 )
 from .sys.errors import has_bpf_capability
+
+if TYPE_CHECKING:  # BTF and the assembler are imported by the probes that use them
+    from .btf.kinds import Kind
 
 #: program types whose loads need more than a type (kernel-checked attach types, flags)
 PROG_LOAD_EXTRAS: dict[ProgType, dict[str, Any]] = {
@@ -112,7 +111,7 @@ def prog_type(kind: ProgType, **extra: Any) -> bool:
     BTF id) still proves the type is known, a refusal without a log does not.
     """
     options = {**PROG_LOAD_EXTRAS.get(kind, {}), **extra}
-    spec = ProgramSpec(kind, [Mov.imm(0, 0), exit_()], name="probe", **options)
+    spec = ProgramSpec(kind, _return_zero(), name="probe", **options)
     try:
         spec.load().close()
     except VerifierError:
@@ -141,7 +140,7 @@ def link_type(kind: LinkType) -> bool:
     if not prog_type(prog_kind) or (attach in ATTACH_PROG_TYPES and not attach_type(attach)):
         return False
     options = {**PROG_LOAD_EXTRAS.get(prog_kind, {}), "expected_attach_type": attach}
-    with ProgramSpec(prog_kind, [Mov.imm(0, 0), exit_()], name="probe", **options).load() as prog:
+    with ProgramSpec(prog_kind, _return_zero(), name="probe", **options).load() as prog:
         attr = new_attr()
         attr.link_create.prog_fd = prog.fileno()
         attr.link_create.target_fd = _INVALID_TARGET
@@ -172,7 +171,9 @@ def map_type(kind: MapType) -> bool:
 
 
 def _create_storage_map(kind: MapType) -> Any:
-    with load_btf([btf.Int("int", 4, 32, 0, btf_kinds.IntEncoding.SIGNED)]) as btf_fd:
+    from .btf.kinds import Kind
+
+    with load_btf(_btf_kind_probes()[Kind.INT]) as btf_fd:
         attr = new_attr()
         mc = attr.map_create
         mc.map_type, mc.key_size, mc.value_size = kind, 4, 4
@@ -183,7 +184,9 @@ def _create_storage_map(kind: MapType) -> Any:
 
 def _helper_log(kind: ProgType, helper_id: int) -> str:
     """The verifier log (level 2) of a program of type ``kind`` calling helper ``helper_id``."""
-    spec = ProgramSpec(kind, [call(helper_id), Mov.imm(0, 0), exit_()], name="probe",
+    from .isa import call
+
+    spec = ProgramSpec(kind, [call(helper_id), *_return_zero()], name="probe",
                        **PROG_LOAD_EXTRAS.get(kind, {}))
     try:
         with spec.load(log_level=2) as prog:
@@ -225,43 +228,58 @@ def helpers(kind: ProgType) -> dict[str, bool]:
 
 def load_btf(types: list[Any]) -> Any:
     """Load a BTF blob holding ``types`` (ids from 1); returns the owning FD."""
+    from .btf.writer import BTFBuilder
+
     builder = BTFBuilder()
     for t in types:
         builder.add(t)
     return load_btf_blob(builder.build().btf)
 
 
-_INT = btf.Int("int", 4, 32, 0, btf_kinds.IntEncoding.SIGNED)
-#: for each kind: a BTF blob (after type 1, ``int``) whose last type has that kind
-BTF_KIND_PROBES: dict[btf_kinds.Kind, list[Any]] = {
-    btf_kinds.Kind.INT: [_INT],
-    btf_kinds.Kind.PTR: [_INT, btf.Ptr(1)],
-    btf_kinds.Kind.ARRAY: [_INT, btf.Array(1, 1, 2)],
-    btf_kinds.Kind.STRUCT: [_INT, btf.Struct("s", 4, (btf.Member("a", 1, 0),))],
-    btf_kinds.Kind.UNION: [_INT, btf.Union("u", 4, (btf.Member("a", 1, 0),))],
-    btf_kinds.Kind.ENUM: [_INT, btf.Enum("e", 4, (btf.EnumValue("A", 1),))],
-    btf_kinds.Kind.FWD: [_INT, btf.Fwd("f")],
-    btf_kinds.Kind.TYPEDEF: [_INT, btf.Typedef("t", 1)],
-    btf_kinds.Kind.VOLATILE: [_INT, btf.Volatile(1)],
-    btf_kinds.Kind.CONST: [_INT, btf.Const(1)],
-    btf_kinds.Kind.RESTRICT: [_INT, btf.Ptr(1), btf.Restrict(2)],
-    btf_kinds.Kind.FUNC_PROTO: [_INT, btf.FuncProto(1, (btf.Param("a", 1),))],
-    btf_kinds.Kind.FUNC: [_INT, btf.FuncProto(1, (btf.Param("a", 1),)), btf.Func("f", 2)],
-    btf_kinds.Kind.VAR: [_INT, btf.Var("v", 1)],
-    btf_kinds.Kind.DATASEC: [_INT, btf.Var("v", 1), btf.Datasec(".data", 4, (btf.VarSecinfo(2, 0, 4),))],
-    btf_kinds.Kind.FLOAT: [_INT, btf.Float("float", 4)],
-    btf_kinds.Kind.DECL_TAG: [_INT, btf.Struct("s", 4, (btf.Member("a", 1, 0),)),
-                              btf.DeclTag("tag", 2, -1)],
-    btf_kinds.Kind.TYPE_TAG: [_INT, btf.TypeTag("tag", 1), btf.Ptr(2)],
-    btf_kinds.Kind.ENUM64: [_INT, btf.Enum64("e", 8, (btf.EnumValue("A", 1 << 40),))],
-}
+def _return_zero() -> list[Any]:
+    """``r0 = 0; exit``: the program of most probes."""
+    from .isa import Mov, exit_
+
+    return [Mov.imm(0, 0), exit_()]
 
 
 @functools.cache
-def btf_kind(kind: btf_kinds.Kind) -> bool:
+def _btf_kind_probes() -> dict[Kind, list[Any]]:
+    """For each kind: a BTF blob (after type 1, ``int``) whose last type has that kind."""
+    from .btf import types as btf
+    from .btf.kinds import IntEncoding, Kind
+
+    int_ = btf.Int("int", 4, 32, 0, IntEncoding.SIGNED)
+    member = (btf.Member("a", 1, 0),)
+    proto = btf.FuncProto(1, (btf.Param("a", 1),))
+    return {
+        Kind.INT: [int_],
+        Kind.PTR: [int_, btf.Ptr(1)],
+        Kind.ARRAY: [int_, btf.Array(1, 1, 2)],
+        Kind.STRUCT: [int_, btf.Struct("s", 4, member)],
+        Kind.UNION: [int_, btf.Union("u", 4, member)],
+        Kind.ENUM: [int_, btf.Enum("e", 4, (btf.EnumValue("A", 1),))],
+        Kind.FWD: [int_, btf.Fwd("f")],
+        Kind.TYPEDEF: [int_, btf.Typedef("t", 1)],
+        Kind.VOLATILE: [int_, btf.Volatile(1)],
+        Kind.CONST: [int_, btf.Const(1)],
+        Kind.RESTRICT: [int_, btf.Ptr(1), btf.Restrict(2)],
+        Kind.FUNC_PROTO: [int_, proto],
+        Kind.FUNC: [int_, proto, btf.Func("f", 2)],
+        Kind.VAR: [int_, btf.Var("v", 1)],
+        Kind.DATASEC: [int_, btf.Var("v", 1), btf.Datasec(".data", 4, (btf.VarSecinfo(2, 0, 4),))],
+        Kind.FLOAT: [int_, btf.Float("float", 4)],
+        Kind.DECL_TAG: [int_, btf.Struct("s", 4, member), btf.DeclTag("tag", 2, -1)],
+        Kind.TYPE_TAG: [int_, btf.TypeTag("tag", 1), btf.Ptr(2)],
+        Kind.ENUM64: [int_, btf.Enum64("e", 8, (btf.EnumValue("A", 1 << 40),))],
+    }
+
+
+@functools.cache
+def btf_kind(kind: Kind) -> bool:
     """Whether the kernel accepts BTF that uses ``kind``."""
     try:
-        load_btf(BTF_KIND_PROBES[kind]).close()
+        load_btf(_btf_kind_probes()[kind]).close()
     except SyscallError as err:
         _refuse_unprivileged(err)
         return False
@@ -276,7 +294,7 @@ def report(with_helpers: bool = True) -> dict[str, dict[str, Any]]:
         "map_types": {t.name.lower(): map_type(t) for t in MapType if t not in UNPROBEABLE_MAPS},
         "attach_types": {t.name.lower(): attach_type(t) for t in ATTACH_PROG_TYPES},
         "link_types": {t.name.lower(): link_type(t) for t in LINK_PROBES},
-        "btf_kinds": {k.name.lower(): btf_kind(k) for k in BTF_KIND_PROBES},
+        "btf_kinds": {k.name.lower(): btf_kind(k) for k in _btf_kind_probes()},
     }
     if with_helpers:
         result["helpers"] = {

@@ -15,13 +15,9 @@ import dataclasses
 import errno
 import os
 import re
-from typing import Any, Iterator, Mapping, NamedTuple, Sequence, Union
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, NamedTuple, Sequence, Union
 
-from .asm import assemble
-from .btf.program import has_functions, program_btf
-from .btf.writer import ProgramBTF
 from .errors import BPFError, UsageError
-from .isa import DecodeError, Instruction, decode, encode
 from .sys import (
     FD,
     AttachType,
@@ -40,7 +36,10 @@ from .sys import (
     raise_memlock,
 )
 from .sys.consts import TEST_RUN_ON_CPU
-from .text import format_instruction
+
+if TYPE_CHECKING:  # the assembler and BTF are imported when instructions need them
+    from .btf.writer import ProgramBTF
+    from .isa import Instruction
 
 #: first and largest verifier log buffer (the kernel caps log_size at UINT_MAX >> 2)
 LOG_SIZE_MIN = 64 * 1024
@@ -59,7 +58,7 @@ _LOG_NOISE = re.compile(
     r"func#\d+ @|Live regs before insn:|\s+\d+: )"
 )
 
-Code = Union[Sequence[Instruction], bytes]
+Code = Union[Sequence["Instruction"], bytes]
 
 
 def kernel_version_code() -> int:
@@ -94,22 +93,43 @@ class ProgramSpec:
     def __post_init__(self) -> None:
         self.type = ProgType(self.type)
         if not isinstance(self.code, (bytes, bytearray)):
+            from .asm import assemble
+
             self.code = assemble(self.code, maps=self.maps)
-            if self.btf is None and has_functions(self.code):
-                self.btf = program_btf(self.code)
+            if self.btf is None and _refers_to_functions(self.code):
+                from .btf.program import has_functions, program_btf
+
+                if has_functions(self.code):
+                    self.btf = program_btf(self.code)
 
     @property
     def instructions(self) -> list[Instruction]:
         """The program as instructions (decoded if it was given as bytes)."""
-        return decode(self.code) if isinstance(self.code, (bytes, bytearray)) else list(self.code)
+        if isinstance(self.code, (bytes, bytearray)):
+            from .isa import decode
+
+            return decode(self.code)
+        return list(self.code)
 
     @property
     def bytecode(self) -> bytes:
-        return bytes(self.code) if isinstance(self.code, (bytes, bytearray)) else encode(self.code)
+        if isinstance(self.code, (bytes, bytearray)):
+            return bytes(self.code)
+        from .isa import encode
+
+        return encode(self.code)
 
     def load(self, log_level: int = 0) -> Program:
         """Load into the kernel; ``log_level`` > 0 keeps the verifier log of a successful load."""
         return load(self, log_level)
+
+
+def _refers_to_functions(code: Sequence[Instruction]) -> bool:
+    """Whether *code* calls or points at a bpf-to-bpf function (only then can it need program BTF)."""
+    from .isa import PseudoCall, PseudoLoad
+
+    return any(insn.src == (PseudoCall.CALL if insn.is_call else PseudoLoad.FUNC)
+               for insn in code if insn.is_call or insn.is_ld_imm64)
 
 
 class VerifierError(BPFError):
@@ -127,6 +147,8 @@ class VerifierError(BPFError):
         self.instruction = instruction_at_slot(spec, self.index)
         where = ""
         if self.index is not None:
+            from .text import format_instruction
+
             text = format_instruction(self.instruction) if self.instruction else "?"
             where = f" at insn {self.index}: {text}"
             if self.instruction is not None and self.instruction.source is not None:
@@ -166,6 +188,8 @@ def instruction_at_slot(spec: ProgramSpec, slot: int | None) -> Instruction | No
     """The instruction that starts at ``slot`` (``ld_imm64`` takes two slots)."""
     if slot is None:
         return None
+    from .isa import DecodeError
+
     try:
         insns = spec.instructions
     except DecodeError:

@@ -12,23 +12,35 @@ SIGKILL, leaves nothing attached::
 
 from __future__ import annotations
 
-from .base import FDLink, Link
-from .cgroup import CgroupAttachment, attach_cgroup
-from .fentry import attach_fentry, fentry_spec, func_btf_id
-from .kprobe import KprobeError, attach_kprobe, kprobes_available
-from .kprobe_multi import attach_kprobe_multi, kprobe_multi_spec
-from .perf_event import PerfEventLink
-from .raw_tracepoint import attach_raw_tracepoint
-from .socket_filter import SocketFilter, attach_socket_filter
-from .tc import TCFilter, attach_tc
-from .tp_btf import attach_tp_btf, tp_btf_id, tp_btf_spec
-from .tracepoint import attach_tracepoint
-from .xdp import XDPNetlink, attach_xdp
+import importlib
+from typing import Any
 
-__all__ = [
-    "CgroupAttachment", "FDLink", "KprobeError", "Link", "PerfEventLink", "SocketFilter",
-    "TCFilter", "XDPNetlink", "attach_cgroup", "attach_fentry", "attach_kprobe",
-    "attach_kprobe_multi", "attach_raw_tracepoint", "attach_socket_filter", "attach_tc",
-    "attach_tp_btf", "attach_tracepoint", "attach_xdp", "fentry_spec", "func_btf_id",
-    "kprobe_multi_spec", "kprobes_available", "tp_btf_id", "tp_btf_spec",
-]
+#: public name -> the submodule that defines it; a submodule is imported on first use
+_EXPORTS = {
+    "FDLink": "base", "Link": "base",
+    "CgroupAttachment": "cgroup", "attach_cgroup": "cgroup",
+    "attach_fentry": "fentry", "fentry_spec": "fentry", "func_btf_id": "fentry",
+    "KprobeError": "kprobe", "attach_kprobe": "kprobe", "kprobes_available": "kprobe",
+    "attach_kprobe_multi": "kprobe_multi", "kprobe_multi_spec": "kprobe_multi",
+    "PerfEventLink": "perf_event",
+    "attach_raw_tracepoint": "raw_tracepoint",
+    "SocketFilter": "socket_filter", "attach_socket_filter": "socket_filter",
+    "TCFilter": "tc", "attach_tc": "tc",
+    "attach_tp_btf": "tp_btf", "tp_btf_id": "tp_btf", "tp_btf_spec": "tp_btf",
+    "attach_tracepoint": "tracepoint",
+    "XDPNetlink": "xdp", "attach_xdp": "xdp",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -7,14 +7,16 @@ BPF_RAW_TRACEPOINT_OPEN, which returns a ``bpf_link``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..btf import BTF, BTFError, Kind
 from ..errors import UsageError
 from ..prog import Code, Program, ProgramSpec
 from ..sys import AttachType, ProgType
 from .base import FDLink
 from .raw_tracepoint import raw_tracepoint_open
+
+if TYPE_CHECKING:
+    from ..btf import BTF
 
 #: kind -> expected attach type
 KINDS = {
@@ -26,6 +28,8 @@ KINDS = {
 
 def func_btf_id(function: str, btf: BTF | None = None) -> int:
     """Kernel BTF id of the ``FUNC`` ``function``."""
+    from ..btf import BTF, BTFError, Kind
+
     try:
         return (btf or BTF.kernel()).lookup(function, [Kind.FUNC])
     except BTFError as err:

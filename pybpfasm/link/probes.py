@@ -11,7 +11,6 @@ from __future__ import annotations
 import errno
 import functools
 
-from ..isa import Mov, exit_
 from ..prog import ProgramSpec
 from ..sys import AttachType, ProgType, SyscallError
 from .base import link_create
@@ -22,6 +21,8 @@ _NO_IFINDEX = 0xFFFF_FFFF
 
 def _target_rejected(prog: ProgType, attach: AttachType, target: int, answer: int,
                      **spec: object) -> bool:
+    from ..isa import Mov, exit_
+
     with ProgramSpec(prog, [Mov.imm(0, 0), exit_()], name="link_probe", **spec).load() as p:
         try:
             link_create(p.fileno(), target, attach).close()

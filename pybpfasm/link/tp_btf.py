@@ -7,18 +7,22 @@ typedef ``btf_trace_<tracepoint>`` in kernel BTF; see :func:`tp_btf_spec`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..btf import BTF, BTFError, Kind
 from ..errors import UsageError
 from ..prog import Code, Program, ProgramSpec
 from ..sys import AttachType, ProgType
 from .base import FDLink
 from .raw_tracepoint import raw_tracepoint_open
 
+if TYPE_CHECKING:
+    from ..btf import BTF
+
 
 def tp_btf_id(tracepoint: str, btf: BTF | None = None) -> int:
     """Kernel BTF id of ``btf_trace_<tracepoint>``, the attach target of a tp_btf program."""
+    from ..btf import BTF, BTFError, Kind
+
     try:
         return (btf or BTF.kernel()).lookup(f"btf_trace_{tracepoint}", [Kind.TYPEDEF])
     except BTFError as err:

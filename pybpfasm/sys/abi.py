@@ -15,7 +15,7 @@ compiled); :func:`generate` rewrites it, and a test checks that it matches.
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
 CDEF = """
 typedef uint8_t __u8;
@@ -418,10 +418,10 @@ int mount(const char *source, const char *target, const char *fstype,
           unsigned long flags, const void *data);
 """
 
-GENERATED = Path(__file__).with_name("_ffi.py")
+GENERATED = os.path.join(os.path.dirname(__file__), "_ffi.py")
 
 
-def generate(path: Path = GENERATED) -> None:
+def generate(path: str = GENERATED) -> None:
     """Write the out-of-line ABI module for :data:`CDEF` to *path*."""
     import cffi
 

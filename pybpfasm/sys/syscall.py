@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import platform
+import os
 from typing import Any
 
 from .abi import ffi, libc
@@ -27,7 +27,7 @@ SYSCALL_NUMBERS: dict[str, tuple[int, int]] = {
 
 
 def _numbers() -> tuple[int, int]:
-    machine = platform.machine()
+    machine = os.uname().machine
     try:
         return SYSCALL_NUMBERS[machine]
     except KeyError:

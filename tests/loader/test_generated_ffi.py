@@ -7,7 +7,7 @@ from pybpfasm.sys import abi
 
 def test_generated_module_matches_the_cdef(tmp_path: Path) -> None:
     fresh = tmp_path / "_ffi.py"
-    abi.generate(fresh)
-    assert fresh.read_text() == abi.GENERATED.read_text(), (
+    abi.generate(str(fresh))
+    assert fresh.read_text() == Path(abi.GENERATED).read_text(), (
         "pybpfasm/sys/_ffi.py is stale: run "
         "python -c 'from pybpfasm.sys.abi import generate; generate()'")

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from pybpfasm import helpers
+from pybpfasm.btf import BTFError
 from pybpfasm._helper_names import NAMES
 
 
@@ -16,9 +17,9 @@ def test_builtin_ids_match_this_kernel() -> None:
 
 def test_generated_table_is_current_for_this_kernel(tmp_path: Path) -> None:
     fresh = tmp_path / "names.py"
-    helpers.generate(fresh)
+    helpers.generate(str(fresh))
     fresh_names = fresh.read_text().split("NAMES = (")[1]
-    committed = helpers.GENERATED.read_text().split("NAMES = (")[1]
+    committed = Path(helpers.GENERATED).read_text().split("NAMES = (")[1]
     # a newer kernel may append helpers; the committed ids must be a prefix of its list
     assert fresh_names.startswith(committed.rstrip(")\n")), "run pybpfasm.helpers.generate()"
 
@@ -31,7 +32,7 @@ def test_kernels_without_btf_use_the_builtin_table(monkeypatch) -> None:
     kernel_ids = helpers.kernel_helper_ids()
 
     def no_btf() -> dict:
-        raise helpers.BTFError("no kernel BTF")
+        raise BTFError("no kernel BTF")
 
     monkeypatch.setattr(helpers, "kernel_helper_ids", no_btf)
     helpers.helper_ids.cache_clear()
