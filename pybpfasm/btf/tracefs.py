@@ -27,6 +27,20 @@ _DECLARATION = re.compile(r"^(?P<type>.*?)\s*\b(?P<name>[A-Za-z_]\w*)\s*(?P<dims
 _HEADER = re.compile(r"^(name|ID):\s*(.*)$", re.M)
 
 
+class UnknownFormatField(UnknownField):
+    """A field name the format file does not have; the suggestions are made when shown."""
+
+    def __init__(self, fmt: TracepointFormat, name: str) -> None:
+        super().__init__(name)
+        self.format, self.name = fmt, name
+
+    def __str__(self) -> str:
+        names = list(self.format._fields)
+        close = difflib.get_close_matches(self.name, names, n=3)
+        hint = f"did you mean {' or '.join(close)}? " if close else ""
+        return f"tracepoint {self.format.name} has no field {self.name!r}; {hint}its fields: {', '.join(names)}"
+
+
 class TracepointFormat:
     """The fields of one tracepoint's context, from its tracefs format file."""
 
@@ -49,20 +63,16 @@ class TracepointFormat:
         (name, indexes), rest = segments[0], segments[1:]
         field = self._fields.get(name)
         if field is None:
-            close = difflib.get_close_matches(name, self._fields, n=3)
-            hint = f"did you mean {' or '.join(close)}? " if close else ""
-            raise UnknownField(
-                f"tracepoint {self.name} has no field {name!r}; {hint}its fields: {', '.join(self._fields)}"
-            )
+            raise UnknownFormatField(self, name)
         if rest:
             raise BTFError(f"{path!r}: a tracefs format has no types to follow past {name!r} (use BTF)")
         return _indexed(field, indexes, path) if indexes else field
 
     def has_field(self, path: str) -> bool:
-        try:
-            self.field(path)
-        except UnknownField:
+        """Whether the first name of *path* is a field (a bad index past it raises, as in :meth:`field`)."""
+        if parse_path(path)[0][0] not in self._fields:
             return False
+        self.field(path)
         return True
 
 

@@ -13,30 +13,37 @@ Python loops unroll, Python functions are macros, ``with b.if_(cond):`` /
 ``with b.else_():`` emit branches, ``for i in b.range(n):`` emits a bounded
 loop.  Values live in virtual registers until :meth:`finish` allocates real
 ones.  Every instruction records the user's file:line (the first stack frame
-outside this package), so verifier errors point at the Python line.
+outside the library), so verifier errors point at the Python line; build
+errors start with it too (:mod:`.errors`).
+
+Helpers are called by name (``b.ktime_get_ns()``).  A char array, struct or
+record passed to a helper is passed by address, and a size parameter the
+call leaves out after it is its size, from the helper's prototype in the
+kernel's BTF: ``b.get_current_comm(ev.comm)``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import inspect
+import re
 import sys
 from contextlib import contextmanager
 from dataclasses import replace
-from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from ..asm import assemble
-from ..btf import BTF
-from ..errors import BPFError
-from ..helpers import has_helper, helper_id
+from ..btf import BTF, BTFError, Kind
+from ..btf.funcs import signature
+from ..errors import UsageError
+from ..helpers import has_helper, helper_id, helper_ids
 from ..isa import (
     CALL,
+    END_OP,
     EXIT,
     JA,
     LD_IMM64,
     MOV_OP,
-    SRC_X,
+    NEG_OP,
     AluOp,
     Class,
     Instruction,
@@ -44,36 +51,17 @@ from ..isa import (
     PseudoCall,
     PseudoLoad,
     Size,
-    SourceLocation,
 )
+from .context import Context
+from .errors import BuildError, DSLTypeError, UnknownName, close_matches, public_methods, user_location
 from .frame import Frame
-from .ir import FP, Item, Label, Op, Operand, VReg
+from .ir import FP, Item, Label, Op, Operand, VReg, alu_opcode, jump_opcode
 from .regalloc import allocate
-from .types import ArrayType, KernelType, PtrType, Scalar, Space, TypeError_, sizeof, u8, u32, u64
-from .values import Cond, Operandish, Ref, Value, Var, _Operators, as_cond, fits_imm, scalar_of
+from .types import ArrayType, KernelType, PtrType, Scalar, Space, sizeof, u8, u32, u64
+from .values import Cond, Operandish, Ref, Value, Var, _Operators, as_cond, describe, fits_imm, scalar_of
 
-_SKIP = (str(Path(__file__).resolve().parents[1]), contextlib.__file__)
-_MOV64_X = Class.ALU64 | MOV_OP | SRC_X
-
-
-class BuildError(BPFError):
-    """A program that cannot be built; names the user's source line."""
-
-
-def _user_frame() -> SourceLocation | None:
-    """The first caller outside pybpfasm: where the user wrote the code."""
-    frame = sys._getframe(2)
-    while frame is not None:
-        if not frame.f_code.co_filename.startswith(_SKIP):
-            return SourceLocation(frame.f_code.co_filename, frame.f_lineno)
-        frame = frame.f_back
-    return None
-
-
-def _where() -> str:
-    """``file:line: `` of the user's code, to start an error message."""
-    loc = _user_frame()
-    return f"{loc}: " if loc else ""
+#: helper parameters that take the size of the memory passed just before them
+_SIZE_PARAM = re.compile(r"(.*_)?(size|sz|len)$")
 
 
 class _Loop:
@@ -125,29 +113,30 @@ class Builder:
 
     def emit(self, op: Op) -> None:
         if op.source is None:
-            op.source = _user_frame()
+            op.source = user_location()
         self.items.append(op)
 
     def mov(self, dst: Operand, src: Operand, *, wide: bool = True) -> None:
         """``dst = src`` between registers (virtual, or physical r0-r10); see :meth:`mov_imm`."""
-        cls = Class.ALU64 if wide else Class.ALU
-        self.emit(Op(cls | MOV_OP | SRC_X, dst, src))
+        self.emit(Op(alu_opcode(MOV_OP, wide=wide, x=True), dst, src))
 
     def mov_imm(self, dst: Operand, value: int) -> None:
         if fits_imm(value):
-            self.emit(Op(Class.ALU64 | MOV_OP, dst, 0, 0, value))
+            self.emit(Op(alu_opcode(MOV_OP), dst, 0, 0, value))
         elif 0 <= value < (1 << 32):
-            self.emit(Op(Class.ALU | MOV_OP, dst, 0, 0, value - (1 << 32) if value >= 1 << 31 else value))
+            self.emit(Op(alu_opcode(MOV_OP, wide=False), dst, 0, 0, value - (1 << 32) if value >= 1 << 31 else value))
         else:
             v = value & 0xFFFF_FFFF_FFFF_FFFF
             self.emit(Op(LD_IMM64, dst, 0, 0, v - (1 << 64) if v >> 63 else v))
 
     def value(self, x: Operandish, ty: Scalar | PtrType = u64) -> Value:
         """*x* as a Value in a register (ints are materialised)."""
-        if isinstance(x, _Operators):
+        if isinstance(x, (_Operators, Context)):
             return x.rvalue()
+        if isinstance(x, Cond):
+            raise DSLTypeError("a condition is not a value: test it with 'with b.if_(cond):'")
         if isinstance(x, bool) or not isinstance(x, int):
-            raise TypeError_(f"cannot use {x!r} as an eDSL value")
+            raise DSLTypeError(f"cannot use {x!r} as an eDSL value")
         reg = self.vreg("k")
         self.mov_imm(reg, x)
         return Value(self, reg, ty)
@@ -194,21 +183,21 @@ class Builder:
         ty = left.ty
         if isinstance(ty, PtrType):
             if op not in (AluOp.ADD, AluOp.SUB):
-                raise TypeError_(f"pointer arithmetic allows + and -, not {op.name.lower()}")
+                raise DSLTypeError(f"pointer arithmetic allows + and -, not {op.name.lower()}")
             result_ty = ty
         else:
             result_ty = _promote(ty, 0 if op in (AluOp.LSH, AluOp.RSH) else rhs)  # a shift has its left type
         if isinstance(result_ty, Scalar) and result_ty.signed:
             op = {AluOp.DIV: AluOp.SDIV, AluOp.MOD: AluOp.SMOD, AluOp.RSH: AluOp.ARSH}.get(op, op)
-        cls = Class.ALU if _alu32(result_ty) else Class.ALU64
+        wide = not _alu32(result_ty)
         reg = self.vreg()
         self.mov(reg, left.reg)  # a 64-bit copy coalesces; the ALU32 op zero-extends
         # the verifier rejects division by an immediate 0; by a register it is BPF's x/0 == 0, x%0 == x
         if isinstance(rhs, int) and fits_imm(rhs) and not (rhs == 0 and op.code in (AluOp.DIV.code, AluOp.MOD.code)):
-            self.emit(Op(cls | op.code, reg, 0, op.off, rhs))
+            self.emit(Op(alu_opcode(op.code, wide=wide), reg, 0, op.off, rhs))
         else:
             right = self.value(rhs)
-            self.emit(Op(cls | op.code | SRC_X, reg, right.reg, op.off))
+            self.emit(Op(alu_opcode(op.code, wide=wide, x=True), reg, right.reg, op.off))
         return Value(self, reg, result_ty)
 
     def unop_neg(self, x: _Operators) -> Value:
@@ -216,7 +205,7 @@ class Builder:
         ty = v.ty if isinstance(v.ty, PtrType) else _promote(v.ty, 0)
         reg = self.vreg()
         self.mov(reg, v.reg)
-        self.emit(Op((Class.ALU if _alu32(ty) else Class.ALU64) | 0x80, reg))
+        self.emit(Op(alu_opcode(NEG_OP, wide=not _alu32(ty)), reg))
         return Value(self, reg, ty)
 
     def byteswap(self, x: _Operators) -> Value:
@@ -225,7 +214,8 @@ class Builder:
         ty = scalar_of(v.ty)
         reg = self.vreg()
         self.mov(reg, v.reg)
-        self.emit(Op(Class.ALU | 0xD0 | (SRC_X if sys.byteorder == "little" else 0), reg, 0, 0, 8 * ty.size))
+        # to_be (the register source form) on little-endian hosts, to_le on big-endian ones
+        self.emit(Op(alu_opcode(END_OP, wide=False, x=sys.byteorder == "little"), reg, 0, 0, 8 * ty.size))
         return Value(self, reg, Scalar(ty.size, ty.signed, not ty.big_endian))
 
     # -- memory -------------------------------------------------------------------------
@@ -257,12 +247,12 @@ class Builder:
         if ref.bits:
             bit, width = ref.bits
             if bit:
-                self.emit(Op(Class.ALU64 | AluOp.RSH.code, reg, 0, 0, bit))
-            self.emit(Op(Class.ALU64 | AluOp.AND.code, reg, 0, 0, (1 << width) - 1))
+                self.emit(Op(alu_opcode(AluOp.RSH.code), reg, 0, 0, bit))
+            self.emit(Op(alu_opcode(AluOp.AND.code), reg, 0, 0, (1 << width) - 1))
         elif isinstance(result, Scalar) and result.signed and result.size < 8:
             shift = 64 - 8 * result.size
-            self.emit(Op(Class.ALU64 | AluOp.LSH.code, reg, 0, 0, shift))
-            self.emit(Op(Class.ALU64 | AluOp.ARSH.code, reg, 0, 0, shift))
+            self.emit(Op(alu_opcode(AluOp.LSH.code), reg, 0, 0, shift))
+            self.emit(Op(alu_opcode(AluOp.ARSH.code), reg, 0, 0, shift))
         return Value(self, reg, result)
 
     def probe_read(self, dst: Ref, src: Ref, size: int | None = None) -> Value:
@@ -300,8 +290,13 @@ class Builder:
 
     def store(self, ref: Ref, value: Operandish) -> None:
         """Write *value* into *ref* (direct memory only: stack, maps, packets)."""
-        if not ref.space.direct or (ref.space == Space.CTX and self.prog_type not in ("xdp", "tc")):
-            raise TypeError_(f"cannot store into {ref.space.value} memory")
+        if not ref.space.direct:
+            raise DSLTypeError(f"cannot store into {ref.space.value} memory ({describe(ref.ty)} at "
+                               f"offset {ref.off}): the program reads it with bpf_probe_read_{ref.space.value}; "
+                               "stores go to the stack (b.stack), map values or ring buffer records")
+        if ref.space == Space.CTX and self.prog_type not in ("xdp", "tc"):
+            raise DSLTypeError(f"cannot store into the context of a {self.prog_type or 'this'} program "
+                               f"({describe(ref.ty)} at offset {ref.off}): it is read-only here")
         ty = ref.ty
         if (isinstance(ty, (ArrayType, KernelType)) and not _is_scalar_kernel(ty)) or (
                 isinstance(ty, type)):
@@ -323,7 +318,7 @@ class Builder:
     def copy(self, dst: Ref, src: Operandish) -> None:
         """Copy a struct/array/record value: probe-read for kernel memory, else loads."""
         if not isinstance(src, Ref):
-            raise TypeError_(f"cannot store {src!r} into {dst.ty!r}; it needs memory of that type")
+            raise DSLTypeError(f"cannot store {src!r} into a {describe(dst.ty)}; it needs memory of that type")
         size = min(dst.size, src.size)
         if not src.space.direct:
             self.probe_read(dst, src, size)
@@ -338,18 +333,63 @@ class Builder:
 
     # -- calls ------------------------------------------------------------------------------
     def call(self, helper: str | int, *args: Operandish, returns: Scalar | PtrType = u64) -> Value:
-        """Call a BPF helper by name (id from the kernel's BTF) or number."""
+        """Call a BPF helper by name (id from the kernel's BTF) or number.
+
+        Memory (a char array, struct or record Ref) is passed by address; see
+        the module docstring for the sizes left out after it.
+        """
+        hid = self._resolve_helper(helper) if isinstance(helper, str) else helper
+        if any(_is_memory(a) for a in args):
+            args = self._with_sizes(helper, args)
         if len(args) > 5:
-            raise TypeError_("BPF helpers take at most 5 arguments")
-        hid = self._helper_id(helper) if isinstance(helper, str) else helper
+            raise DSLTypeError("BPF helpers take at most 5 arguments")
         self._load_args(args)
         self.emit(Op(CALL, 0, PseudoCall.HELPER, 0, hid, nargs=len(args)))
         return self._result(returns)
 
+    def _resolve_helper(self, name: str, *, methods: bool = False) -> int:
+        """The id of helper *name*; unknown names get suggestions (Builder methods too if *methods*)."""
+        try:
+            return self._helper_id(name)
+        except UsageError:
+            pass
+        short = name.removeprefix("bpf_")
+
+        def message() -> str:
+            helpers = list(helper_ids())
+            own = public_methods(Builder) if methods else []
+            close = close_matches(short, [*helpers, *own])
+            hint = f"; did you mean {' or '.join(close)}?" if close else ""
+            what = "BPF helper or Builder method" if methods else "BPF helper"
+            return f"no {what} {name!r} in this kernel{hint}"
+
+        raise UnknownName(message)
+
+    def _with_sizes(self, helper: str | int, args: Sequence[Operandish]) -> list[Operandish]:
+        """*args* with memory passed by address and the sizes left out after it
+        filled in, by the helper's parameter names in the kernel's BTF."""
+        try:
+            params = _helper_params(self.btf, helper) if isinstance(helper, str) else None
+        except BTFError:  # no kernel BTF: sizes are the caller's to give
+            params = None
+        if params and len(args) < len(params):
+            missing, rest, out = len(params) - len(args), list(args), []
+            for param in params:
+                if missing and out and _is_memory(out[-1]) and _SIZE_PARAM.match(param):
+                    out.append(out[-1].size)
+                    missing -= 1
+                elif rest:
+                    out.append(rest.pop(0))
+            if missing:
+                raise DSLTypeError(f"bpf_{helper.removeprefix('bpf_')}({', '.join(params)}) takes "
+                                   f"{len(params)} arguments, got {len(args)}")
+            args = out
+        return [a.addr() if _is_memory(a) else a for a in args]
+
     def _load_args(self, args: Sequence[Operandish]) -> None:
         values: list[Operand | int] = []
         for a in args:  # evaluate all arguments before filling r1-r5
-            values.append(a if isinstance(a, int) else a.rvalue().reg)
+            values.append(a if isinstance(a, int) else self.value(a).reg)
         for i, v in enumerate(values, 1):
             if isinstance(v, int) and not isinstance(v, VReg):
                 self.mov_imm(i, v)
@@ -365,6 +405,7 @@ class Builder:
         """``b.ktime_get_ns()``: any helper by its name."""
         if name.startswith("__") and name.endswith("__"):
             raise AttributeError(name)
+        self._resolve_helper(name, methods=True)  # an unknown name fails here, on the user's line
         return lambda *args, **kw: self.call(name, *args, **kw)
 
     def map_ref(self, name: str, bpf_map: object) -> Value:
@@ -403,13 +444,12 @@ class Builder:
                 self.place(over)
                 return
             op = op.inverse
-        cls = Class.JMP if wide else Class.JMP32
         if isinstance(right, int):
             if fits_imm(right):
-                self.emit(Op(cls | op.code, left.reg, 0, 0, right, reference=target))
+                self.emit(Op(jump_opcode(op.code, wide=wide), left.reg, 0, 0, right, reference=target))
                 return
             right = self.value(right)
-        self.emit(Op(cls | op.code | SRC_X, left.reg, right.reg, reference=target))
+        self.emit(Op(jump_opcode(op.code, wide=wide, x=True), left.reg, right.reg, reference=target))
 
     @contextmanager
     def if_(self, cond: Cond | _Operators) -> Iterator[None]:
@@ -434,7 +474,7 @@ class Builder:
         """The other branch of the :meth:`if_` just closed."""
         if not (self.items and isinstance(self.items[-1], Label) and self._pending
                 and self.items[-1].name == self._pending[0]):
-            raise BuildError(f"{_where()}else_() must directly follow a 'with b.if_(...)' block")
+            raise BuildError("else_() must directly follow a 'with b.if_(...)' block")
         end = self.items.pop().name
         self._pending = []
         body = len(self.items)
@@ -469,7 +509,7 @@ class Builder:
         if isinstance(value, int):
             self.mov_imm(0, value)
         else:
-            self.mov(0, value.rvalue().reg)
+            self.mov(0, self.value(value).reg)
         self.emit(Op(EXIT))
 
     def range(self, stop: int | _Operators, start: int = 0, step: int = 1) -> Iterator[Value]:
@@ -486,7 +526,7 @@ class Builder:
         finally:
             self._loops.pop()
         self.place(cont)
-        self.emit(Op(Class.ALU64 | AluOp.ADD.code, i, 0, 0, step))
+        self.emit(Op(alu_opcode(AluOp.ADD.code), i, 0, 0, step))
         self.emit(Op(JA, reference=head))
         self.place(end)
 
@@ -498,7 +538,7 @@ class Builder:
 
     def _innermost(self) -> _Loop:
         if not self._loops:
-            raise BuildError(f"{_where()}break_()/continue_() outside b.range()")
+            raise BuildError("break_()/continue_() outside b.range()")
         return self._loops[-1]
 
     # -- functions --------------------------------------------------------------------------
@@ -508,7 +548,7 @@ class Builder:
 
         def call(*args: Operandish) -> Value:
             if len(args) != count:
-                raise TypeError_(f"{body.__name__}() takes {count} arguments, got {len(args)}")
+                raise DSLTypeError(f"{body.__name__}() takes {count} arguments, got {len(args)}")
             name = self._define(body, [u64] * count)
             self._load_args(args)
             self.emit(Op(CALL, 0, PseudoCall.CALL, 0, -1, reference=name, nargs=count))
@@ -567,8 +607,25 @@ def _constant_return(body: list[Item]) -> Op | None:
     if len(body) != 2 or not all(isinstance(item, Op) for item in body):
         return None
     mov, exit_ = body
-    is_mov_imm = mov.opcode in (Class.ALU64 | MOV_OP, Class.ALU | MOV_OP, LD_IMM64) and mov.src == 0
+    is_mov_imm = mov.opcode in (alu_opcode(MOV_OP), alu_opcode(MOV_OP, wide=False), LD_IMM64) and mov.src == 0
     return mov if is_mov_imm and mov.dst == 0 and exit_.opcode == EXIT else None
+
+
+def _is_memory(arg: object) -> bool:
+    """A Ref a helper takes by address: an array, struct or record (not a scalar field)."""
+    if not isinstance(arg, Ref):
+        return False
+    ty = arg.ty
+    return isinstance(ty, (ArrayType, type)) or (isinstance(ty, KernelType) and (ty.is_composite or ty.is_array))
+
+
+def _helper_params(btf: BTF, helper: str) -> list[str] | None:
+    """Parameter names of helper *helper* from its ``bpf_<name>`` function in *btf*, if it has one."""
+    name = f"bpf_{helper.removeprefix('bpf_')}"
+    ids = btf.ids(name, [Kind.FUNC])
+    if not ids:
+        return None
+    return [a.name for a in signature(btf, ids[0]).args if not a.name.startswith("__ur_")]
 
 
 def _is_scalar_kernel(ty) -> bool:
@@ -601,7 +658,7 @@ def _promote(ty: Scalar, rhs: Operandish) -> Scalar:
     signed = ty.signed or (isinstance(other, Scalar) and other.signed)
     size = 8 if signed else max(4, *sizes)
     if ty.big_endian:
-        raise TypeError_("arithmetic on a big-endian value: convert it with .to_host() first")
+        raise DSLTypeError("arithmetic on a big-endian value: convert it with .to_host() first")
     return Scalar(size, signed)
 
 

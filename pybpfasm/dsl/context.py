@@ -17,13 +17,16 @@
 from __future__ import annotations
 
 import os
+import re
 from contextlib import contextmanager
 from typing import Iterator
 
-from ..btf import BTFError, Kind, read_format
+from ..btf import BTFError, Kind, StructLayout, read_format
+from ..btf.fields import member_names
 from ..errors import BPFError
-from ..isa import Class
-from .ir import Op, VReg
+from ..isa import AluOp
+from .errors import DSLError, UnknownName, public_methods, unknown_attribute
+from .ir import Op, VReg, alu_opcode
 from .types import KernelType, PtrType, Scalar, Space, u32, u64
 from .values import Operandish, Ref, Value
 
@@ -41,8 +44,8 @@ PT_REGS_RET = {"x86_64": "ax", "aarch64": "regs[0]", "riscv64": "a0", "s390x": "
                "ppc64le": "gpr[3]"}
 
 
-class ContextError(BPFError):
-    """A context field or argument that does not exist here."""
+class ContextError(DSLError):
+    """A context this kernel or architecture cannot give (unknown names are :class:`UnknownName`)."""
 
 
 def entry(b) -> VReg:
@@ -67,27 +70,62 @@ class Context:
     def rvalue(self) -> Value:
         return self.value
 
+    def __setattr__(self, name: str, value: Operandish) -> None:
+        """``ctx.field = x`` stores into the context (xdp and tc only; others say why not)."""
+        getattr(self, name).store(value)
+
 
 class TracepointContext(Context):
-    """Fields of a tracepoint event (``ctx.skbaddr``, ``ctx.reason``)."""
+    """Fields of a tracepoint event (``ctx.skbaddr``, ``ctx.reason``).
+
+    ``common_pid`` and the other ``common_*`` fields of the format file are
+    there with BTF layouts too (as ``ent.pid``...), so one program reads both.
+    """
 
     def __init__(self, b, reg: VReg, category: str, event: str) -> None:
         super().__init__(b, reg)
         layout, source = _tracepoint_layout(b, category, event)
         object.__setattr__(self, "layout", layout)
         object.__setattr__(self, "source", source)
+        object.__setattr__(self, "event", f"{category}:{event}")
+        object.__setattr__(self, "_names", None)
+
+    def _top_names(self) -> dict[str, str]:
+        """Each top-level name, including ``common_*``, mapped to its path in the layout."""
+        if self._names is None:
+            layout = self.layout
+            if isinstance(layout, StructLayout):
+                names = {n: n for n in member_names(layout.btf, layout.type_id)}
+                if "ent" in names:
+                    ent = layout.btf.complete(layout.field("ent").type_id)
+                    names.update({f"common_{n}": f"ent.{n}" for n in member_names(layout.btf, ent)})
+            else:
+                names = {f.path: f.path for f in layout.fields()}
+            object.__setattr__(self, "_names", names)
+        return self._names
+
+    def fields(self) -> list[str]:
+        """The event's own fields: no ``common_*`` header fields, no internal ones (``ent``, ``__data``)."""
+        return [n for n in self._top_names() if not _internal_field(n) and not n.startswith("common_")]
 
     def has_field(self, name: str) -> bool:
-        return self.layout.has_field(name)
+        """Whether the event has field *name* (a name or a path such as ``ent.pid``); cheap when not."""
+        names = self._top_names()
+        head = re.split(r"\.|->|\[", name, maxsplit=1)[0]
+        if head not in names:
+            return False
+        return head == name or self.layout.has_field(names[head] + name[len(head):])
 
     def __getattr__(self, name: str) -> Ref:
         if name.startswith("__") and name.endswith("__"):
             raise AttributeError(name)
-        if not self.layout.has_field(name):
-            fields = [f.path for f in self.layout.fields()]
-            raise ContextError(f"this tracepoint has no field {name!r} ({self.source}); "
-                               f"fields: {', '.join(fields)}")
-        f = self.layout.field(name)
+        names = self._top_names()
+        if name not in names:
+            raise unknown_attribute(
+                f"tracepoint {self.event} ({self.source})", name, self.fields,
+                lambda: public_methods(type(self)),
+                also=lambda: [n for n in names if n.startswith("common_")])
+        f = self.layout.field(names[name])
         if f.type_id is not None:
             ty = KernelType(self.b.btf, f.type_id)
         elif "*" in f.type_name:
@@ -97,6 +135,11 @@ class TracepointContext(Context):
         return Ref(self.b, self.reg, f.offset, ty, Space.CTX)
 
 
+def _internal_field(name: str) -> bool:
+    """``ent`` (the common header as one struct) and ``__data`` (the dynamic area) of a BTF layout."""
+    return name == "ent" or name.startswith("__")
+
+
 def _tracepoint_layout(b, category: str, event: str):
     """The event's layout: kernel BTF when it has the struct, else the tracefs format.
 
@@ -104,7 +147,7 @@ def _tracepoint_layout(b, category: str, event: str):
     struct of their own name: the format file describes them.
     """
     if b.btf.ids(f"trace_event_raw_{event}", [Kind.STRUCT]):  # no "did you mean" search
-        return b.btf.trace_event(event), f"BTF trace_event_raw_{event}"
+        return b.btf.trace_event(event), f"BTF struct trace_event_raw_{event}"
     try:
         fmt = read_format(category, event)
     except BPFError as err:
@@ -124,7 +167,9 @@ class _NamedArgs(Context):
         if name.startswith("__") and name.endswith("__"):
             raise AttributeError(name)
         if name not in self.names:
-            raise ContextError(f"no argument named {name!r} (arguments: {', '.join(self.names)})")
+            raise unknown_attribute(f"the context of this {self.b.prog_type} program", name,
+                                    lambda: self.names, lambda: public_methods(type(self)),
+                                    field_word="argument")
         return self.arg(self.names.index(name))
 
 
@@ -227,7 +272,11 @@ class PacketContext(Context):
     def __getattr__(self, name: str) -> Ref:
         if name.startswith("__") and name.endswith("__"):
             raise AttributeError(name)
-        f = self.struct.member(name)
+        try:
+            f = self.struct.member(name)
+        except UnknownName:
+            raise unknown_attribute(f"the context of this {self.b.prog_type} program ({self.struct.name})",
+                                    name, self.struct.field_names, lambda: public_methods(type(self))) from None
         return Ref(self.b, self.reg, f.offset, KernelType(self.struct.btf, f.type_id), Space.CTX)
 
     def packet(self) -> Packet:
@@ -259,7 +308,7 @@ class Packet:
         size = ty.size
         nxt = self.b.vreg("hdr_end")
         self.b.mov(nxt, self.cursor)
-        self.b.emit(Op(Class.ALU64 | 0x00, nxt, 0, 0, size))
+        self.b.emit(Op(alu_opcode(AluOp.ADD.code), nxt, 0, 0, size))
         with self.b.if_(Value(self.b, nxt, PtrType(None, Space.PACKET)) <= Value(self.b, self.end, PtrType(None, Space.PACKET))):
             start = self.b.vreg("hdr")  # the header stays put when the cursor moves on
             self.b.mov(start, self.cursor)
@@ -271,10 +320,10 @@ class Packet:
     def skip(self, length: Operandish) -> None:
         """Advance the cursor by *length* bytes (checked by the next :meth:`header`)."""
         if isinstance(length, int):
-            self.b.emit(Op(Class.ALU64 | 0x00, self.cursor, 0, 0, length))
+            self.b.emit(Op(alu_opcode(AluOp.ADD.code), self.cursor, 0, 0, length))
         else:
             v = length.rvalue()
-            self.b.emit(Op(Class.ALU64 | 0x00 | 0x08, self.cursor, v.reg))
+            self.b.emit(Op(alu_opcode(AluOp.ADD.code, x=True), self.cursor, v.reg))
 
 
 

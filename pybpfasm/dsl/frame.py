@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from ..errors import BPFError
+from .errors import DSLError
 
 #: MAX_BPF_STACK
 STACK_SIZE = 512
 
 
-class StackOverflow(BPFError):
+class StackOverflow(DSLError):
     """The program needs more than the 512 bytes of stack BPF gives it."""
 
 

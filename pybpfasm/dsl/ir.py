@@ -14,9 +14,14 @@ from typing import Optional, Union
 from ..isa import (
     CALL,
     CALLX,
+    END_OP,
     EXIT,
+    GOTOL,
+    JA,
+    JCOND,
     LD_IMM64,
     MOV_OP,
+    NEG_OP,
     SRC_X,
     AtomicOp,
     Class,
@@ -28,6 +33,26 @@ from ..isa import (
 #: registers a helper call clobbers; r0 also receives the result
 CALLER_SAVED = (0, 1, 2, 3, 4, 5)
 FP = 10
+#: the opcode's class, operation and mode fields (isa.py names their values, not the masks)
+CLASS_MASK, OP_MASK, MODE_MASK = 0x07, 0xF0, 0xE0
+#: the flag that makes an atomic operation return the old value
+FETCH = AtomicOp.FETCH_ADD ^ AtomicOp.ADD
+
+
+def alu_opcode(code: int, *, wide: bool = True, x: bool = False) -> int:
+    """The opcode of ALU operation *code* (an ``AluOp.code``, ``NEG_OP``, ``END_OP``):
+    64-bit unless not *wide*, with a register source if *x*."""
+    return (Class.ALU64 if wide else Class.ALU) | code | (SRC_X if x else 0)
+
+
+def jump_opcode(code: int, *, wide: bool = True, x: bool = False) -> int:
+    """The opcode of conditional jump *code* (a ``JumpOp.code``): comparing 64 bits
+    unless not *wide*, against a register if *x*."""
+    return (Class.JMP if wide else Class.JMP32) | code | (SRC_X if x else 0)
+
+
+#: ``dst = src``, the register copy the allocator coalesces
+MOV64_X = alu_opcode(MOV_OP, x=True)
 
 
 class VReg:
@@ -65,12 +90,12 @@ class Op:
 
     @property
     def is_branch(self) -> bool:
-        cls = self.opcode & 0x07
+        cls = self.opcode & CLASS_MASK
         return cls in (Class.JMP, Class.JMP32) and self.opcode not in (CALL, CALLX, EXIT)
 
     @property
     def is_unconditional(self) -> bool:
-        return self.opcode in (0x05, 0x06) or self.opcode == EXIT  # ja, gotol, exit
+        return self.opcode in (JA, GOTOL, EXIT)
 
 
 @dataclass
@@ -83,14 +108,14 @@ Item = Union[Op, Label]
 
 def defs_uses(op: Op) -> tuple[tuple[Operand, ...], tuple[Operand, ...]]:
     """Registers *op* writes and reads (call clobbers count as writes)."""
-    code, cls = op.opcode, op.opcode & 0x07
+    code, cls = op.opcode, op.opcode & CLASS_MASK
     d, s = op.dst, op.src
     x = code & SRC_X
     if cls in (Class.ALU, Class.ALU64):
-        alu = code & 0xF0
+        alu = code & OP_MASK
         if alu == MOV_OP:
             return (d,), ((s,) if x else ())
-        return (d,), ((d, s) if x and alu not in (0x80, 0xD0) else (d,))
+        return (d,), ((d, s) if x and alu not in (NEG_OP, END_OP) else (d,))
     if cls in (Class.JMP, Class.JMP32):
         if code == CALL:
             return CALLER_SAVED, tuple(range(1, op.nargs + 1))
@@ -98,24 +123,24 @@ def defs_uses(op: Op) -> tuple[tuple[Operand, ...], tuple[Operand, ...]]:
             return CALLER_SAVED, (d, *range(1, op.nargs + 1))
         if code == EXIT:
             return (), (0,)
-        if code & 0xF0 in (0x00, 0xE0):  # ja, gotol, may_goto
+        if code in (JA, GOTOL, JCOND):  # JCOND: may_goto
             return (), ()
         return (), ((d, s) if x else (d,))
     if code == LD_IMM64:
         return (d,), ()
     if cls == Class.LD:  # legacy packet loads: ctx in r6, result in r0
-        return CALLER_SAVED, ((6, s) if code & 0xE0 == Mode.IND else (6,))
+        return CALLER_SAVED, ((6, s) if code & MODE_MASK == Mode.IND else (6,))
     if cls == Class.LDX:
         return (d,), (s,)
     if cls == Class.ST:
         return (), (d,)
     # STX
-    if code & 0xE0 != Mode.ATOMIC:
+    if code & MODE_MASK != Mode.ATOMIC:
         return (), (d, s)
     if op.imm == AtomicOp.LOAD_ACQ:
         return (d,), (s,)
     if op.imm == AtomicOp.CMPXCHG:
         return (0,), (d, s, 0)
-    if op.imm & 0x01:  # fetch forms and xchg write the old value into src
+    if op.imm & FETCH:  # fetch forms and xchg write the old value into src
         return (s,), (d, s)
     return (), (d, s)

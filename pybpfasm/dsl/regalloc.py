@@ -14,18 +14,16 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..errors import BPFError
-from ..isa import Class, Instruction, Mode, Size
+from ..isa import EXIT, GOTOL, JA, Class, Instruction, Mode, Size, SourceLocation
+from .errors import DSLError
 from .frame import Frame, StackOverflow
-from .ir import FP, Item, Label, Op, Operand, VReg, defs_uses
+from .ir import FP, MOV64_X, Item, Label, Op, Operand, VReg, defs_uses
 
-_MOV64_X = Class.ALU64 | 0xB0 | 0x08
-_JA, _GOTOL = 0x05, 0x06
 #: registers in the order short-lived values take them; r6-r9 survive calls
 _ORDER = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9)
 
 
-class AllocationError(BPFError):
+class AllocationError(DSLError):
     """A program the allocator cannot fit in BPF's registers."""
 
 
@@ -34,7 +32,7 @@ def _index(ops: list[Op], labels: dict[str, int]) -> list[tuple[int, ...]]:
     succ: list[tuple[int, ...]] = []
     n = len(ops)
     for i, op in enumerate(ops):
-        if op.opcode == 0x95:  # exit
+        if op.opcode == EXIT:
             succ.append(())
         elif op.is_branch:
             target = labels[op.reference] if op.reference is not None else i + 1 + op.off
@@ -98,7 +96,7 @@ class _Liveness:
 def _mov_partners(ops: list[Op]) -> dict[VReg, list[Operand]]:
     partners: dict[VReg, list[Operand]] = {}
     for op in ops:
-        if op.opcode == _MOV64_X and op.off == 0:
+        if op.opcode == MOV64_X and op.off == 0:
             for a, b in ((op.dst, op.src), (op.src, op.dst)):
                 if isinstance(a, VReg):
                     partners.setdefault(a, []).append(b)
@@ -110,7 +108,8 @@ def _color(ops: list[Op], labels: dict[str, int]) -> dict[VReg, int] | VReg:
     live = _Liveness(ops, labels)
     stray = [v for v, i in live.var_ids.items() if isinstance(v, VReg) and live.live_in0 >> i & 1]
     if stray:
-        raise AllocationError(f"{_site(ops, stray[0])}{stray[0]!r} is read before any value is assigned to it")
+        raise AllocationError(f"{stray[0]!r} is read before any value is assigned to it",
+                              at=_site(ops, stray[0]))
     occupied = [live.busy[r] for r in range(10)]
     partners = _mov_partners(ops)
     vregs = [(v, i) for v, i in live.var_ids.items() if isinstance(v, VReg)]
@@ -147,12 +146,12 @@ def _victim(v: VReg, mask: int, color: dict[VReg, int], live: _Liveness) -> VReg
     return max(candidates, key=span_per_ref, default=v)
 
 
-def _site(items: list[Item], v: VReg) -> str:
-    """``file:line: `` of the first instruction that mentions *v*."""
+def _site(items: list[Item], v: VReg) -> SourceLocation | None:
+    """The source of the first instruction that mentions *v*."""
     for op in items:
         if isinstance(op, Op) and op.source and v in (op.dst, op.src):
-            return f"{op.source}: "
-    return ""
+            return op.source
+    return None
 
 
 def _spill(items: list[Item], victim: VReg, frame: Frame, fresh) -> list[Item]:
@@ -160,8 +159,8 @@ def _spill(items: list[Item], victim: VReg, frame: Frame, fresh) -> list[Item]:
     try:
         slot = frame.alloc(8, what=f"spilling {victim!r}")
     except StackOverflow as err:
-        raise StackOverflow(f"{_site(items, victim)}{err}; more values are live at once "
-                            "than registers and stack can hold") from None
+        raise StackOverflow(f"{err.message}; more values are live at once "
+                            "than registers and stack can hold", at=_site(items, victim)) from None
     out: list[Item] = []
     # a run of adjacent instructions that mention the victim shares one temporary:
     # one reload before the run, one store after its last definition
@@ -208,8 +207,7 @@ def allocate(items: list[Item], frame: Frame, fresh) -> list[Instruction]:
             return _lower(items, result)
         if result.name.endswith(".spill"):
             op = next(o for o in ops if result in defs_uses(o)[0] + defs_uses(o)[1])
-            where = f"{op.source}: " if op.source else ""
-            raise AllocationError(f"{where}more values are live here than BPF has registers")
+            raise AllocationError("more values are live here than BPF has registers", at=op.source)
         items = _spill(items, result, frame, fresh)
 
 
@@ -257,7 +255,7 @@ def _lower(items: list[Item], color: dict[VReg, int]) -> list[Instruction]:
             seq.append(item)
             continue
         d, s = _reg(item.dst, color), _reg(item.src, color)
-        if item.opcode == _MOV64_X and item.off == 0 and d == s:
+        if item.opcode == MOV64_X and item.off == 0 and d == s:
             continue
         seq.append(item.lower(d, s, None))
     seq = _drop_jumps_to_next(seq)
@@ -267,7 +265,7 @@ def _lower(items: list[Item], color: dict[VReg, int]) -> list[Instruction]:
 def _drop_jumps_to_next(seq: list[Item]) -> list[Item]:
     out: list[Item] = []
     for k, item in enumerate(seq):
-        if isinstance(item, Instruction) and item.opcode in (_JA, _GOTOL) and item.reference:
+        if isinstance(item, Instruction) and item.opcode in (JA, GOTOL) and item.reference:
             following = []
             for nxt in seq[k + 1:]:
                 if not isinstance(nxt, Label):
@@ -294,7 +292,8 @@ def _attach_labels(seq: list[Item]) -> list[Instruction]:
             item = replace(item, symbol=pending[0])
             pending = []
         out.append(item)
-    if any(i.reference in pending for i in out):  # labels at the end nothing jumps to are dropped
+    jumps = [i for i in out if i.reference in pending]  # labels at the end nothing jumps to are dropped
+    if jumps:
         raise AllocationError(f"label {pending[0]!r} is at the end of the program: "
-                              "every path must end in return_()")
+                              "every path must end in return_()", at=jumps[0].source)
     return [replace(i, reference=alias[i.reference]) if i.reference in alias else i for i in out]

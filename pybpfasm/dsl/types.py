@@ -14,18 +14,14 @@ import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Union
 
-from ..btf import BTF, Enum, Enum64, Int, Ptr, Struct
+from ..btf import BTF, BTFError, Enum, Enum64, Int, Ptr, Struct
 from ..btf import Array as BTFArray
 from ..btf import Union as BTFUnion
-from ..btf.fields import resolve_path
-from ..errors import BPFError
+from ..btf.fields import UnknownField, member_names, resolve_path
+from .errors import BuildError, DSLTypeError, UnknownName, did_you_mean, listing
 
 if TYPE_CHECKING:  # pragma: no cover
     from .record import Record
-
-
-class TypeError_(BPFError):
-    """An operation the value's type does not allow."""
 
 
 @dataclass(frozen=True)
@@ -109,7 +105,10 @@ class KernelType:
     @classmethod
     def named(cls, btf: BTF, name: str) -> KernelType:
         """``"struct sk_buff"``, ``"sk_buff"`` (struct or union assumed) or a typedef name."""
-        return cls(btf, btf.lookup(name))
+        try:
+            return cls(btf, btf.lookup(name))
+        except BTFError as err:
+            raise BuildError(str(err)) from None
 
     @property
     def resolved(self):
@@ -146,7 +145,21 @@ class KernelType:
 
     def member(self, name: str):
         """The :class:`~pybpfasm.btf.Field` of member *name* (anonymous members see-through)."""
-        return resolve_path(self.btf, self.btf.resolve(self.type_id), name)
+        try:
+            return resolve_path(self.btf, self.btf.resolve(self.type_id), name)
+        except UnknownField as err:
+            if not name.isidentifier():  # a path: the BTF layer names the segment that is missing
+                raise UnknownName(str(err)) from None
+            raise UnknownName(lambda: f"{self.name} has no field {name!r}"
+                              f"{did_you_mean(name, self.field_names())}"
+                              f"{listing('fields', self.field_names())}") from None
+        except BTFError as err:
+            raise BuildError(str(err)) from None
+
+    def field_names(self) -> list[str]:
+        """Member names (anonymous members flattened); none for non-composites."""
+        tid = self.btf.complete(self.type_id)
+        return member_names(self.btf, tid) if isinstance(self.btf.type(tid), (Struct, BTFUnion)) else []
 
     def scalar(self) -> Scalar:
         """The scalar a load of this type yields; raises for structs and arrays."""
@@ -157,7 +170,7 @@ class KernelType:
             return Scalar(t.size, t.signed, _is_big_endian(self.btf, self.type_id), self.name)
         if isinstance(t, (Enum, Enum64)):
             return Scalar(t.size, getattr(t, "signed", False), name=self.name)
-        raise TypeError_(f"{self.name} is not a scalar; take a field or cast it")
+        raise DSLTypeError(f"{self.name} is not a scalar; take a field or cast it")
 
 
 def _is_big_endian(btf: BTF, type_id: int) -> bool:

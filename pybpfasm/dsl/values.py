@@ -5,7 +5,10 @@
   Reading it emits a load (directly, or through ``bpf_probe_read_kernel`` for
   kernel memory); ``.field`` and ``[i]`` walk into it without loading.
 * :class:`Cond` is a comparison, consumed by ``b.if_()``; ``&``, ``|`` and
-  ``~`` combine conditions with short-circuit jumps.
+  ``~`` combine conditions with short-circuit jumps, as do :func:`any_of`
+  and :func:`all_of`.  ``x.in_(1, 6, 17)`` is a membership test (one load,
+  one jump per value); a char array compares with a string
+  (``dev.name == "eth0"``) in word-sized loads.
 
 Arithmetic follows the operand types: unsigned values up to 32 bits use the
 32-bit ALU (as clang does with alu32), others the 64-bit one; signed values
@@ -16,17 +19,18 @@ build time, so ``tcp.dest == 80`` costs nothing extra.
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Union
 
-from ..isa import AluOp, Class, JumpOp
-from .ir import Op, Operand
+from ..isa import MOV_OP, AluOp, JumpOp
+from .errors import DSLTypeError, UnknownName, public_methods, unknown_attribute
+from .ir import MOV64_X, Op, Operand, alu_opcode
 from .types import (
     ArrayType,
     KernelType,
     PtrType,
     Scalar,
     Space,
-    TypeError_,
     u64,
 )
 
@@ -59,8 +63,8 @@ class _Operators:
         raise NotImplementedError
 
     def __bool__(self) -> bool:
-        raise TypeError_(f"{_where()}an eDSL value has no truth value at build time: "
-                         "use 'with b.if_(value):' instead of 'if value:'")
+        raise DSLTypeError("an eDSL value has no truth value at build time: "
+                           "use 'with b.if_(value):' instead of 'if value:'")
 
     def _reflected(self, op: AluOp, o: int) -> Value:
         """``o op self`` for a Python int *o*, which takes this value's type."""
@@ -92,8 +96,12 @@ class _Operators:
     def __invert__(self): return self.b.binop(AluOp.XOR, self, -1)
 
     # comparisons
-    def __eq__(self, o): return Cond.compare(JumpOp.JEQ, self, o)  # type: ignore[override]
-    def __ne__(self, o): return Cond.compare(JumpOp.JNE, self, o)  # type: ignore[override]
+    def __eq__(self, o):  # type: ignore[override]
+        return _string_equal(self, o) if isinstance(o, (str, bytes)) else Cond.compare(JumpOp.JEQ, self, o)
+
+    def __ne__(self, o):  # type: ignore[override]
+        return ~_string_equal(self, o) if isinstance(o, (str, bytes)) else Cond.compare(JumpOp.JNE, self, o)
+
     def __gt__(self, o): return Cond.compare(JumpOp.JGT, self, o)
     def __ge__(self, o): return Cond.compare(JumpOp.JGE, self, o)
     def __lt__(self, o): return Cond.compare(JumpOp.JLT, self, o)
@@ -104,6 +112,20 @@ class _Operators:
     def test(self, mask: int) -> Cond:
         """``value & mask != 0`` as one jump (JSET)."""
         return Cond.compare(JumpOp.JSET, self, mask)
+
+    def in_(self, *values: Operandish | str | bytes) -> Cond:
+        """True when this value equals one of *values*: ``proto.in_(6, 17)``.
+
+        The value is loaded once; each candidate costs one jump (a string
+        candidate, for a char array, a few word compares).
+        """
+        if not values:
+            raise DSLTypeError("in_() needs at least one value to compare with")
+        if isinstance(self, Ref) and any(isinstance(k, (str, bytes)) for k in values):
+            subject: _Operators = self.b.read(self, name="a string compared")
+        else:
+            subject = self.rvalue()
+        return any_of(*(subject == k for k in values))
 
 
 class Value(_Operators):
@@ -127,28 +149,35 @@ class Value(_Operators):
     # pointers
     def _ptr(self) -> PtrType:
         if not isinstance(self.ty, PtrType):
-            raise TypeError_(f"{self.ty!r} is not a pointer; .cast() it to a type first")
+            raise DSLTypeError(f"a {describe(self.ty)} is not a pointer; .cast() it to a type first")
         return self.ty
 
     def deref(self) -> Ref:
         """The memory this pointer points to."""
         ptr = self._ptr()
         if ptr.nullable:
-            raise TypeError_("this pointer may be NULL: test it first ('with b.if_(ptr):')")
+            raise _null_error(ptr)
         if ptr.target is None:
-            raise TypeError_("a void pointer: .cast() it to a type first")
+            raise DSLTypeError("a void pointer: .cast() it to a type first")
         return Ref(self.b, self.reg, 0, ptr.target, ptr.space)
 
-    def __getattr__(self, name: str) -> Ref | Value:
+    def __getattr__(self, name: str) -> Ref:
+        """``ptr.field``: a field of what this pointer points to."""
         if name.startswith("__") and name.endswith("__"):
             raise AttributeError(name)
-        return self.deref().field(name)
+        ptr = self.ty
+        if not isinstance(ptr, PtrType) or not _has_fields(ptr.target):
+            raise unknown_attribute(f"a {describe(ptr)} value", name, list, lambda: public_methods(type(self)))
+        field = _member(Ref(self.b, self.reg, 0, ptr.target, ptr.space), name, type(self))
+        if ptr.nullable:  # a real field: the pointer must be tested first
+            raise _null_error(ptr)
+        return field
 
     def __setattr__(self, name: str, value: object) -> None:
         if name in Value.__slots__:
             object.__setattr__(self, name, value)
         else:  # ptr.field = x stores through the pointer
-            self.deref().field(name).store(value)  # type: ignore[arg-type]
+            self.__getattr__(name).store(value)  # type: ignore[arg-type]
 
     def __getitem__(self, index: int) -> Ref:
         ptr = self._ptr()
@@ -215,9 +244,7 @@ class Ref(_Operators):
 
     @property
     def size(self) -> int:
-        from .types import sizeof
-
-        return sizeof(self.ty)
+        return self.ty.size
 
     def rvalue(self) -> Value:
         return self.b.load(self)
@@ -229,28 +256,16 @@ class Ref(_Operators):
     def addr(self) -> Value:
         """A pointer to this memory."""
         reg = self.b.vreg("addr")
-        self.b.emit(Op(Class.ALU64 | 0xB0 | 0x08, reg, self.base))
+        self.b.emit(Op(MOV64_X, reg, self.base))
         if self.off:
-            self.b.emit(Op(Class.ALU64 | AluOp.ADD.code, reg, 0, 0, self.off))
+            self.b.emit(Op(alu_opcode(AluOp.ADD.code), reg, 0, 0, self.off))
         return Value(self.b, reg, PtrType(self.ty, self.space))
 
     def field(self, name: str) -> Ref:
-        ty = self.ty
-        if isinstance(ty, KernelType) and ty.is_pointer:
-            return self.rvalue().deref().field(name)
-        if isinstance(ty, KernelType) and ty.is_composite:
-            f = ty.member(name)
-            member = KernelType(ty.btf, f.type_id)
-            bits = None
-            if f.bit_size:
-                bits = (f.bit_offset - 8 * f.offset, f.bit_size)
-            return Ref(self.b, self.base, self.off + f.offset, member, self.space, bits)
-        from .record import Record
-
-        if isinstance(ty, type) and issubclass(ty, Record):
-            offset, fty = ty.field_layout(name)
-            return Ref(self.b, self.base, self.off + offset, fty, self.space)
-        raise TypeError_(f"{ty!r} has no fields (looking for {name!r})")
+        """Member *name* of this struct or record (through a pointer field, loaded first)."""
+        if isinstance(self.ty, KernelType) and self.ty.is_pointer:
+            return self.rvalue().__getattr__(name)
+        return _member(self, name, type(self))
 
     def __getattr__(self, name: str) -> Ref:
         if name.startswith("__") and name.endswith("__"):
@@ -271,7 +286,7 @@ class Ref(_Operators):
         else:
             elem = ty
         if not isinstance(index, int):
-            raise TypeError_("eDSL indexes are Python ints (use .at() for computed offsets)")
+            raise DSLTypeError("eDSL indexes are Python ints (use .at() for computed offsets)")
         return Ref(self.b, self.base, self.off + index * elem.size, elem, self.space)
 
     def __setitem__(self, index: int, value: Operandish) -> None:
@@ -315,8 +330,8 @@ class Cond:
         else:
             right = rhs.rvalue()
             if isinstance(ty, Scalar) and isinstance(right.ty, Scalar) and ty.big_endian != right.ty.big_endian:
-                raise TypeError_("comparing a big-endian value with a host-order one: "
-                                 "convert with .to_host()")
+                raise DSLTypeError("comparing a big-endian value with a host-order one: "
+                                   "convert with .to_host()")
             rhs = right
         # both operands decide, as in arithmetic: signed if either is, 32-bit only if both fit
         types = [ty] + ([rhs.ty] if isinstance(rhs, Value) else [])
@@ -336,22 +351,115 @@ class Cond:
         return Cond("not", self)
 
     def __bool__(self) -> bool:
-        raise TypeError_(f"{_where()}a condition has no truth value at build time: use 'with b.if_(cond):' "
-                         "and combine conditions with & | ~ (not 'and'/'or'/'not')")
+        raise DSLTypeError("a condition has no truth value at build time: use 'with b.if_(cond):' "
+                           "and combine conditions with & | ~ (not 'and'/'or'/'not')")
 
 
 def _cond(c: Cond | _Operators) -> Cond:
-    return c if isinstance(c, Cond) else Cond.compare(JumpOp.JNE, c, 0)
-
-
-def _where() -> str:
-    from .builder import _where as where  # builder imports this module
-
-    return where()
+    if isinstance(c, Cond):
+        return c
+    if not isinstance(c, _Operators):
+        raise DSLTypeError(f"{c!r} is not a condition or an eDSL value")
+    return Cond.compare(JumpOp.JNE, c, 0)
 
 
 def as_cond(c: Cond | _Operators) -> Cond:
     return _cond(c)
+
+
+def any_of(*conds: Cond | _Operators) -> Cond:
+    """True when one of *conds* is (later ones are not evaluated once one holds)."""
+    return _combine("or", conds)
+
+
+def all_of(*conds: Cond | _Operators) -> Cond:
+    """True when all of *conds* are (the first false one ends the test)."""
+    return _combine("and", conds)
+
+
+def _combine(kind: str, conds: tuple) -> Cond:
+    if not conds:
+        raise DSLTypeError(f"{'any_of' if kind == 'or' else 'all_of'}() needs at least one condition")
+    result = _cond(conds[0])
+    for c in conds[1:]:
+        result = Cond(kind, result, _cond(c))
+    return result
+
+
+def _string_equal(x: _Operators, text: str | bytes) -> Cond:
+    """``char[N] == "eth0"``: the bytes of *text* and its terminating NUL (if it
+    is shorter than the array), compared a word at a time."""
+    count = _byte_array_length(x.ty) if isinstance(x, Ref) else None
+    if count is None:
+        raise DSLTypeError("only a char array compares with a string, not a "
+                           f"{describe(x.ty if isinstance(x, Ref) else x.vtype)}")
+    data = text.encode() if isinstance(text, str) else bytes(text)
+    if len(data) > count:
+        raise DSLTypeError(f"{text!r} has {len(data)} bytes: it never equals a {describe(x.ty)}")
+    if len(data) < count:
+        data += b"\0"
+    mem = x.b.read(x, name="a string compared")
+    parts, pos = [], 0
+    while pos < len(data):
+        width = next(w for w in (8, 4, 2, 1) if w <= len(data) - pos and (mem.off + pos) % w == 0)
+        word = int.from_bytes(data[pos:pos + width], sys.byteorder)
+        if width == 4 and word >= 1 << 31:  # a 32-bit jump compares the low 32 bits
+            word -= 1 << 32
+        loaded = Ref(mem.b, mem.base, mem.off + pos, Scalar(width), mem.space).rvalue()
+        parts.append(Cond("cmp", JumpOp.JEQ, loaded, word, width == 8, mem.b))
+        pos += width
+    return all_of(*parts)
+
+
+def _byte_array_length(ty) -> int | None:
+    """The length of a char/u8 array type, else None."""
+    if isinstance(ty, ArrayType):
+        return ty.count if ty.elem.size == 1 else None
+    if isinstance(ty, KernelType) and ty.is_array:
+        elem = ty.element()
+        return ty.size if not (elem.is_composite or elem.is_array) and elem.size == 1 else None
+    return None
+
+
+def describe(ty) -> str:
+    """A type as messages name it: ``struct iphdr``, ``record Drop``, ``u32``, ``void``."""
+    if ty is None:
+        return "void"
+    if isinstance(ty, type):
+        return f"record {ty.__name__}"
+    return repr(ty)
+
+
+def _has_fields(ty) -> bool:
+    return (isinstance(ty, KernelType) and ty.is_composite) or isinstance(ty, type)
+
+
+def _member(ref: Ref, name: str, owner: type) -> Ref:
+    """The Ref of field *name* of *ref*; an unknown name is an error that says
+    whether it looks like a field or like a method of *owner* (Ref or Value)."""
+    ty = ref.ty
+    methods = lambda: public_methods(owner)  # noqa: E731
+    if isinstance(ty, KernelType) and ty.is_composite:
+        try:
+            f = ty.member(name)
+        except UnknownName:
+            if not name.isidentifier():
+                raise
+            raise unknown_attribute(describe(ty), name, ty.field_names, methods) from None
+        member = KernelType(ty.btf, f.type_id)
+        bits = (f.bit_offset - 8 * f.offset, f.bit_size) if f.bit_size else None
+        return Ref(ref.b, ref.base, ref.off + f.offset, member, ref.space, bits)
+    if isinstance(ty, type):  # a Record
+        for fname, offset, fty in ty.FIELDS:
+            if fname == name:
+                return Ref(ref.b, ref.base, ref.off + offset, fty, ref.space)
+        raise unknown_attribute(describe(ty), name, lambda: [f[0] for f in ty.FIELDS], methods)
+    raise unknown_attribute(describe(ty), name, list, methods)
+
+
+def _null_error(ptr: PtrType) -> DSLTypeError:
+    return DSLTypeError(f"this pointer may be NULL ({describe(ptr)}): test it first, "
+                        "'with b.if_(ptr != 0):', and use ptr.non_null() inside")
 
 
 def _convert(v: Value, ty: Scalar) -> Value:
@@ -364,14 +472,14 @@ def _convert(v: Value, ty: Scalar) -> Value:
     b, reg = v.b, v.b.vreg("cast")
     if ty.signed:
         shift = 64 - 8 * ty.size
-        b.emit(Op(Class.ALU64 | AluOp.MOV.code | 0x08, reg, v.reg))
-        b.emit(Op(Class.ALU64 | AluOp.LSH.code, reg, 0, 0, shift))
-        b.emit(Op(Class.ALU64 | AluOp.ARSH.code, reg, 0, 0, shift))
+        b.emit(Op(MOV64_X, reg, v.reg))
+        b.emit(Op(alu_opcode(AluOp.LSH.code), reg, 0, 0, shift))
+        b.emit(Op(alu_opcode(AluOp.ARSH.code), reg, 0, 0, shift))
     elif ty.size == 4:
-        b.emit(Op(Class.ALU | AluOp.MOV.code | 0x08, reg, v.reg))  # w = w zero-extends
+        b.emit(Op(alu_opcode(MOV_OP, wide=False, x=True), reg, v.reg))  # w = w zero-extends
     else:
-        b.emit(Op(Class.ALU64 | AluOp.MOV.code | 0x08, reg, v.reg))
-        b.emit(Op(Class.ALU64 | AluOp.AND.code, reg, 0, 0, (1 << 8 * ty.size) - 1))
+        b.emit(Op(MOV64_X, reg, v.reg))
+        b.emit(Op(alu_opcode(AluOp.AND.code), reg, 0, 0, (1 << 8 * ty.size) - 1))
     return Value(b, reg, ty)
 
 
@@ -386,7 +494,7 @@ def scalar_of(ty) -> Scalar:
         return ty.scalar()
     if isinstance(ty, PtrType):
         return u64
-    raise TypeError_(f"{ty!r} is not a scalar")
+    raise DSLTypeError(f"{describe(ty)} is not a scalar")
 
 
-__all__ = ["Cond", "Ref", "Value", "Var", "as_cond", "fits_imm", "scalar_of"]
+__all__ = ["Cond", "Ref", "Value", "Var", "all_of", "any_of", "as_cond", "describe", "fits_imm", "scalar_of"]

@@ -9,7 +9,8 @@ import pytest
 from pybpfasm.dsl.builder import Builder, BuildError
 from pybpfasm.dsl.frame import StackOverflow
 from pybpfasm.dsl.regalloc import AllocationError
-from pybpfasm.dsl.types import PtrType, Space, TypeError_, u64
+from pybpfasm.dsl.errors import DSLTypeError
+from pybpfasm.dsl.types import PtrType, Space, u64
 from pybpfasm.dsl.values import Ref, Value
 from pybpfasm.errors import BPFError
 from pybpfasm.prog import VerifierError
@@ -35,7 +36,7 @@ def assert_names(err: BaseException, line: int) -> None:
 def test_value_in_python_if():
     frame = PacketFrame([u64], 0)
     x = frame.input(0)
-    with pytest.raises(TypeError_, match=r"use 'with b.if_\(value\):'") as err:
+    with pytest.raises(DSLTypeError, match=r"use 'with b.if_\(value\):'") as err:
         line = next_line()
         if x:
             pass
@@ -45,7 +46,7 @@ def test_value_in_python_if():
 def test_conditions_with_and_or():
     frame = PacketFrame([u64, u64], 0)
     x, y = frame.input(0), frame.input(1)
-    with pytest.raises(TypeError_, match=r"combine conditions with & \| ~") as err:
+    with pytest.raises(DSLTypeError, match=r"combine conditions with & \| ~") as err:
         line = next_line()
         _ = (x == 1) and (y == 2)
     assert_names(err.value, line)
@@ -127,5 +128,5 @@ def test_verifier_error_names_the_users_line():
 def test_pointer_arithmetic_is_limited():
     frame = PacketFrame([u64], 0)
     ptr = Value(frame.b, frame.data.reg, PtrType(None, Space.PACKET))
-    with pytest.raises(TypeError_, match=r"allows \+ and -, not mul"):
+    with pytest.raises(DSLTypeError, match=r"allows \+ and -, not mul"):
         ptr * 2
