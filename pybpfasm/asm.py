@@ -149,6 +149,9 @@ def assemble(insns: Iterable[Instruction], *, maps: Mapping[str, MapRef] | None 
     pos = _positions(insns)
     out: list[Instruction] = []
     for i, insn in enumerate(insns):
+        if insn.internal:
+            raise AssemblyError(f"{_where(insn)}{insn.internal}: a kernel-internal form, "
+                                "read from a listing; it cannot be loaded")
         if insn.reference is not None:
             insn = _resolve(insn, pos[i], symbols, pos, maps)
         out.append(insn)

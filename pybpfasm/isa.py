@@ -296,6 +296,11 @@ class Instruction:
         return self.opcode == CALL
 
     @property
+    def callx_register(self) -> int:
+        """The register of ``callx``: dst, or imm in the encoding older LLVM emitted."""
+        return self.dst or self.imm
+
+    @property
     def jump_offset(self) -> int:
         """pc-relative target of a jump: ``imm`` for gotol, ``off`` otherwise."""
         return self.imm if self.opcode == GOTOL else self.off
@@ -718,8 +723,10 @@ def _check_jmp(opcode: int, dst: int, src: int, off: int, imm: int) -> str | Non
             if dst or src > 2:  # PseudoCall.KFUNC
                 return "bad call fields"
             return "call offset is only for kfuncs" if off and src != 2 else None
-        if opcode == CALLX:
-            return "callx uses reserved fields" if (src or off or imm) else None
+        if opcode == CALLX:  # register in dst (LLVM 18+) or, as older LLVM wrote it, in imm
+            if src or off or not 0 <= imm <= 10 or (dst and imm):
+                return "callx uses reserved fields"
+            return None
         if opcode == EXIT:
             return "exit uses reserved fields" if (dst or src or off or imm) else None
         if opcode == JCOND:

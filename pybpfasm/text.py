@@ -106,7 +106,7 @@ def _fmt_jmp(insn: Instruction) -> str:
             return f"call {insn.reference}" if insn.reference else f"call pc{insn.imm:+d}"
         return f"call kfunc#{insn.imm}" + (f", {insn.off}" if insn.off else "")
     if opcode == CALLX:
-        return f"callx r{insn.dst}"
+        return f"callx r{insn.callx_register}"
     if opcode == GOTOX:
         return f"gotox r{insn.dst}"
     if opcode == JA:

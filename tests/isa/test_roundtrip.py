@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -51,7 +53,9 @@ def test_arbitrary_bytes_decode_or_name_the_offset(data: bytes, byteorder: str) 
         assert str(err).startswith(f"byte offset {err.offset}: ")
         return
     assert encode(insns, byteorder) == data
-    assert encode(parse(format_program(insns)), byteorder) == data
+    # text spells callx in today's encoding (register in dst), whichever encoding it came in
+    today = [replace(i, dst=i.callx_register, imm=0) if i.opcode == isa.CALLX else i for i in insns]
+    assert encode(parse(format_program(insns)), byteorder) == encode(today, byteorder)
 
 
 def test_decode_errors_name_offsets() -> None:
