@@ -21,6 +21,7 @@ Symbolic forms resolved by :mod:`pybpfasm.asm`: ``goto LABEL``, ``call LABEL``,
 from __future__ import annotations
 
 import re
+import struct
 import sys
 from dataclasses import replace
 from typing import IO, Iterable, NamedTuple, Sequence
@@ -283,6 +284,8 @@ _LISTING_PREFIX = re.compile(r"\s*\d+:\s*[^\s;]")
 _OBJDUMP_TARGET = re.compile(r"\s+<[\w.$@]+(?:[+-]0x[0-9a-f]+)?>\s*$")
 _OBJDUMP_SYMBOL = re.compile(r"\s*[0-9a-f]+ <([\w.$]+)>:\s*$")
 _OBJDUMP_RELOC = re.compile(r"\s+[0-9a-f]+:\s+R_BPF_\w+\s+([\w.$]+)\s*$")
+#: the bytes bpftool prints under an instruction ("dump xlated ... opcodes")
+_OPCODE_BYTES = re.compile(r"\s+((?:[0-9a-f]{2} ){7}[0-9a-f]{2}(?: (?:[0-9a-f]{2} ){7}[0-9a-f]{2})?)\s*$")
 _OBJDUMP_NOISE = re.compile(r"\s*(?:\S+:\s+file format \S+|Disassembly of section \S+:)\s*$")
 #: bpftool's function header in xlated dumps ("long main():", "int f(void * ctx):")
 _XLATED_FUNC = re.compile(r"\s*[A-Za-z_][\w ]*?[\s*]([A-Za-z_]\w*)\([^()]*\):\s*$")
@@ -1147,6 +1150,11 @@ def parse(text: str, filename: str = "<input>", byteorder: str = "little") -> li
             _apply_relocation(unit, reloc.group(1), err(reloc.start(1), "a relocation must follow "
                                                         "an ld_imm64 or a call"))
             continue
+        raw = _OPCODE_BYTES.match(line) if verifier_input else None
+        if raw:
+            _apply_bytes(unit, bytes.fromhex(raw.group(1)), err(raw.start(1), "bytes must follow "
+                                                               "the instruction they encode"))
+            continue
         if verifier_input and line.lstrip().startswith(";"):
             continue  # source-line annotation of a verifier log or xlated dump
         start, hint, verifier = 0, None, False
@@ -1196,3 +1204,21 @@ def _apply_relocation(unit: _Unit, symbol: str, error: AsmSyntaxError) -> None:
         unit.insns[-1] = replace(last, src=PseudoCall.CALL, imm=-1, reference=symbol)
     else:
         unit.insns[-1] = replace(last, reference=symbol)
+
+
+def _apply_bytes(unit: _Unit, data: bytes, error: AsmSyntaxError) -> None:
+    """bpftool's bytes under an instruction are the truth: where the kernel's text is
+    ambiguous (a rewritten call prints like a kfunc call) they decide, and an
+    instruction they change is flagged as kernel-rewritten."""
+    last = unit.insns[-1] if unit.insns else None
+    if last is None or len(data) != 8 * last.slots:
+        raise error
+    opcode, regs, off, imm = struct.unpack_from("<BBhi" if unit.byteorder == "little" else ">BBhi", data)
+    dst, src = (regs & 0xF, regs >> 4) if unit.byteorder == "little" else (regs >> 4, regs & 0xF)
+    if last.slots == 2:
+        imm = int.from_bytes(data[12:16], unit.byteorder, signed=True) << 32 | (imm & 0xFFFF_FFFF)
+    fields = dict(opcode=opcode, dst=dst, src=src, off=off, imm=imm)
+    if all(getattr(last, k) == v for k, v in fields.items()):
+        return
+    internal = last.internal or "an instruction the kernel rewrote (xlated form)"
+    unit.insns[-1] = replace(last, **fields, internal=internal)

@@ -129,3 +129,16 @@ def test_long_jumps_match_llvm_gotol() -> None:
                  "if r1 & 4 goto +1", "goto +1", "gotol far", *pad, "far:", "exit"]
     theirs = llvm_assemble(["\n".join(llvm_text)])[0]
     assert encode(ours) == theirs
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(llvm_instructions, st.sampled_from([";", "; ", " ;", ";;", " ; ;"])),
+                min_size=1, max_size=40),
+       st.sampled_from(["little", "big"]))
+def test_statements_joined_by_semicolons_match_llvm(pairs, byteorder: str) -> None:
+    """Inline asm joins statements into one line with ';': clang and we read the same program."""
+    line = "".join(format_instruction(insn) + sep for insn, sep in pairs)
+    theirs = llvm_assemble([line], byteorder)[0]
+    assert isinstance(theirs, bytes), f"LLVM rejects {line!r}: {theirs}"
+    assert encode(parse(line), byteorder).hex() == theirs.hex(), line
+    assert len(parse(line)) == len(pairs)
