@@ -24,7 +24,7 @@ import re
 import struct
 import sys
 from dataclasses import replace
-from typing import IO, Iterable, NamedTuple, Sequence
+from typing import IO, Callable, Iterable, NamedTuple, Sequence
 
 from . import isa
 from ._helper_names import NAMES as HELPER_NAMES
@@ -70,15 +70,39 @@ class AsmSyntaxError(BPFError):
 
 
 # -- formatting ----------------------------------------------------------------
-def _mem(reg: int, off: int) -> str:
-    return f"(r{reg} {'-' if off < 0 else '+'} {abs(off)})"
+# One naming mode, LLVM's for -mcpu=v3 and later (alu32): an access of 32 bits or
+# less through a register names it wN (loads, stores, atomics, load_acquire);
+# 64-bit accesses, sign-extending loads and legacy packet loads name rN.
+Num = Callable[[int], str]
 
 
-def _target(insn: Instruction) -> str:
-    return insn.reference if insn.reference else f"{insn.jump_offset:+d}"
+def _dec(value: int) -> str:
+    return str(value)
 
 
-def _fmt_alu(insn: Instruction) -> str:
+def _hex(value: int) -> str:
+    """LLVM's --print-imm-hex: signed hex (``-0x1``)."""
+    return f"-0x{-value:x}" if value < 0 else f"0x{value:x}"
+
+
+def _signed(value: int, num: Num) -> str:
+    """``+N`` / ``-N`` with the magnitude in *num*'s base."""
+    return f"{'-' if value < 0 else '+'}{num(abs(value))}"
+
+
+def _mem(reg: int, off: int, num: Num) -> str:
+    return f"(r{reg} {'-' if off < 0 else '+'} {num(abs(off))})"
+
+
+def _target(insn: Instruction, num: Num) -> str:
+    return insn.reference if insn.reference else _signed(insn.jump_offset, num)
+
+
+def _narrow(size: Size) -> str:
+    return "r" if size == Size.DW else "w"
+
+
+def _fmt_alu(insn: Instruction, num: Num) -> str:
     op, x, w = insn.opcode & 0xF0, insn.opcode & SRC_X, "w" if insn.cls == Class.ALU else "r"
     d, s = insn.dst, insn.src
     if op == END_OP:
@@ -91,18 +115,20 @@ def _fmt_alu(insn: Instruction) -> str:
         if insn.off == ADDR_SPACE_CAST and insn.cls == Class.ALU64:
             imm = insn.imm & 0xFFFF_FFFF
             return f"r{d} = addr_space_cast(r{s}, {imm >> 16}, {imm & 0xFFFF})"
+        if insn.off == -1 and insn.internal:
+            return f"r{d} = &(void __percpu *)(r{s})"
         return f"{w}{d} = (s{insn.off}){w}{s}"
     symbol = isa.ALU_BY_CODE[(op, insn.off)].symbol
-    return f"{w}{d} {symbol} {w}{s}" if x else f"{w}{d} {symbol} {insn.imm}"
+    return f"{w}{d} {symbol} {w}{s}" if x else f"{w}{d} {symbol} {num(insn.imm)}"
 
 
-def _fmt_jmp(insn: Instruction) -> str:
+def _fmt_jmp(insn: Instruction, num: Num) -> str:
     opcode = insn.opcode
     if opcode == EXIT:
         return "exit"
     if opcode == CALL:
         if insn.src == PseudoCall.HELPER:
-            return f"call {insn.imm}"
+            return f"call {num(insn.imm)}"
         if insn.src == PseudoCall.CALL:
             return f"call {insn.reference}" if insn.reference else f"call pc{insn.imm:+d}"
         return f"call kfunc#{insn.imm}" + (f", {insn.off}" if insn.off else "")
@@ -111,52 +137,53 @@ def _fmt_jmp(insn: Instruction) -> str:
     if opcode == GOTOX:
         return f"gotox r{insn.dst}"
     if opcode == JA:
-        return f"goto {_target(insn)}"
+        return f"goto {_target(insn, num)}"
     if opcode == GOTOL:
-        return f"gotol {_target(insn)}"
+        return f"gotol {_target(insn, num)}"
     if opcode == JCOND:
-        return f"may_goto {_target(insn)}"
+        return f"may_goto {_target(insn, num)}"
     w = "w" if insn.cls == Class.JMP32 else "r"
-    rhs = f"{w}{insn.src}" if opcode & SRC_X else str(insn.imm)
+    rhs = f"{w}{insn.src}" if opcode & SRC_X else num(insn.imm)
     symbol = isa.JUMP_BY_CODE[opcode & 0xF0].symbol
-    return f"if {w}{insn.dst} {symbol} {rhs} goto {_target(insn)}"
+    return f"if {w}{insn.dst} {symbol} {rhs} goto {_target(insn, num)}"
 
 
-def _fmt_ld(insn: Instruction) -> str:
+def _fmt_ld(insn: Instruction, num: Num) -> str:
     if insn.opcode == LD_IMM64:
         if insn.src == PseudoLoad.NONE:
-            value = insn.reference or f"0x{insn.imm & 0xFFFF_FFFF_FFFF_FFFF:x}"
-            return f"r{insn.dst} = {value} ll"
+            value = insn.imm if num is _hex else insn.imm & 0xFFFF_FFFF_FFFF_FFFF
+            return f"r{insn.dst} = {insn.reference or _hex(value)} ll"
         imm = insn.imm & 0xFFFF_FFFF_FFFF_FFFF
-        lo, hi = insn.reference or str(isa._signed32(imm & 0xFFFF_FFFF)), imm >> 32
-        return f"ld_pseudo r{insn.dst}, {insn.src}, {lo}" + (f", {isa._signed32(hi)}" if hi else "")
+        lo, hi = insn.reference or num(isa._signed32(imm & 0xFFFF_FFFF)), imm >> 32
+        return f"ld_pseudo r{insn.dst}, {num(insn.src)}, {lo}" + (f", {num(isa._signed32(hi))}" if hi else "")
     ctype = insn.size.ctype
     if insn.mode == Mode.ABS:
-        return f"r0 = *({ctype} *)skb[{insn.imm}]"
-    index = f"r{insn.src}" + (f" + {insn.imm}" if insn.imm else "")
+        return f"r0 = *({ctype} *)skb[{num(insn.imm)}]"
+    index = f"r{insn.src}" + (f" + {num(insn.imm)}" if insn.imm else "")
     return f"r0 = *({ctype} *)skb[{index}]"
 
 
-def _fmt_ldx(insn: Instruction) -> str:
-    sign = "s" if insn.mode == Mode.MEMSX else "u"
-    return f"r{insn.dst} = *({sign}{8 * insn.size.nbytes} *){_mem(insn.src, insn.off)}"
+def _fmt_ldx(insn: Instruction, num: Num) -> str:
+    if insn.mode == Mode.MEMSX:
+        return f"r{insn.dst} = *(s{8 * insn.size.nbytes} *){_mem(insn.src, insn.off, num)}"
+    return f"{_narrow(insn.size)}{insn.dst} = *({insn.size.ctype} *){_mem(insn.src, insn.off, num)}"
 
 
-def _fmt_st(insn: Instruction) -> str:
-    return f"*({insn.size.ctype} *){_mem(insn.dst, insn.off)} = {insn.imm}"
+def _fmt_st(insn: Instruction, num: Num) -> str:
+    return f"*({insn.size.ctype} *){_mem(insn.dst, insn.off, num)} = {num(insn.imm)}"
 
 
-def _fmt_stx(insn: Instruction) -> str:
+def _fmt_stx(insn: Instruction, num: Num) -> str:
     ctype, d, s, off = insn.size.ctype, insn.dst, insn.src, insn.off
+    w = _narrow(insn.size)
     if insn.mode == Mode.MEM:
-        return f"*({ctype} *){_mem(d, off)} = r{s}"
-    w = "r" if insn.size == Size.DW else "w"
+        return f"*({ctype} *){_mem(d, off, num)} = {w}{s}"
     op = AtomicOp(insn.imm)
     if op == AtomicOp.LOAD_ACQ:
-        return f"{w}{d} = load_acquire(({ctype} *){_mem(s, off)})"
+        return f"{w}{d} = load_acquire(({ctype} *){_mem(s, off, num)})"
     if op == AtomicOp.STORE_REL:
-        return f"store_release(({ctype} *){_mem(d, off)}, {w}{s})"
-    addr = _mem(d, off)[1:-1]
+        return f"store_release(({ctype} *){_mem(d, off, num)}, {w}{s})"
+    addr = _mem(d, off, num)[1:-1]
     bits = "_64" if insn.size == Size.DW else "32_32"
     if op == AtomicOp.XCHG:
         return f"{w}{s} = xchg{bits}({addr}, {w}{s})"
@@ -164,8 +191,8 @@ def _fmt_stx(insn: Instruction) -> str:
         return f"{w}0 = cmpxchg{bits}({addr}, {w}0, {w}{s})"
     alu = AluOp[op.name.replace("FETCH_", "")]
     if op.fetches:
-        return f"{w}{s} = atomic_fetch_{alu.name.lower()}(({ctype} *){_mem(d, off)}, {w}{s})"
-    return f"lock *({ctype} *){_mem(d, off)} {alu.symbol} {w}{s}"
+        return f"{w}{s} = atomic_fetch_{alu.name.lower()}(({ctype} *){_mem(d, off, num)}, {w}{s})"
+    return f"lock *({ctype} *){_mem(d, off, num)} {alu.symbol} {w}{s}"
 
 
 _FORMATTERS = {
@@ -174,15 +201,16 @@ _FORMATTERS = {
 }
 
 
-def format_instruction(insn: Instruction) -> str:
-    """One instruction in LLVM syntax (``r0 = *(u32 *)(r1 + 4)``)."""
-    return _FORMATTERS[insn.opcode & 0x07](insn)
+def format_instruction(insn: Instruction, *, hex: bool = False) -> str:
+    """One instruction in LLVM syntax (``w0 = *(u32 *)(r1 + 4)``); *hex* prints
+    immediates and offsets in hex, as llvm-objdump does by default since LLVM 19."""
+    return _FORMATTERS[insn.opcode & 0x07](insn, _hex if hex else _dec)
 
 
 format = format_instruction
 
 
-def format_program(insns: Iterable[Instruction], *, labels: bool = False) -> str:
+def format_program(insns: Iterable[Instruction], *, labels: bool = False, hex: bool = False) -> str:
     """A program as text, one instruction a line, symbols as ``name:`` lines.
 
     With *labels*, jumps and calls by offset get synthesised labels
@@ -195,7 +223,7 @@ def format_program(insns: Iterable[Instruction], *, labels: bool = False) -> str
     for insn in insns:
         if insn.symbol:
             lines.append(f"{insn.symbol}:")
-        lines.append(f"\t{format_instruction(insn)}")
+        lines.append(f"\t{format_instruction(insn, hex=hex)}")
     return "\n".join(lines) + ("\n" if lines else "")
 
 
@@ -240,14 +268,14 @@ def disassemble(data: bytes, byteorder: str = "little") -> list[Instruction]:
 
 
 def dis(data: bytes | Sequence[Instruction], *, file: IO[str] | None = None,
-        byteorder: str = "little") -> None:
+        byteorder: str = "little", hex: bool = False) -> None:
     """Print a listing: slot number, raw bytes and text of each instruction."""
     insns = disassemble(bytes(data), byteorder) if isinstance(data, (bytes, bytearray)) else list(data)
     out = file or sys.stdout
     pc = 0
     for insn in insns:
         raw = isa.encode([insn], byteorder)
-        print(f"{pc:5d}: {raw[:8].hex(' ')}\t{format_instruction(insn)}", file=out)
+        print(f"{pc:5d}: {raw[:8].hex(' ')}\t{format_instruction(insn, hex=hex)}", file=out)
         if insn.slots == 2:
             print(f"{pc + 1:5d}: {raw[8:].hex(' ')}", file=out)
         pc += insn.slots

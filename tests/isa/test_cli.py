@@ -80,3 +80,9 @@ def test_map_fd_range(spec: str, message: str) -> None:
     proc = run("asm", "--map", spec, "-", stdin=b"exit\n")
     err = proc.stderr.decode()
     assert proc.returncode == 2 and message in err and err.count("\n") == 1 and len(err) < 200
+
+
+def test_disasm_hex() -> None:
+    code = run("asm", "-", stdin=b"r1 = -16\ngoto -1\nw0 = *(u32 *)(r1 + 20)\n").stdout
+    assert run("disasm", "--hex", "-", stdin=code).stdout.decode() == (
+        "\tr1 = -0x10\n\tgoto -0x1\n\tw0 = *(u32 *)(r1 + 0x14)\n")

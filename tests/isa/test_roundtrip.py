@@ -19,10 +19,10 @@ byteorders = st.sampled_from(["little", "big"])
 
 
 @settings(max_examples=500)
-@given(st.lists(all_instructions, max_size=30), byteorders)
-def test_bytes_text_bytes(insns: list[isa.Instruction], byteorder: str) -> None:
+@given(st.lists(all_instructions, max_size=30), byteorders, st.booleans())
+def test_bytes_text_bytes(insns: list[isa.Instruction], byteorder: str, hex: bool) -> None:
     data = encode(insns, byteorder)
-    text = format_program(decode(data, byteorder))
+    text = format_program(decode(data, byteorder), hex=hex)
     assert encode(parse(text), byteorder) == data
 
 
