@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -24,6 +23,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+from measure import ensure_bpftrace, first_event, median
 
 NS_TX, NS_RX = f"pbb-tx-{os.getpid()}", f"pbb-rx-{os.getpid()}"
 TX_ADDR, RX_ADDR, PORT = "10.203.0.1", "10.203.0.2", 9
@@ -98,20 +99,12 @@ def tools(inum: int) -> dict[str, list[str]]:
 def cold_start(cmd: list[str]) -> tuple[float, float]:
     """Seconds from spawn to the first event line, and the process's peak RSS (MiB)."""
     trigger = sender(30, 0.005)
-    t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
-        for line in proc.stdout:
-            if line.strip() and not line.startswith("Attaching"):
-                break
-        elapsed = time.monotonic() - t0
-        time.sleep(0.5)  # let it settle into steady state before reading its RSS
+        run = first_event(cmd, settle=0.5)  # steady state before its RSS is read
     finally:
-        proc.send_signal(2)
-        _, _, usage = os.wait4(proc.pid, 0)
         trigger.kill()
         trigger.wait()
-    return elapsed, usage.ru_maxrss / 1024
+    return run.first_event, run.peak_rss_mib
 
 
 def flood_rate(cmd: list[str] | None, seconds: float) -> float:
@@ -136,11 +129,6 @@ def flood_rate(cmd: list[str] | None, seconds: float) -> float:
     return rate
 
 
-def median(xs: list[float]) -> float:
-    xs = sorted(xs)
-    return xs[len(xs) // 2]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5)
@@ -148,8 +136,7 @@ def main() -> None:
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("run as root: the benchmark loads BPF programs and makes namespaces")
-    if shutil.which("bpftrace") is None:
-        subprocess.run(["apt-get", "install", "-y", "-qq", "bpftrace"], check=True)
+    ensure_bpftrace()
     # byte-compile as pip does at install time, and let the tool use the cache
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     root = Path(__file__).resolve().parents[1]
