@@ -22,10 +22,11 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from ..btf import BTFError, Kind, StructLayout, read_format
+from ..btf.tracefs import TRACEFS_MOUNTS
 from ..btf.fields import member_names
 from ..errors import BPFError
 from ..isa import AluOp
-from .errors import DSLError, UnknownName, public_methods, unknown_attribute
+from .errors import DSLError, UnknownName, did_you_mean, public_methods, unknown_attribute
 from .ir import Op, VReg, alu_opcode
 from .types import KernelType, PtrType, Scalar, Space, u32, u64
 from .values import Operandish, Ref, Value
@@ -146,13 +147,36 @@ def _tracepoint_layout(b, category: str, event: str):
     Events of a class (netif_receive_skb is a net_dev_template) have no
     struct of their own name: the format file describes them.
     """
+    events = _events_dir()
+    if events and not os.path.isdir(os.path.join(events, category, event)):
+        raise ContextError(lambda: f"no tracepoint {category}:{event} in {events}"
+                                   f"{did_you_mean(f'{category}:{event}', _event_names(events, category))}")
     if b.btf.ids(f"trace_event_raw_{event}", [Kind.STRUCT]):  # no "did you mean" search
         return b.btf.trace_event(event), f"BTF struct trace_event_raw_{event}"
     try:
         fmt = read_format(category, event)
     except BPFError as err:
-        raise ContextError(f"no tracepoint {category}:{event}: {err}") from None
+        raise ContextError(str(err)) from None
     return fmt, fmt.source
+
+
+def _events_dir() -> str | None:
+    """tracefs's ``events`` directory, if tracefs is mounted."""
+    for root in TRACEFS_MOUNTS:
+        events = os.path.join(root, "events")
+        if os.path.isdir(events):
+            return events
+    return None
+
+
+def _event_names(events: str, category: str) -> list[str]:
+    """``category:event`` of the tracepoints of *category*, or of all if there is no such category."""
+    if os.path.isdir(os.path.join(events, category)):
+        categories = [category]
+    else:
+        categories = [c for c in os.listdir(events) if os.path.isdir(os.path.join(events, c))]
+    return [f"{c}:{e}" for c in categories for e in os.listdir(os.path.join(events, c))
+            if os.path.isdir(os.path.join(events, c, e))]
 
 
 class _NamedArgs(Context):

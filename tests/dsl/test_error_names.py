@@ -12,7 +12,14 @@ import pytest
 from pybpfasm.btf import read_format
 from pybpfasm.dsl import Collection, HashMap, Record, char, tracepoint, u32, u64
 from pybpfasm.dsl.builder import Builder
-from pybpfasm.dsl.context import ArgsContext, PacketContext, TracepointContext, entry, function_args
+from pybpfasm.dsl.context import (
+    ArgsContext,
+    ContextError,
+    PacketContext,
+    TracepointContext,
+    entry,
+    function_args,
+)
 from pybpfasm.dsl.errors import DSLTypeError, UnknownName
 from pybpfasm.dsl.types import Space
 from pybpfasm.errors import BPFError
@@ -106,6 +113,18 @@ def test_field_typo_with_a_tracefs_layout():
     fields = listed(text)
     assert "skbaddr" in fields and not [f for f in fields if f.startswith("common_")]
     assert ctx.common_pid.off == read_format("net", "netif_receive_skb").field("common_pid").offset
+
+
+@pytest.mark.parametrize("category, event", [("skb", "kfree_skbb"), ("skbb", "kfree_skb")])
+def test_unknown_tracepoint(category: str, event: str):
+    """A misspelled event or category; BTF has a struct for kfree_skb whatever the category."""
+    tracefs_format("skb", "kfree_skb")
+    b = Builder("tracepoint")
+    with pytest.raises(ContextError) as err:
+        line = next_line()
+        TracepointContext(b, entry(b), category, event)
+    assert f"no tracepoint {category}:{event}" in assert_names(err.value, line)
+    assert "did you mean skb:kfree_skb" in str(err.value)
 
 
 def test_store_into_a_tracepoint_context():
