@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pybpfasm.dsl.ir import Op, defs_uses
-from pybpfasm.isa import CALL, EXIT, Instruction
+from pybpfasm.isa import CALL, EXIT, GOTOL, JA, Class, Instruction
 
 ARG_REGS = frozenset(range(1, 6))
 
@@ -17,7 +17,7 @@ def _successors(insns: list[Instruction]) -> list[tuple[int, ...]]:
             succ.append(())
         elif insn.is_jump and insn.reference in where:
             target = where[insn.reference]
-            succ.append((target,) if insn.opcode in (0x05, 0x06) else (*nxt, target))
+            succ.append((target,) if insn.opcode in (JA, GOTOL) else (*nxt, target))
         else:
             succ.append(nxt)
     return succ
@@ -50,7 +50,7 @@ def reads_of_clobbered_registers(insns: list[Instruction]) -> list[tuple[int, in
 
 def stack_stores(insns: list[Instruction]) -> int:
     """Stores through r10 (spills, among others)."""
-    return sum(1 for insn in insns if insn.opcode & 0x07 in (0x02, 0x03) and insn.dst == 10)
+    return sum(1 for insn in insns if insn.cls in (Class.ST, Class.STX) and insn.dst == 10)
 
 
 def unreachable(insns: list[Instruction]) -> list[int]:
@@ -69,4 +69,4 @@ def unreachable(insns: list[Instruction]) -> list[int]:
 
 
 def conditional_jumps(insns: list[Instruction]) -> int:
-    return sum(1 for insn in insns if insn.is_jump and insn.opcode not in (0x05, 0x06))
+    return sum(1 for insn in insns if insn.is_jump and insn.opcode not in (JA, GOTOL))

@@ -13,6 +13,7 @@ from pybpfasm.dsl.errors import DSLTypeError
 from pybpfasm.dsl.types import PtrType, Space, u64
 from pybpfasm.dsl.values import Ref, Value
 from pybpfasm.errors import BPFError
+from pybpfasm.isa import SRC_X, Mul
 from pybpfasm.prog import VerifierError
 
 from .harness import PacketFrame, load
@@ -108,7 +109,7 @@ def test_instructions_carry_the_users_line():
     line = next_line()
     y = x * 7
     frame.output(0, y)
-    muls = [i for i in frame.finish(assemble=False) if i.opcode & 0xF0 == 0x20 and i.opcode & 0x07 in (4, 7)]
+    muls = [i for i in frame.finish(assemble=False) if i.opcode & ~SRC_X in (Mul.imm(0, 0).opcode, Mul.imm32(0, 0).opcode)]
     assert [(m.source.file, m.source.line) for m in muls] == [(HERE, line)]
 
 

@@ -103,8 +103,7 @@ def test_no_value_stays_in_r1_r5_across_a_call(count):
 
 def test_the_clobber_check_can_fail():
     """The listing check finds a value deliberately kept in r1 across a call."""
-    from pybpfasm.isa import CALL, EXIT, Class, Instruction
+    from pybpfasm.isa import Mov, call, exit_
 
-    insns = [Instruction(Class.ALU64 | 0xB0, 1, 0, 0, 5), Instruction(CALL, 0, 0, 0, 5),
-             Instruction(Class.ALU64 | 0xB0 | 0x08, 0, 1), Instruction(EXIT)]
+    insns = [Mov.imm(1, 5), call(5), Mov.reg(0, 1), exit_()]
     assert reads_of_clobbered_registers(insns) == [(2, 1)]
