@@ -44,20 +44,43 @@ def version() -> tuple[int, int, int]:
 # -- tracefs ----------------------------------------------------------------------
 
 
-def _is_tracefs(path: str) -> bool:
-    return os.path.isdir(os.path.join(path, "events"))
+def tracefs_mounts(mountinfo: str = "/proc/self/mountinfo") -> list[str]:
+    """Where tracefs is mounted in this mount namespace (mountinfo is readable by anyone)."""
+    try:
+        with open(mountinfo) as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return []
+    points = []
+    for line in lines:
+        fields, _, rest = line.partition(" - ")
+        if rest.split(" ", 1)[0] == "tracefs" and len(fields.split(" ")) > 4:
+            points.append(re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)),
+                                 fields.split(" ")[4]))
+    return points
 
 
 @functools.cache
 def tracefs_root() -> str:
-    """Where tracefs is mounted; mounts it on /sys/kernel/tracing if it is nowhere."""
-    for root in TRACEFS_MOUNTS:
-        if _is_tracefs(root):
+    """Where tracefs is mounted; mounts it on /sys/kernel/tracing if it is nowhere.
+
+    A tracefs that is mounted but closed to this user is said to be so, not
+    taken for a missing one (tracefs is usually root's only, mode 0700).
+    """
+    mounted = tracefs_mounts()
+    for root in [*(r for r in TRACEFS_MOUNTS if r in mounted), *mounted, *TRACEFS_MOUNTS]:
+        try:
+            os.stat(os.path.join(root, "events"))
             return root
+        except PermissionError:
+            raise KernelError(f"tracefs is mounted on {root} but this user (uid {os.geteuid()}) "
+                              "may not read it: run as root") from None
+        except OSError:
+            continue
     root = TRACEFS_MOUNTS[0]
     if libc.mount(b"tracefs", root.encode(), b"tracefs", 0, ffi.NULL) != 0:
-        raise SyscallError(f"mount tracefs on {root}", ffi.errno,
-                           "the kernel needs CONFIG_TRACING and this process CAP_SYS_ADMIN")
+        raise SyscallError(f"tracefs is not mounted, and mounting it on {root} failed", ffi.errno,
+                           "that needs root (CAP_SYS_ADMIN) and a kernel with CONFIG_TRACING")
     return root
 
 

@@ -28,3 +28,48 @@ def test_unprivileged_features_is_one_sentence() -> None:
     assert lines[0].startswith("pybpfasm features: ")
     assert "Operation not permitted: run as root or with CAP_BPF" in lines[0]
     assert "Traceback" not in child.stderr
+
+
+def _unprivileged_python(code: str) -> subprocess.CompletedProcess:
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv (util-linux) to drop privileges in a child")
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    return subprocess.run([*SETPRIV, sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+
+
+def test_unprivileged_tracefs_that_is_mounted_is_called_unreadable_not_missing() -> None:
+    from pybpfasm.kernel import tracefs_mounts, tracefs_root
+
+    root = tracefs_root()  # as root: found (or mounted)
+    assert root in tracefs_mounts()
+    if os.stat(root).st_mode & 0o005:
+        pytest.skip(f"{root} is readable by everyone here")
+    child = _unprivileged_python(
+        "from pybpfasm.kernel import KernelError, tracefs_root\n"
+        "try:\n    tracefs_root()\nexcept KernelError as err:\n    print(err)\n")
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.strip() == (f"tracefs is mounted on {root} but this user (uid 65534) "
+                                    "may not read it: run as root")
+
+
+def test_unprivileged_tracepoint_ids_say_why_tracefs_is_closed() -> None:
+    child = _unprivileged_python(
+        "from pybpfasm.errors import BPFError\nfrom pybpfasm.kernel import tracepoint_id\n"
+        "try:\n    tracepoint_id('skb', 'kfree_skb')\nexcept BPFError as err:\n    print(err)\n")
+    assert child.returncode == 0, child.stderr
+    assert "may not read it: run as root" in child.stdout
+    assert "mount" not in child.stdout.replace("is mounted on", "")
+
+
+def test_tracefs_mounts_reads_mountinfo(tmp_path) -> None:
+    from pybpfasm.kernel import tracefs_mounts
+
+    info = tmp_path / "mountinfo"
+    info.write_text(
+        "22 1 0:21 / /sys rw,nosuid - sysfs sysfs rw\n"
+        "35 22 0:12 / /sys/kernel/tracing rw,relatime shared:9 - tracefs tracefs rw\n"
+        "36 1 0:12 / /srv/my\\040trace rw - tracefs nodev rw\n"
+        "37 1 0:30 / /mnt/tracefs rw - ext4 /dev/vda rw\n")
+    assert tracefs_mounts(str(info)) == ["/sys/kernel/tracing", "/srv/my trace"]
+    assert tracefs_mounts(str(tmp_path / "missing")) == []
