@@ -403,7 +403,7 @@ class Builder:
 
     def __getattr__(self, name: str) -> Callable[..., Value]:
         """``b.ktime_get_ns()``: any helper by its name."""
-        if name.startswith("__") and name.endswith("__"):
+        if name.startswith("_"):  # no helper's name starts so; private names are never helpers
             raise AttributeError(name)
         self._resolve_helper(name, methods=True)  # an unknown name fails here, on the user's line
         return lambda *args, **kw: self.call(name, *args, **kw)

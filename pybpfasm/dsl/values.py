@@ -368,12 +368,13 @@ def as_cond(c: Cond | _Operators) -> Cond:
 
 
 def any_of(*conds: Cond | _Operators) -> Cond:
-    """True when one of *conds* is (later ones are not evaluated once one holds)."""
+    """True when one of *conds* is: one jump each, the first that holds decides
+    (operands are loaded when each condition is made, before the jumps)."""
     return _combine("or", conds)
 
 
 def all_of(*conds: Cond | _Operators) -> Cond:
-    """True when all of *conds* are (the first false one ends the test)."""
+    """True when all of *conds* are: one jump each, the first false one decides."""
     return _combine("and", conds)
 
 
