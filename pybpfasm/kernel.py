@@ -17,7 +17,7 @@ import re
 import struct
 import zlib
 from array import array
-from typing import NamedTuple, Sequence
+from typing import BinaryIO, NamedTuple, Sequence
 
 from .errors import BPFError
 from .sys.abi import ffi, libc
@@ -159,6 +159,19 @@ def _first_page(path: str) -> bytes:
         raise KernelError(f"cannot read {path}: {err.strerror}") from None
 
 
+def _file_crc(f: BinaryIO, end: int) -> int:
+    """CRC-32 of the first *end* bytes of *f*, read in blocks."""
+    crc, block = 0, bytearray(1 << 18)
+    f.seek(0)
+    with memoryview(block) as view:
+        while end > 0:
+            n = f.readinto(view[:min(end, len(block))])
+            if not n:
+                raise ValueError("file shorter than its trailer says")
+            crc, end = zlib.crc32(view[:n], crc), end - n
+    return crc
+
+
 class _Dynamic(NamedTuple):
     """Text symbols after the kernel image's: in file order, and sorted by address."""
 
@@ -227,18 +240,22 @@ class Kallsyms:
         """The cached image lines (mapped, with their length), or None unless valid for now.
 
         The file is those lines and one trailer line: magic, boot id, CRC-32, length.
+        The checksum is taken through read(), not the mapping: lookups then touch
+        (and count in this process's RSS) only the pages their binary search visits.
         """
         try:
             with open(BOOT_ID, "rb") as f:
                 boot_id = f.read().strip()
             with open(cache, "rb") as f:
                 data = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
+                end = data.rfind(b"\n", 0, len(data) - 1) + 1
+                fields = data[end:].split()
+                valid = (len(fields) == 6 and b" ".join(fields[:3]) == _CACHE_MAGIC
+                         and fields[3] == boot_id and fields[5] == b"%d" % end
+                         and fields[4] == b"%08x" % _file_crc(f, end))
         except (OSError, ValueError):  # ValueError: an empty file
             return None
-        end = data.rfind(b"\n", 0, len(data) - 1) + 1
-        fields = data[end:].split()
-        if (len(fields) == 6 and b" ".join(fields[:3]) == _CACHE_MAGIC and fields[3] == boot_id
-                and fields[4] == b"%08x" % self._crc(data, end) and fields[5] == b"%d" % end):
+        if valid:
             page = _first_page(self._path)
             n = min(len(page), end)
             if n and page[:n] == data[:n]:
