@@ -1,1 +1,34 @@
-"""The tools, one module each (BPF side and CLI); shared pieces in :mod:`pybpfasm.tools.common`."""
+"""The tools, one module each (BPF side and CLI); shared pieces in :mod:`pybpfasm.tools.common`.
+
+:data:`TOOLS` is where a tool registers: the ``pybpfasm`` command lists and
+runs what is here, importing a tool's module only when it runs.  A tool
+module defines ``tool``, an instance of :class:`~.common.tool.Tool`.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Entry(NamedTuple):
+    """A registered tool: its module (under ``pybpfasm.tools``), one-line help, other names."""
+
+    module: str
+    help: str
+    aliases: tuple[str, ...] = ()
+
+
+TOOLS: dict[str, Entry] = {
+    "dropmon": Entry("dropmon", "packet drop monitor: who, what, where and why, filtered in the kernel",
+                     ("multi-protocol-drop-monitor",)),
+}
+
+
+def lookup(name: str) -> tuple[str, Entry] | None:
+    """The tool called *name* (its own name or an alias): (name, entry), or None."""
+    if name in TOOLS:
+        return name, TOOLS[name]
+    for tool, entry in TOOLS.items():
+        if name in entry.aliases:
+            return tool, entry
+    return None

@@ -207,17 +207,25 @@ class _PerfRing:
 
 
 class PerfBuffer:
-    """Reader of a perf event array: one ring of ``pages`` (a power of two) pages per online CPU."""
+    """Reader of a perf event array: one ring of ``pages`` (a power of two) pages per online CPU.
 
-    def __init__(self, perf_map: Map, record: RecordType = None, pages: int = 8) -> None:
+    The kernel writes a ring's PERF_RECORD_LOST only when a later sample
+    reaches that ring, so a ring that overflowed last never reports it:
+    ``lost`` is exact only with a program-side counter (``lost=``, a per-CPU
+    array the program increments when ``bpf_perf_event_output`` fails).
+    """
+
+    def __init__(self, perf_map: Map, record: RecordType = None, pages: int = 8,
+                 lost: Map | None = None) -> None:
         if perf_map.spec.type != MapType.PERF_EVENT_ARRAY:
             raise UsageError(f"not a perf event array map: {perf_map!r}")
         if pages < 1 or pages & (pages - 1):
             raise UsageError(f"perf buffer pages must be a power of two, not {pages}")
         self.map = perf_map
         self._decode = decoder(record)
-        #: samples the kernel dropped, as PERF_RECORD_LOST reported them
-        self.lost = 0
+        self._lost = lost
+        #: samples the kernel dropped, as PERF_RECORD_LOST has reported them so far
+        self.kernel_lost = 0
         self._rings: list[_PerfRing] = []
         try:
             for cpu in online_cpus():
@@ -231,6 +239,12 @@ class PerfBuffer:
             self.close()
             raise
         self._poll = _Polled(r.event.fileno() for r in self._rings)
+
+    @property
+    def lost(self) -> int:
+        """Samples that did not reach a ring: the program's count where it keeps one
+        (every failed output, reported or not), else what PERF_RECORD_LOST said."""
+        return _sum_counter(self._lost) if self._lost is not None else self.kernel_lost
 
     def read(self) -> list:
         """Every sample available now on every CPU (CPU by CPU, each oldest first)."""
@@ -253,7 +267,7 @@ class PerfBuffer:
                 raw = _U32.unpack_from(body)[0]
                 out.append(self._decode(body, 4, raw))
             elif kind == PERF_RECORD_LOST:
-                self.lost += _U64.unpack_from(body, 8)[0]  # after the u64 id
+                self.kernel_lost += _U64.unpack_from(body, 8)[0]  # after the u64 id
             tail += length
         _U64.pack_into(view, _TAIL, tail)
 

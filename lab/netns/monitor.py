@@ -102,6 +102,6 @@ class DropMonitor:
 
 def dropmon_available() -> bool:
     """Whether this installation has the ``dropmon`` subcommand."""
-    from pybpfasm.cli import COMMANDS
+    from pybpfasm.tools import TOOLS
 
-    return "dropmon" in COMMANDS
+    return "dropmon" in TOOLS

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import re
 
-from pybpfasm.btf import BTF, BTFError
 from pybpfasm.errors import BPFError
 from pybpfasm.kernel import tracefs_path
 
@@ -18,14 +17,8 @@ PREFIX = "SKB_DROP_REASON_"
 _SYMBOLIC = re.compile(r'\{\s*(\d+),\s*"(\w+)"\s*\}')
 
 
-@functools.cache
-def drop_reasons() -> dict[int, str] | None:
-    """``{value: "NO_SOCKET", ...}`` for this kernel, or None if it has no drop reasons."""
-    try:
-        enum = BTF.kernel().enum("skb_drop_reason")
-        return {v: k[len(PREFIX):] if k.startswith(PREFIX) else k for k, v in enum.items()}
-    except BTFError:
-        pass
+def tracefs_reasons() -> dict[int, str] | None:
+    """``{value: name}`` from the ``skb:kfree_skb`` print format, or None without reasons."""
     try:
         with open(tracefs_path("events", "skb", "kfree_skb", "format")) as f:
             text = f.read()
@@ -34,6 +27,18 @@ def drop_reasons() -> dict[int, str] | None:
     if "reason;" not in text:
         return None
     return {int(v): name for v, name in _SYMBOLIC.findall(text)}
+
+
+@functools.cache
+def drop_reasons() -> dict[int, str] | None:
+    """``{value: "NO_SOCKET", ...}`` for this kernel, or None if it has no drop reasons."""
+    from pybpfasm.btf import BTF, BTFError
+
+    try:
+        enum = BTF.kernel().enum("skb_drop_reason")
+        return {v: k[len(PREFIX):] if k.startswith(PREFIX) else k for k, v in enum.items()}
+    except BTFError:
+        return tracefs_reasons()
 
 
 def reason_value(name: str) -> int:

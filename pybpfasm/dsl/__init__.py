@@ -22,8 +22,10 @@ is per program kind), :mod:`.maps`, :mod:`.record` and :mod:`.program`.
 
 from .builder import Builder, BuildError
 from .context import Packet
+from .errors import DSLTypeError, UnknownName
 from .maps import (
     ArrayMap,
+    Events,
     HashMap,
     LRUHashMap,
     MapDecl,
@@ -47,14 +49,15 @@ from .program import (
     tracepoint,
     xdp,
 )
-from .record import Record
+from .record import KernelEnum, Record, kernel_enum
 from .types import Space, be16, be32, be64, char, s8, s16, s32, s64, u8, u16, u32, u64
-from .values import Cond, Ref, Value
+from .values import Cond, Ref, Value, all_of, any_of
 
 __all__ = [
-    "ArrayMap", "BuildError", "Builder", "Collection", "Cond", "HashMap", "LRUHashMap", "MapDecl",
+    "ArrayMap", "BuildError", "Events", "KernelEnum", "kernel_enum", "Builder", "Collection", "Cond", "HashMap", "LRUHashMap", "MapDecl",
     "Packet", "PerCPUArray", "PerCPUHash", "PerfEventArray", "ProgramDef", "Record", "Ref", "RingBuf", "Space",
     "StackTraceMap", "Value", "be16", "be32", "be64", "char", "fentry", "fexit", "kprobe",
     "kretprobe", "raw_tracepoint", "s8", "s16", "s32", "s64", "socket_filter", "tc", "tp_btf",
     "tracepoint", "u8", "u16", "u32", "u64", "xdp",
+    "DSLTypeError", "UnknownName", "all_of", "any_of",
 ]

@@ -24,14 +24,15 @@ from __future__ import annotations
 
 import itertools
 from contextlib import contextmanager
-from typing import Any, Iterator, Union
+from typing import Any, ClassVar, Iterator, Union
 
 from ..isa import AtomicOp, Class, Mode, Size
 from ..maps import MapSpec
 from ..sys import MapType
+from .errors import DSLTypeError
 from .ir import Op
 from .record import Record
-from .types import ArrayType, PtrType, Scalar, Space, TypeError_, u32, u64
+from .types import ArrayType, PtrType, Scalar, Space, u32, u64
 from .values import Operandish, Ref, Value
 
 KeyType = Union[Scalar, ArrayType, "type[Record]"]
@@ -64,12 +65,19 @@ class MapDecl:
     """A map used by programs: its spec, its place in programs, its live map."""
 
     type: MapType
+    #: the latest declaration of each name (a cached program names its maps)
+    by_name: ClassVar[dict[str, MapDecl]] = {}
 
     def __init__(self, key: KeyType | None, value: KeyType | None, max_entries: int,
                  name: str = "", flags: int = 0) -> None:
         self.key, self.value, self.max_entries, self.flags = key, value, max_entries, flags
         self.ref = f"map{next(_ids)}"
         self.name = name or self.ref
+        MapDecl.by_name[self.name] = self
+
+    def companions(self) -> tuple[MapDecl, ...]:
+        """Maps that user space needs along with this one (e.g. a loss counter)."""
+        return ()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
@@ -92,7 +100,7 @@ class MapDecl:
             if isinstance(value, Ref):
                 b.copy(slot, value)
             else:
-                raise TypeError_(f"a {ty!r} {what} must be memory (a Ref), e.g. a stack record")
+                raise DSLTypeError(f"a {ty!r} {what} must be memory (a Ref), e.g. a stack record")
         else:
             slot.store(value)
         return slot.addr()
@@ -121,7 +129,7 @@ class MapDecl:
     def increment(self, b, key: Operandish, by: Operandish = 1) -> None:
         """Atomically add *by* to the value at *key*, inserting it when absent."""
         if not isinstance(self.value, Scalar) or self.value.size not in (4, 8):
-            raise TypeError_("increment() needs a u32 or u64 value")
+            raise DSLTypeError("increment() needs a u32 or u64 value")
         k = self._on_stack(b, self.key, key, "map key")
         ptr = b.call("map_lookup_elem", self.pointer(b), k,
                      returns=PtrType(self.value, Space.MAP, nullable=True))
@@ -185,10 +193,13 @@ class RingBuf(MapDecl):
 
     def __init__(self, record: type[Record], size: int = 1 << 20, name: str = "") -> None:
         if size & (size - 1) or size < 4096:
-            raise TypeError_("a ring buffer's size is a power of two of at least 4096 bytes")
+            raise DSLTypeError("a ring buffer's size is a power of two of at least 4096 bytes")
         super().__init__(None, None, size, name)
         self.record = record
         self.lost = PerCPUArray(u64, 1, name=f"{self.name[:10]}_lost")
+
+    def companions(self) -> tuple[MapDecl, ...]:
+        return (self.lost,)
 
     @contextmanager
     def reserve(self, b) -> Iterator[Ref]:
@@ -208,6 +219,7 @@ class RingBuf(MapDecl):
 
     def output(self, b, record: Ref) -> None:
         """Copy *record* (e.g. built on the stack) into the buffer; count it lost if full."""
+        _check_record(self.record, record)
         ret = b.call("ringbuf_output", self.pointer(b), record.addr(), self.record.size, 0,
                      returns=Scalar(8, True))
         with b.if_(ret != 0):
@@ -217,8 +229,9 @@ class RingBuf(MapDecl):
 class PerfEventArray(MapDecl):
     """Per-CPU perf buffers of records: the way out before ring buffers (5.8).
 
-    The kernel counts what did not fit (PERF_RECORD_LOST); the reader
-    (:class:`pybpfasm.events.PerfBuffer`) reports it as ``lost``.
+    The kernel reports what did not fit as PERF_RECORD_LOST, but only when
+    a later sample reaches the same CPU's ring; so every failed output is
+    also counted here, per CPU, in :attr:`lost`, which is exact.
     """
 
     type = MapType.PERF_EVENT_ARRAY
@@ -228,12 +241,94 @@ class PerfEventArray(MapDecl):
     def __init__(self, record: type[Record], name: str = "") -> None:
         super().__init__(u32, u32, 0, name)  # 0: one slot per possible CPU
         self.record = record
+        self.lost = PerCPUArray(u64, 1, name=f"{self.name[:10]}_lost")
+
+    def companions(self) -> tuple[MapDecl, ...]:
+        return (self.lost,)
 
     def output(self, b, ctx: Value, record: Ref) -> Value:
-        """Copy *record* into this CPU's buffer (``bpf_perf_event_output``)."""
-        return b.call("perf_event_output", ctx, self.pointer(b), self.CURRENT_CPU, record.addr(),
-                      self.record.size, returns=Scalar(8, True))
+        """Copy *record* into this CPU's buffer (``bpf_perf_event_output``); count a failure."""
+        _check_record(self.record, record)
+        ret = b.call("perf_event_output", ctx, self.pointer(b), self.CURRENT_CPU, record.addr(),
+                     self.record.size, returns=Scalar(8, True))
+        with b.if_(ret != 0):
+            self.lost.increment(b, 0)
+        return ret
 
 
-__all__ = ["ArrayMap", "HashMap", "LRUHashMap", "MapDecl", "PerCPUArray", "PerCPUHash", "PerfEventArray",
+def _check_record(expected: type[Record], record: object) -> None:
+    if not isinstance(record, Ref):
+        raise DSLTypeError(f"output() takes a {expected.__name__} record in memory "
+                         f"(e.g. b.stack({expected.__name__})), not {record!r}")
+
+
+class Events:
+    """One event stream, two ways out: a ring buffer where the kernel has one
+    (5.8), else per-CPU perf buffers.  ``kind`` is ``"auto"`` (decided by a
+    feature probe when a program is built), ``"ringbuf"`` or ``"perf"``.
+
+    ::
+
+        events = Events(Drop, 1 << 20, name="drops")
+
+        with events.reserve(b, ctx) as ev:   # ring space first, so a full ring costs little
+            ev.pid = ...
+        events.output(b, ctx, ev)            # or copy a record built on the stack
+        reader = events.reader(coll)         # RingBuffer or PerfBuffer, lost counter included
+    """
+
+    def __init__(self, record: type[Record], size: int = 1 << 20, name: str = "events",
+                 kind: str = "auto", perf_pages: int = 64) -> None:
+        self.record = record
+        self.ring = RingBuf(record, size, name=name)
+        self.perf = PerfEventArray(record, name=f"{name[:10]}_perf")
+        self.perf_pages = perf_pages
+        self.kind = kind
+
+    def resolve(self) -> str:
+        """``"ringbuf"`` or ``"perf"``: the way out programs built now use."""
+        if self.kind not in ("auto", "ringbuf", "perf"):
+            raise DSLTypeError(f"event stream kind {self.kind!r}: use auto, ringbuf or perf")
+        if self.kind == "auto":
+            from ..features import map_type
+
+            self.kind = "ringbuf" if map_type(MapType.RINGBUF) else "perf"
+        return self.kind
+
+    @property
+    def map(self) -> RingBuf | PerfEventArray:
+        """The declaration in use (after :meth:`resolve`)."""
+        return self.ring if self.resolve() == "ringbuf" else self.perf
+
+    @contextmanager
+    def reserve(self, b, ctx: Value) -> Iterator[Ref]:
+        """A record to fill: ring space reserved first, or a stack record sent at the end."""
+        if self.resolve() == "ringbuf":
+            with self.ring.reserve(b) as ev:
+                b.zero(ev)
+                yield ev
+            return
+        ev = b.stack(self.record, f"a {self.record.__name__} record")
+        b.zero(ev)
+        yield ev
+        self.perf.output(b, ctx, ev)
+
+    def output(self, b, ctx: Value, record: Ref) -> None:
+        """Copy *record* (built on the stack) out; a failure is counted lost."""
+        if self.resolve() == "ringbuf":
+            self.ring.output(b, record)
+        else:
+            self.perf.output(b, ctx, record)
+
+    def reader(self, coll: Any) -> Any:
+        """The reader of the loaded stream in *coll* (a Collection), records decoded."""
+        from ..events import PerfBuffer, RingBuffer
+
+        decl = self.map
+        if decl is self.ring:
+            return RingBuffer(coll.map(decl), self.record, lost=coll.map(decl.lost))
+        return PerfBuffer(coll.map(decl), self.record, pages=self.perf_pages, lost=coll.map(decl.lost))
+
+
+__all__ = ["ArrayMap", "Events", "HashMap", "LRUHashMap", "MapDecl", "PerCPUArray", "PerCPUHash", "PerfEventArray",
            "RingBuf", "StackTraceMap", "atomic_add"]

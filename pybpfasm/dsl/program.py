@@ -20,26 +20,19 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from ..btf import BTF
 from ..errors import UsageError
 from ..isa import Instruction
 from ..maps import Map
 from ..prog import Program, ProgramSpec
 from ..sys import AttachType, ProgType
-from .builder import Builder
-from .context import (
-    ArgsContext,
-    KprobeContext,
-    PacketContext,
-    TracepointContext,
-    entry,
-    function_args,
-    tracepoint_args,
-)
-from .maps import MapDecl, RingBuf
-from .types import Space
+from .maps import MapDecl
+from .record import Record, resolve_enums, restore_enums
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..btf import BTF
+    from .cache import ProgramCache
 
 
 @dataclass(eq=False)
@@ -56,10 +49,18 @@ class ProgramDef:
     def __post_init__(self) -> None:
         self.name = (self.name or self.body.__name__)[:15]
 
+    def identity(self) -> tuple:
+        """What distinguishes this definition's builds (for a program cache)."""
+        return (self.body.__module__, self.body.__qualname__, self.kind, self.target, self.name,
+                sorted(self.where.items()))
+
     def build(self, opts: Any = None, **builder_kw: Any) -> tuple[list[Instruction], dict[str, MapDecl]]:
         """Run the body: physical instructions (labels unresolved) and the maps they use."""
+        from .builder import Builder
+        from .context import entry
+
         b = Builder(self.kind, **builder_kw)
-        ctx = _CONTEXTS[self.kind](b, entry(b), *self.target)
+        ctx = _context(self.kind, b, entry(b), *self.target)
         params = len(inspect.signature(self.body).parameters)
         self.body(*((b, ctx, opts) if params >= 3 else (b, ctx)))
         b.return_(0)  # falling off the end returns 0 (pruned when unreachable)
@@ -81,37 +82,23 @@ class ProgramDef:
                            expected_attach_type=attach, attach_btf_id=btf_id)
 
 
-def _tracepoint_ctx(b, reg, category: str, event: str):
-    return TracepointContext(b, reg, category, event)
+def _context(kind: str, b: Any, reg: Any, *target: str) -> Any:
+    """The ``ctx`` a program of *kind* gets."""
+    from . import context as c
+    from .types import Space
 
+    if kind == "tracepoint":
+        return c.TracepointContext(b, reg, *target)
+    if kind in ("raw_tracepoint", "tp_btf"):
+        types, names = c.tracepoint_args(b, target[0])
+        return c.ArgsContext(b, reg, types, names, Space.KERNEL if kind == "raw_tracepoint" else Space.BTF)
+    if kind in ("fentry", "fexit"):
+        types, names = c.function_args(b, target[0])
+        return c.ArgsContext(b, reg, types, names, Space.BTF)
+    if kind in ("kprobe", "kretprobe"):
+        return c.KprobeContext(b, reg, target[0])
+    return c.PacketContext(b, reg, "struct xdp_md" if kind == "xdp" else "struct __sk_buff")
 
-def _raw_tp_ctx(b, reg, event: str):
-    types, names = tracepoint_args(b, event)
-    return ArgsContext(b, reg, types, names, Space.KERNEL)
-
-
-def _tp_btf_ctx(b, reg, event: str):
-    types, names = tracepoint_args(b, event)
-    return ArgsContext(b, reg, types, names, Space.BTF)
-
-
-def _fentry_ctx(b, reg, function: str):
-    types, names = function_args(b, function)
-    return ArgsContext(b, reg, types, names, Space.BTF)
-
-
-_CONTEXTS: dict[str, Callable[..., Any]] = {
-    "tracepoint": _tracepoint_ctx,
-    "raw_tracepoint": _raw_tp_ctx,
-    "tp_btf": _tp_btf_ctx,
-    "fentry": _fentry_ctx,
-    "fexit": _fentry_ctx,
-    "kprobe": lambda b, reg, fn: KprobeContext(b, reg, fn),
-    "kretprobe": lambda b, reg, fn: KprobeContext(b, reg, fn),
-    "xdp": lambda b, reg: PacketContext(b, reg, "struct xdp_md"),
-    "tc": lambda b, reg: PacketContext(b, reg, "struct __sk_buff"),
-    "socket_filter": lambda b, reg: PacketContext(b, reg, "struct __sk_buff"),
-}
 
 _PROG_TYPES = {
     "tracepoint": (ProgType.TRACEPOINT, None),
@@ -176,15 +163,21 @@ class Collection:
     """Owns the maps, programs and links of a set of eDSL programs.
 
     Closing it (or leaving its ``with`` block, on any exit) detaches every
-    link and closes every descriptor.
+    link and closes every descriptor.  With a :class:`~.cache.ProgramCache`,
+    a program built before for this kernel, these sources and these options
+    is loaded from the cache without BTF or a build.
     """
 
-    def __init__(self, btf: BTF | None = None) -> None:
+    def __init__(self, btf: BTF | None = None, cache: ProgramCache | None = None) -> None:
         #: kernel types for building programs (default: the running kernel's BTF)
         self.btf = btf
+        self.cache = cache
         self.maps: dict[MapDecl, Map] = {}
         self.programs: dict[ProgramDef, Program] = {}
         self.links: list[Any] = []
+        self._links_of: dict[ProgramDef, list[Any]] = {}
+        #: the programs :meth:`load` took from the cache
+        self.cached: set[ProgramDef] = set()
 
     def __enter__(self) -> Collection:
         return self
@@ -200,6 +193,7 @@ class Collection:
         for m in self.maps.values():
             m.close()
         self.links.clear()
+        self._links_of.clear()
         self.programs.clear()
         self.maps.clear()
 
@@ -210,16 +204,89 @@ class Collection:
         return self.maps[decl]
 
     def load(self, pdef: ProgramDef, opts: Any = None, *, log_level: int = 0) -> Program:
-        """Build *pdef* for this kernel and *opts*, create its maps, load it."""
+        """Build *pdef* for this kernel and *opts* (or take it from the cache), create
+        its maps, load it.  Loading a definition again replaces its program."""
+        self.unload(pdef)
+        key = self.cache.key(pdef.identity(), opts) if self.cache is not None and not log_level else None
+        entry = self.cache.get(key) if key is not None else None
+        prog = self._load_cached(pdef, entry) if entry is not None else None
+        if prog is None:
+            prog = self._build_and_load(pdef, opts, log_level, key)
+        else:
+            self.cached.add(pdef)
+        self.programs[pdef] = prog
+        return prog
+
+    def unload(self, pdef: ProgramDef) -> None:
+        """Detach and close *pdef*'s program if it is loaded (its maps stay)."""
+        prog = self.programs.pop(pdef, None)
+        if prog is None:
+            return
+        for lnk in self._links_of.pop(pdef, []):
+            lnk.close()
+            self.links.remove(lnk)
+        prog.close()
+        self.cached.discard(pdef)
+
+    def _build_and_load(self, pdef: ProgramDef, opts: Any, log_level: int, key: str | None) -> Program:
+        from ..asm import assemble
+        from ..btf import BTF
+        from ..btf.program import has_functions
+        from ..isa import encode
+        from .cache import encode_code, map_slots
+
         code, used = pdef.build(opts, btf=self.btf)
         live = {ref: self.map(decl) for ref, decl in used.items()}
         for decl in used.values():
-            if isinstance(decl, RingBuf):
-                self.map(decl.lost)
+            for extra in decl.companions():
+                self.map(extra)
         spec = pdef.spec(code, live)
         prog = spec.load(log_level)
-        self.programs[pdef] = prog
+        enums: dict[str, dict[int, str]] = {}
+        for record in _records(used.values()):
+            enums.update(resolve_enums(record, self.btf or BTF.kernel()))
+        if key is not None and spec.btf is None and self.cache is not None:
+            refs = list(used)
+            placeholders = assemble(code, maps={ref: i for i, ref in enumerate(refs)})
+            if not has_functions(placeholders):
+                self.cache.put(key, {
+                    "name": spec.name,
+                    "type": int(spec.type),
+                    "attach": None if spec.expected_attach_type is None else int(spec.expected_attach_type),
+                    "attach_btf_id": spec.attach_btf_id,
+                    "code": encode_code(encode(placeholders)),
+                    "slots": map_slots(placeholders),
+                    "maps": [_map_shape(used[ref]) for ref in refs],
+                    "companions": [[c.name for c in used[ref].companions()] for ref in refs],
+                    "enums": {k: {str(v): n for v, n in t.items()} for k, t in enums.items()},
+                })
         return prog
+
+    def _load_cached(self, pdef: ProgramDef, entry: dict[str, Any]) -> Program | None:
+        """The program saved in *entry*, loaded; None if the entry does not fit these declarations."""
+        from .cache import decode_code, patch_fds
+
+        try:
+            decls = [MapDecl.by_name[shape[0]] for shape in entry["maps"]]
+            if [_map_shape(d) for d in decls] != entry["maps"]:
+                return None
+            companions = [[MapDecl.by_name[n] for n in names] for names in entry["companions"]]
+            code = decode_code(entry["code"])
+            attach = entry["attach"]
+            spec = ProgramSpec(ProgType(entry["type"]), b"", name=entry["name"],
+                               expected_attach_type=None if attach is None else AttachType(attach),
+                               attach_btf_id=int(entry["attach_btf_id"]))
+            slots = [(int(slot), int(index)) for slot, index in entry["slots"]]
+            enums = {k: {int(v): n for v, n in t.items()} for k, t in entry["enums"].items()}
+        except (KeyError, TypeError, ValueError):
+            return None
+        fds = [self.map(d).fileno() for d in decls]
+        for extra in companions:
+            for decl in extra:
+                self.map(decl)
+        spec.code = patch_fds(code, slots, fds)
+        restore_enums(enums)
+        return spec.load()
 
     def attach(self, pdef: ProgramDef, **where: Any) -> Any:
         """Attach a loaded program at its target; xdp/tc take ``interface=``, ``netns=``..."""
@@ -246,7 +313,25 @@ class Collection:
         else:
             raise UsageError(f"{kind} programs are attached by the caller (e.g. to a socket)")
         self.links.append(lnk)
+        self._links_of.setdefault(pdef, []).append(lnk)
         return lnk
+
+
+def _map_shape(decl: MapDecl) -> list[Any]:
+    """What a cached program assumes of a map: name, type, sizes, entries, flags."""
+    spec = decl.spec()
+    return [decl.name, int(spec.type), spec.key_codec.size, spec.value_codec.size,
+            spec.max_entries, spec.flags]
+
+
+def _records(decls: Any) -> list[type[Record]]:
+    """Record types that programs write into these maps (events, keys, values)."""
+    out: list[type[Record]] = []
+    for decl in decls:
+        for ty in (getattr(decl, "record", None), decl.key, decl.value):
+            if isinstance(ty, type) and issubclass(ty, Record) and ty not in out:
+                out.append(ty)
+    return out
 
 
 __all__ = ["Collection", "ProgramDef", "fentry", "fexit", "kprobe", "kretprobe",

@@ -22,12 +22,78 @@ from __future__ import annotations
 import struct
 import sys
 import typing
-from typing import Any, ClassVar
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Optional
 
 from ..errors import UsageError
-from .types import ArrayType, Scalar, char, u8
+from .types import ArrayType, Scalar, char, u8, u32
 
 FieldType = typing.Union[Scalar, ArrayType, "type[Record]"]
+
+#: value -> name of each kernel enum a record field names, filled when programs are built
+ENUM_NAMES: dict[str, dict[int, str]] = {}
+
+
+@dataclass(frozen=True)
+class KernelEnum(Scalar):
+    """An integer field holding a value of the kernel's ``enum <enum>``; it decodes to
+    the member's name (less *prefix*) as the running kernel's BTF spells it, or to
+    the number where the kernel has no such member (or no BTF, and *fallback*,
+    which returns ``{value: name}`` or None, knows nothing either)."""
+
+    enum: str = ""
+    prefix: str = ""
+    fallback: Optional[Callable[[], Optional[dict[int, str]]]] = field(default=None, compare=False)
+
+    def names(self) -> dict[int, str]:
+        """The table decoding uses (empty until :func:`resolve_enums`)."""
+        return ENUM_NAMES.setdefault(self.enum, {})
+
+
+def kernel_enum(enum: str, base: Scalar = u32, prefix: str = "",
+                fallback: Callable[[], dict[int, str] | None] | None = None) -> KernelEnum:
+    """A record field type for ``enum <enum>`` values stored as *base* (u32 by default)."""
+    return KernelEnum(base.size, base.signed, base.big_endian, name=enum, enum=enum,
+                      prefix=prefix, fallback=fallback)
+
+
+def enum_fields(record: type[Record]) -> list[KernelEnum]:
+    """The kernel-enum fields of *record*, nested records included."""
+    found: list[KernelEnum] = []
+    for _, _, ty in record.FIELDS:
+        if isinstance(ty, KernelEnum):
+            found.append(ty)
+        elif isinstance(ty, type) and issubclass(ty, Record):
+            found += enum_fields(ty)
+    return found
+
+
+def resolve_enums(record: type[Record], btf: Any) -> dict[str, dict[int, str]]:
+    """Fill the name tables of *record*'s enum fields from *btf* (or their fallback);
+    returns them, for a program cache to restore with :func:`restore_enums`."""
+    from ..btf import BTFError
+
+    out: dict[str, dict[int, str]] = {}
+    for ty in enum_fields(record):
+        table = ty.names()
+        if not table:
+            try:
+                members = btf.enum(ty.enum)
+            except BTFError:
+                members = None
+            if members is not None:
+                n = len(ty.prefix)
+                table.update({v: k[n:] if k.startswith(ty.prefix) else k for k, v in members.items()})
+            elif ty.fallback is not None:
+                table.update(ty.fallback() or {})
+        out[ty.enum] = dict(table)
+    return out
+
+
+def restore_enums(tables: dict[str, dict[int, str]]) -> None:
+    """Put back name tables saved by :func:`resolve_enums`."""
+    for enum, table in tables.items():
+        ENUM_NAMES.setdefault(enum, {}).update(table)
 
 
 def _align(ty: FieldType) -> int:
@@ -54,6 +120,9 @@ def _decoder(name: str, ty: FieldType):
     if isinstance(ty, Scalar) and ty.big_endian:
         fmt_le, fmt_be = struct.Struct("<" + ty.struct_format[1]), struct.Struct(ty.struct_format)
         return lambda v: fmt_be.unpack(fmt_le.pack(v))[0]
+    if isinstance(ty, KernelEnum):
+        names = ty.names()
+        return lambda v: names.get(v, v)
     if isinstance(ty, ArrayType) and ty.elem is char:
         return lambda v: v.split(b"\0", 1)[0].decode("utf-8", "replace")
     if isinstance(ty, type):
@@ -64,6 +133,9 @@ def _decoder(name: str, ty: FieldType):
 class Record:
     """Base class of record declarations (see the module docstring)."""
 
+    #: a record may ask for more alignment than its fields need (e.g. 8, so that
+    #: its byte arrays can be copied and compared a word at a time)
+    ALIGNMENT: ClassVar[int] = 1
     #: (name, offset, type) of every field, in declaration order
     FIELDS: ClassVar[tuple[tuple[str, int, FieldType], ...]] = ()
     size: ClassVar[int] = 0
@@ -91,6 +163,7 @@ class Record:
             fmt += _format(ty)
             offset += ty.size
             align = max(align, a)
+        align = max(align, cls.__dict__.get("ALIGNMENT", 1))
         tail = -offset % align
         cls.FIELDS = tuple(fields)
         cls.size = offset + tail

@@ -16,22 +16,22 @@ from pybpfasm.isa import (
     R6,
     R10,
     Add,
-    AtomicOp,
     JEq,
     Mov,
     Size,
-    atomic,
     call,
     exit_,
     ld_imm64,
     ld_map_fd,
     load_mem,
-    store_imm,
     store_mem,
 )
-from pybpfasm.maps import Map, MapSpec
+from pybpfasm.maps import Map
 from pybpfasm.prog import Program, ProgramSpec
-from pybpfasm.sys import MapType, ProgType
+from pybpfasm.sys import ProgType
+from tests.counting import counter, increment, slot
+
+__all__ = ["counter", "emitter", "run"]
 
 #: the record: sequence number (u64) and a marker (u64)
 RECORD = struct.Struct("=QQ")
@@ -40,21 +40,6 @@ MARKER = 0x5EB1A5EB1A
 CURRENT_CPU = 0xFFFF_FFFF
 #: a minimal Ethernet frame for running XDP programs
 PACKET = bytes(64)
-
-
-def counter(name: str) -> Map:
-    return MapSpec(MapType.ARRAY, 4, 8, 1, name=name).create()
-
-
-def _slot(map_name: str) -> list:
-    """r0 = &map[0] (or jump to ``out``)."""
-    return [
-        store_imm(R10, -4, 0, Size.W),
-        ld_map_fd(R1, map_name),
-        Mov.reg(R2, R10), Add.imm(R2, -4),
-        call(helper_id("map_lookup_elem")),
-        JEq.imm(R0, 0, "out"),
-    ]
 
 
 def emitter(kind: str, events: Map, seq: Map, lost: Map) -> Program:
@@ -71,7 +56,7 @@ def emitter(kind: str, events: Map, seq: Map, lost: Map) -> Program:
                   call(helper_id("perf_event_output"))]
     insns = [
         Mov.reg(R6, R1),
-        *_slot("seq"),
+        *slot("seq"),
         load_mem(R1, R0, 0, Size.DW),  # r1 = seq++ (runs are sequential: no atomic
         Mov.reg(R2, R1), Add.imm(R2, 1),  # fetch-add needed, which kernels before 5.12 lack)
         store_mem(R0, 0, R2, Size.DW),
@@ -80,9 +65,7 @@ def emitter(kind: str, events: Map, seq: Map, lost: Map) -> Program:
         store_mem(R10, -16, R1, Size.DW),
         *output,
         JEq.imm(R0, 0, "out"),
-        *_slot("lost"),
-        Mov.imm(R1, 1),
-        atomic(AtomicOp.ADD, R0, 0, R1, Size.DW),
+        *increment("lost"),
         replace(Mov.imm(R0, 2), symbol="out"),  # XDP_PASS
         exit_(),
     ]

@@ -15,27 +15,10 @@ from dataclasses import replace
 import pytest
 
 from pybpfasm.helpers import helper_id
-from pybpfasm.isa import (
-    R0,
-    R1,
-    R2,
-    R10,
-    Add,
-    AtomicOp,
-    JEq,
-    JNe,
-    Mov,
-    Rsh,
-    Size,
-    atomic,
-    call,
-    exit_,
-    ld_map_fd,
-    store_imm,
-)
+from pybpfasm.isa import R0, JNe, Mov, Rsh, call, exit_
 from pybpfasm.kernel import Kallsyms
-from pybpfasm.maps import Map, MapSpec
-from pybpfasm.sys import MapType
+from pybpfasm.maps import Map
+from tests.counting import counter, increment
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -60,7 +43,7 @@ def syscall_function() -> str:
 
 @pytest.fixture
 def count() -> Map:
-    with MapSpec(MapType.ARRAY, 4, 8, 1, name="count").create() as m:
+    with counter() as m:
         yield m
 
 
@@ -70,13 +53,7 @@ def count_this_process() -> list:
         call(helper_id("get_current_pid_tgid")),
         Rsh.imm(R0, 32),
         JNe.imm(R0, os.getpid(), "out"),
-        store_imm(R10, -4, 0, Size.W),
-        ld_map_fd(R1, "count"),
-        Mov.reg(R2, R10), Add.imm(R2, -4),
-        call(helper_id("map_lookup_elem")),
-        JEq.imm(R0, 0, "out"),
-        Mov.imm(R1, 1),
-        atomic(AtomicOp.ADD, R0, 0, R1, Size.DW),
+        *increment(),
         replace(Mov.imm(R0, 0), symbol="out"),
         exit_(),
     ]

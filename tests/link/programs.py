@@ -16,46 +16,27 @@ from pybpfasm.isa import (
     R7,
     R10,
     Add,
-    AtomicOp,
     Instruction,
     JEq,
     JGt,
     JNe,
     Mov,
     Size,
-    atomic,
     call,
     exit_,
-    ld_map_fd,
     load_mem,
-    store_imm,
 )
 from pybpfasm.link import probes, tp_btf_spec
-from pybpfasm.maps import Map, MapSpec
+from pybpfasm.maps import Map
 from pybpfasm.prog import Program, ProgramSpec
-from pybpfasm.sys import AttachType, MapType, ProgType
+from pybpfasm.sys import AttachType, ProgType
+from tests.counting import counter, increment
+
+__all__ = ["counter", "drop_counter", "every_packet_counter", "tc_options", "udp_port_counter"]
 
 #: from a freed sk_buff to the inode number of its device's network namespace
 SKB_NETNS_INUM = "dev.nd_net.net.ns.inum"
 _SIZES = {1: Size.B, 2: Size.H, 4: Size.W, 8: Size.DW}
-
-
-def counter() -> Map:
-    """A one-slot u64 array: the count a program increments."""
-    return MapSpec(MapType.ARRAY, 4, 8, 1, name="count").create()
-
-
-def increment() -> list[Instruction]:
-    """``count[0] += 1`` atomically (clobbers r0-r5); goes to ``out`` if the lookup fails."""
-    return [
-        store_imm(R10, -4, 0, Size.W),
-        ld_map_fd(R1, "count"),
-        Mov.reg(R2, R10), Add.imm(R2, -4),
-        call(helper_id("map_lookup_elem")),
-        JEq.imm(R0, 0, "out"),
-        Mov.imm(R1, 1),
-        atomic(AtomicOp.ADD, R0, 0, R1, Size.DW),
-    ]
 
 
 def epilogue(retval: int) -> list[Instruction]:

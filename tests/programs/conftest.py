@@ -1,8 +1,10 @@
-"""Fixtures for the tools' tests: namespaces from the link tests, and a monitor runner."""
+"""The per-tool harness: start a tool, wait until it is attached, make traffic, stop it,
+parse its JSON.  Every tool's tests use it; namespaces come from the link tests."""
 
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -13,25 +15,29 @@ import pytest
 
 from tests.link.conftest import make_netns, privileged, veth  # noqa: F401 - fixtures
 
-READY = "Tracing packet drops... Ctrl-C to end."
+#: what every tool prints on stderr once its programs are attached
+READY = re.compile(r"Tracing .+\.\.\. Ctrl-C to end\.")
 
 
 class Tool:
-    """A tool running as a subprocess; ``start()`` returns once it says it is attached."""
+    """A tool running as a subprocess; :meth:`wait_ready` returns once it says it is attached.
 
-    def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "pybpfasm.cli", *args],
+    ``argv`` is the command after the interpreter (default: ``-m pybpfasm.cli``).
+    """
+
+    def __init__(self, *args: str, module: str = "pybpfasm.cli", env: dict | None = None) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", module, *args], env=env,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.stderr: list[str] = []
 
-    def wait_ready(self, ready: str = READY, timeout: float = 20.0) -> None:
+    def wait_ready(self, timeout: float = 20.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             line = self.proc.stderr.readline()
             if not line:
                 break
             self.stderr.append(line)
-            if line.strip() == ready:
+            if READY.fullmatch(line.strip()):
                 return
         self.proc.kill()
         raise AssertionError(f"tool never became ready: {''.join(self.stderr)}")
@@ -57,8 +63,8 @@ class Tool:
 def tool() -> Iterator:
     started: list[Tool] = []
 
-    def start(*args: str) -> Tool:
-        t = Tool(*args)
+    def start(*args: str, **kw) -> Tool:
+        t = Tool(*args, **kw)
         started.append(t)
         t.wait_ready()
         return t

@@ -131,11 +131,11 @@ def _maps() -> str:
 @pytest.mark.parametrize("args,message", [
     (["--src", "10.0.0.256"], "is not an IPv4 or IPv6 address"),
     (["--dst-port", "70000"], "port 70000 is out of range"),
-    (["--src-port", "http"], "is not a port number"),
+    (["--src-port", "http"], "is not a valid port"),
     (["--reason", "NOT_A_REASON"], "unknown drop reason 'NOT_A_REASON'"),
     (["--protocol", "sctp"], "invalid choice: 'sctp'"),
     (["--ifname", "a-name-far-too-long"], "is not an interface name"),
-    (["--count", "0"], "--count must be at least 1"),
+    (["--count", "0"], "count 0 is out of range"),
     (["--btf", "/nonexistent"], "--btf: cannot read BTF file /nonexistent"),
 ])
 def test_bad_flags_one_line_exit_2(args, message):

@@ -1,0 +1,99 @@
+"""Where a tool's lines go: standard output, and a log file when asked.
+
+Lines are written a batch at a time (one write per batch, not per line),
+straight to the file descriptors: CPython's buffered writer loses the rest of
+a large write that a signal handler interrupts part-way (seen here with the
+Ctrl-C flag handler and a full pipe), while ``os.write`` returns what it wrote.  The log file is opened the way a root process must open a path a
+user may control: no symlinks followed at the last component, regular files
+only, appended to.  Text output escapes control characters, so a process
+name cannot forge lines or send escape codes to root's terminal.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import stat
+import sys
+from typing import Any, Iterable
+
+from pybpfasm.errors import UsageError
+
+#: C0 controls, DEL and C1 controls -> a visible escape (tab and newline too)
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
+
+
+def escape(text: str) -> str:
+    """*text* with control characters shown as ``\\xNN``."""
+    return text.translate(_CONTROLS)
+
+
+def escape_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A row whose strings (and lists of strings) are safe to print as text."""
+    out = {}
+    for key, value in row.items():
+        if isinstance(value, str):
+            value = escape(value)
+        elif isinstance(value, list):
+            value = [escape(v) if isinstance(v, str) else v for v in value]
+        out[key] = value
+    return out
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write every byte of *data* to *fd*, however many writes it takes."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def open_log(path: str) -> int:
+    """*path* opened for appending (a descriptor), refusing symlinks and anything but a regular file."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as err:
+        hint = " (a symlink: give the file itself)" if err.errno == errno.ELOOP else ""
+        raise UsageError(f"--log-file: cannot open {path}: {err.strerror}{hint}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise UsageError(f"--log-file: {path} is not a regular file")
+    os.set_blocking(fd, True)
+    return fd
+
+
+class Output:
+    """Lines to standard output and, optionally, a log file."""
+
+    def __init__(self, json_lines: bool, log_path: str | None = None) -> None:
+        self.json = json_lines
+        self._log = open_log(log_path) if log_path else None
+        sys.stdout.flush()
+        self._stdout = sys.stdout.fileno()
+
+    def rows(self, rows: Iterable[dict[str, Any]], text: Any) -> None:
+        """Write rows: JSON objects, or ``text(row)`` of each row with its strings escaped."""
+        if self.json:
+            self.lines([json.dumps(r) for r in rows])
+        else:
+            self.lines([text(escape_row(r)) for r in rows])
+
+    def lines(self, lines: list[str]) -> None:
+        """Write *lines* (already formatted) in one go."""
+        if not lines:
+            return
+        data = ("\n".join(lines) + "\n").encode("utf-8", "backslashreplace")
+        write_all(self._stdout, data)
+        if self._log is not None:
+            write_all(self._log, data)
+
+    def lost(self, count: int) -> None:
+        """Report *count* events lost since the last report (JSON: a ``{"lost": N}`` line)."""
+        if count and self.json:
+            self.lines([json.dumps({"lost": count})])
+
+    def close(self) -> None:
+        if self._log is not None:
+            os.close(self._log)
+            self._log = None

@@ -1,0 +1,274 @@
+"""The tool frame: a tool declares records, programs, options and rows; this runs it.
+
+::
+
+    class Opensnoop(Tool):                           # registered in pybpfasm.tools.TOOLS
+        tracing = "open() syscalls"                  # "Tracing open() syscalls... Ctrl-C to end."
+        events = Events(OpenEvent, name="opens")     # per-event tools: the stream rows come from
+
+        def add_arguments(self, parser): ...         # the original's flags
+        def options(self, args): ...                 # -> what the build depends on (hashable repr)
+        def programs(self, opts): ...                # -> ProgramDefs to load and attach, in order
+        def row(self, ev): ...                       # a record -> a dict (JSON keys = text columns)
+        def text(self, row): ...                     # a row -> a text line (strings already escaped)
+
+The frame owns the rest: the shared options (``--json``, ``--log-file``,
+``--count``, ``--duration``, ``-i/--interval`` for periodic tools, ``--buffer``,
+``--btf``, ``--no-cache``), the Collection and its program cache, releasing
+BTF once everything is built, the readiness line (``Tracing ... Ctrl-C to
+end.`` on stderr, once attached), the reader loop, Ctrl-C and SIGTERM (what was
+read is printed, then the tool exits 0), and lost events (``{"lost": N}``
+lines in JSON, ``Lost N events`` on stderr).  Periodic tools implement
+:meth:`Tool.tick` instead of (or as well as) :meth:`Tool.row`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from typing import Any, ClassVar
+
+from pybpfasm.dsl import Collection, Events, ProgramDef
+from pybpfasm.errors import UsageError
+
+from . import options as types
+from .output import Output, escape_row
+
+#: how long one poll of the event stream waits when nothing arrives (seconds)
+POLL = 0.25
+
+
+class Tool:
+    """Base class of the tools (see the module docstring)."""
+
+    #: what the readiness line says is traced
+    tracing: ClassVar[str] = "events"
+    #: the event stream rows come from (None for purely periodic tools)
+    events: ClassVar[Events | None] = None
+    #: seconds between ticks (None: not a periodic tool, no -i option)
+    interval: ClassVar[float | None] = None
+
+    # -- what a tool provides ----------------------------------------------------------------
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """The tool's own options (the frame adds the shared ones)."""
+
+    def options(self, args: argparse.Namespace) -> Any:
+        """What the programs are built from; its ``repr`` keys the program cache."""
+        return None
+
+    def programs(self, opts: Any) -> list[ProgramDef]:
+        """The programs to load and attach, in attach order."""
+        raise NotImplementedError
+
+    def prepare(self, coll: Collection, opts: Any) -> None:
+        """User-space set-up once the programs are loaded (maps to seed, symbolisers)."""
+
+    def row(self, event: Any) -> dict[str, Any] | None:
+        """An event as a row (None: not shown)."""
+        return event.as_dict()
+
+    def text(self, row: dict[str, Any]) -> str:
+        """A row as a text line."""
+        return " ".join("-" if v is None else str(v) for v in row.values())
+
+    def header(self) -> str | None:
+        """The text header printed once before the first line (None: no header)."""
+        return None
+
+    def tick(self, coll: Collection, opts: Any) -> list[dict[str, Any]]:
+        """Periodic tools: the rows of one interval (each a JSON line with ``--json``)."""
+        return []
+
+    def tick_text(self, rows: list[dict[str, Any]]) -> list[str]:
+        """Periodic tools: one interval's rows as text (strings already escaped)."""
+        return [time.strftime("%H:%M:%S"), *(self.text(r) for r in rows)]
+
+    def notes(self, coll: Collection, opts: Any) -> list[str]:
+        """Lines for stderr before tracing starts (what this kernel cannot report)."""
+        return []
+
+    # -- the frame ---------------------------------------------------------------------------
+    def configure(self, parser: argparse.ArgumentParser) -> None:
+        """The tool's options and the shared ones."""
+        self.add_arguments(parser)
+        shared = parser.add_argument_group("common options")
+        shared.add_argument("--json", action="store_true", help="one JSON object a line")
+        shared.add_argument("--log-file", metavar="PATH", help="also append the output to this file")
+        if self.events is not None:
+            shared.add_argument("--count", type=types.count, metavar="N", help="exit after N events")
+            shared.add_argument("--buffer", choices=("auto", "ringbuf", "perf"), default="auto",
+                                help="how events reach user space: a ring buffer (5.8+, auto where "
+                                     "present) or per-CPU perf buffers")
+        if self.interval is not None:
+            shared.add_argument("-i", "--interval", type=types.seconds, default=self.interval,
+                                metavar="S", help=f"seconds between outputs (default {self.interval:g})")
+        shared.add_argument("--duration", type=types.seconds, metavar="S", help="exit after S seconds")
+        shared.add_argument("--btf", metavar="FILE",
+                            help="kernel types from FILE (raw BTF or a vmlinux with .BTF) for "
+                                 "kernels without /sys/kernel/btf/vmlinux")
+        shared.add_argument("--no-cache", action="store_true",
+                            help="build the programs even if a cached build fits")
+
+    def run(self, args: argparse.Namespace) -> int:
+        """Build, load, attach, read until done; the process exit status."""
+        stop = _StopFlag()
+        with stop:
+            opts = self.options(args)
+            out = Output(args.json, args.log_file)
+            try:
+                with self._collection(args) as coll:
+                    self._start(coll, opts)
+                    reader = self.events.reader(coll) if self.events is not None else None
+                    for line in self.notes(coll, opts):
+                        print(f"note: {line}", file=sys.stderr)
+                    print(f"Tracing {self.tracing}... Ctrl-C to end.", file=sys.stderr, flush=True)
+                    _Loop(self, coll, opts, args, out, stop).run(reader)
+            finally:
+                out.close()
+        return 0
+
+    def _collection(self, args: argparse.Namespace) -> Collection:
+        from pybpfasm.dsl.cache import ProgramCache
+
+        btf = None
+        if args.btf is not None:
+            from pybpfasm.btf import BTF, BTFError
+
+            try:
+                btf = BTF.from_file(args.btf)
+            except BTFError as err:
+                raise UsageError(f"--btf: {err}") from None
+        if self.events is not None:
+            self.events.kind = args.buffer
+            self.events.resolve()
+        salt = (type(self).__module__, type(self).__qualname__,
+                self.events.kind if self.events is not None else None)
+        cache = None if args.no_cache else ProgramCache(btf_path=args.btf, salt=salt)
+        return Collection(btf=btf, cache=cache)
+
+    def _start(self, coll: Collection, opts: Any) -> None:
+        """Load every program, free what the build needed, attach, prepare."""
+        pdefs = self.programs(opts)
+        for pdef in pdefs:
+            coll.load(pdef, opts)
+        _release_build_memory()
+        for pdef in pdefs:
+            coll.attach(pdef)
+        self.prepare(coll, opts)
+
+
+def _release_build_memory() -> None:
+    """Drop the kernel's BTF (tens of MB) once nothing more is built."""
+    btf = sys.modules.get("pybpfasm.btf")
+    if btf is not None:
+        import gc
+
+        btf.BTF.release_kernel()
+        gc.collect()  # the builder's objects are cycles that still hold the BTF
+
+
+class _StopFlag:
+    """SIGINT and SIGTERM set a flag (the loop ends after printing what it read)."""
+
+    def __init__(self) -> None:
+        self.set = False
+        self._previous: dict[int, Any] = {}
+
+    def __bool__(self) -> bool:
+        return self.set
+
+    def _handle(self, *_: object) -> None:
+        self.set = True
+
+    def __enter__(self) -> _StopFlag:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+
+
+class _Loop:
+    """The reader loop: events to rows, ticks, limits, lost accounting."""
+
+    def __init__(self, tool: Tool, coll: Collection, opts: Any, args: argparse.Namespace,
+                 out: Output, stop: _StopFlag) -> None:
+        self.tool, self.coll, self.opts, self.out, self.stop = tool, coll, opts, out, stop
+        self.limit: int | None = getattr(args, "count", None)
+        self.interval: float | None = getattr(args, "interval", None)
+        self.deadline = None if args.duration is None else time.monotonic() + args.duration
+        self.seen = 0
+        self.reported_lost = 0
+        self.headed = args.json
+
+    def run(self, reader: Any) -> None:
+        """Read *reader* (None: ticks only) until stopped, counted out or timed out; closes it."""
+        next_tick = None if self.interval is None else time.monotonic() + self.interval
+        try:
+            while not self.stop:
+                now = time.monotonic()
+                wake = min(t for t in (next_tick, self.deadline, now + POLL) if t is not None)
+                if reader is not None:
+                    if self._events(reader.poll(max(0.0, wake - now)), reader):
+                        return
+                else:
+                    time.sleep(max(0.0, wake - now))
+                now = time.monotonic()
+                if next_tick is not None and now >= next_tick:
+                    self._tick()
+                    next_tick += self.interval
+                if self.deadline is not None and now >= self.deadline:
+                    break
+            if reader is not None:
+                self._events(reader.read(), reader)
+            if self.interval is not None and self.stop:
+                self._tick()  # the partial interval, as bcc's tools print on Ctrl-C
+        finally:
+            if reader is not None:
+                self._lost(reader)
+                if reader.lost:
+                    print(f"Lost {reader.lost} events", file=sys.stderr)
+                reader.close()
+
+    def _header(self) -> None:
+        if not self.headed:
+            header = self.tool.header()
+            if header is not None:
+                self.out.lines([header])
+            self.headed = True
+
+    def _events(self, batch: list, reader: Any) -> bool:
+        """Print a batch; True once ``--count`` events were printed."""
+        rows = []
+        for ev in batch:
+            row = self.tool.row(ev)
+            if row is None:
+                continue
+            rows.append(row)
+            if self.limit is not None and self.seen + len(rows) >= self.limit:
+                break
+        if rows:
+            self._header()
+            self.out.rows(rows, self.tool.text)
+            self.seen += len(rows)
+        self._lost(reader)
+        return self.limit is not None and self.seen >= self.limit
+
+    def _lost(self, reader: Any) -> None:
+        lost = reader.lost
+        if lost > self.reported_lost:
+            self.out.lost(lost - self.reported_lost)
+            if not self.out.json:
+                print(f"Lost {lost - self.reported_lost} events", file=sys.stderr)
+            self.reported_lost = lost
+
+    def _tick(self) -> None:
+        rows = self.tool.tick(self.coll, self.opts)
+        if self.out.json:
+            self.out.rows(rows, None)
+        else:
+            self.out.lines(self.tool.tick_text([escape_row(r) for r in rows]))

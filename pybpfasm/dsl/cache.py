@@ -1,0 +1,133 @@
+"""A cache of built programs, so that a tool's next start skips BTF and the build.
+
+An entry is what :class:`~.program.Collection` needs to load a program it
+built before: the bytecode with its map references left as slots to patch,
+the maps by declaration name (with their shapes, checked on reuse) and the
+kernel enum names its records decode.  Entries are keyed by everything the
+build depended on: the kernel's BTF (release, build and BTF size, or an
+external BTF file's identity), the pybpfasm sources (version and every
+module's size and mtime), the program and the options it was built with.
+
+Files live under ``${XDG_CACHE_HOME:-~/.cache}/pybpfasm/programs``, one JSON
+file per key, written atomically; anything unreadable or inconsistent is
+ignored and rebuilt, so deleting the directory is always safe.  Programs
+with bpf-to-bpf functions carry program BTF and are not cached.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import json
+import os
+import struct
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ..isa import Instruction, PseudoLoad
+
+FORMAT = 1
+#: the imm field of a slot (host byte order)
+_IMM = struct.Struct("=i")
+
+
+def cache_dir() -> Path:
+    """Where built programs are kept."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "pybpfasm" / "programs"
+
+
+@functools.cache
+def source_identity() -> str:
+    """The pybpfasm version and the size and mtime of every module it is built from."""
+    from .. import __version__
+
+    root = Path(__file__).resolve().parent.parent
+    h = hashlib.sha256(__version__.encode())
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if d not in ("lab", "__pycache__"))
+        for name in sorted(filenames):
+            if name.endswith(".py"):
+                st = os.stat(os.path.join(dirpath, name))
+                h.update(f"{dirpath}/{name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def kernel_identity(btf_path: str | None = None) -> str:
+    """What the kernel types came from: this kernel's build and BTF, or an external file."""
+    if btf_path is not None:
+        st = os.stat(btf_path)
+        return f"file:{os.path.realpath(btf_path)}:{st.st_size}:{st.st_mtime_ns}"
+    u = os.uname()
+    try:
+        size = os.stat("/sys/kernel/btf/vmlinux").st_size
+    except OSError:
+        size = -1
+    return f"kernel:{u.machine}:{u.release}:{u.version}:{size}"
+
+
+class ProgramCache:
+    """Built programs on disk, by key (see the module docstring)."""
+
+    def __init__(self, directory: Path | None = None, btf_path: str | None = None,
+                 salt: Any = ()) -> None:
+        self.directory = directory or cache_dir()
+        self._kernel = kernel_identity(btf_path)
+        #: whatever else the caller's builds depend on (e.g. the event stream kind)
+        self.salt = salt
+
+    def key(self, *parts: Any) -> str:
+        """The entry name for a program built from *parts* (program identity and options)."""
+        text = "\0".join([str(FORMAT), self._kernel, source_identity(), repr(self.salt),
+                          *map(repr, parts)])
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        """The entry saved under *key*, or None (missing, unreadable or of another format)."""
+        try:
+            with open(self.directory / f"{key}.json", "rb") as f:
+                entry = json.load(f)
+        except (OSError, ValueError):
+            return None
+        if not isinstance(entry, dict) or entry.get("format") != FORMAT:
+            return None
+        return entry
+
+    def put(self, key: str, entry: dict[str, Any]) -> None:
+        """Save *entry* atomically; a cache that cannot be written is skipped."""
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-")
+            with os.fdopen(fd, "w") as f:
+                json.dump({**entry, "format": FORMAT}, f)
+            os.replace(tmp, self.directory / f"{key}.json")
+        except OSError:
+            pass
+
+
+def encode_code(code: bytes) -> str:
+    return base64.b64encode(code).decode()
+
+
+def decode_code(text: str) -> bytes:
+    return base64.b64decode(text.encode(), validate=True)
+
+
+def map_slots(insns: list[Instruction]) -> list[tuple[int, int]]:
+    """(slot, placeholder) of every map-fd ``ld_imm64`` in assembled *insns*."""
+    out, slot = [], 0
+    for insn in insns:
+        if insn.is_ld_imm64 and insn.src == PseudoLoad.MAP_FD:
+            out.append((slot, insn.imm))
+        slot += insn.slots
+    return out
+
+
+def patch_fds(code: bytes, slots: list[tuple[int, int]], fds: list[int]) -> bytes:
+    """*code* with each map slot's placeholder replaced by the fd of that map."""
+    out = bytearray(code)
+    for slot, index in slots:
+        _IMM.pack_into(out, 8 * slot + 4, fds[index])
+    return bytes(out)
