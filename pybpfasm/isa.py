@@ -21,7 +21,7 @@ from __future__ import annotations
 import struct
 import sys
 from dataclasses import dataclass, field, replace
-from enum import Enum, IntEnum
+from enum import IntEnum
 from typing import Iterable, Union
 
 from .errors import BPFError
@@ -44,10 +44,13 @@ __all__ = [
     "And",
     "Arsh",
     "AtomicOp",
+    "Call",
     "Class",
     "DecodeError",
     "Div",
+    "Exit",
     "Instruction",
+    "JCond",
     "JEq",
     "JGe",
     "JGt",
@@ -59,12 +62,18 @@ __all__ = [
     "JSLe",
     "JSLt",
     "JSet",
+    "Ja",
     "JumpOp",
     "Lsh",
     "Mod",
     "Mode",
     "Mov",
+    "MovSX16",
+    "MovSX32",
+    "MovSX8",
     "Mul",
+    "Neg",
+    "OpCode",
     "Or",
     "PseudoCall",
     "PseudoLoad",
@@ -73,8 +82,10 @@ __all__ = [
     "SDiv",
     "SMod",
     "Size",
+    "Source",
     "SourceLocation",
     "Sub",
+    "Swap",
     "Xor",
     "addr_space_cast",
     "atomic",
@@ -180,9 +191,225 @@ class Mode(IntEnum):
     ATOMIC = 0xC0
 
 
+
+
+class Source(IntEnum):
+    """Operand source bit of ALU and jump opcodes: the immediate (K) or src register (X).
+
+    For byte swaps (``AluOp.SWAP``) it selects the order: K to little endian, X to big.
+    """
+
+    K = 0x00
+    X = 0x08
+
+
 #: source bit: operand is the immediate (K) or the src register (X)
-SRC_K = 0x00
-SRC_X = 0x08
+SRC_K = int(Source.K)
+SRC_X = int(Source.X)
+
+
+class AluOp(IntEnum):
+    """ALU operations: opcode bits 4-7, and in bits 8-15 the ``off`` that extends them.
+
+    As in cilium/ebpf's asm, the v4 operations told apart by ``off`` are
+    members of their own: ``SDIV`` is ``DIV`` with off 1, ``MOVSX8`` is ``MOV``
+    with off 8.  ``NEG`` and ``SWAP`` (byte swaps) are members too.
+    """
+
+    ADD = 0x00
+    SUB = 0x10
+    MUL = 0x20
+    DIV = 0x30
+    SDIV = 0x130
+    OR = 0x40
+    AND = 0x50
+    LSH = 0x60
+    RSH = 0x70
+    NEG = 0x80
+    MOD = 0x90
+    SMOD = 0x190
+    XOR = 0xA0
+    MOV = 0xB0
+    MOVSX8 = 0x8B0
+    MOVSX16 = 0x10B0
+    MOVSX32 = 0x20B0
+    ARSH = 0xC0
+    SWAP = 0xD0
+
+    @property
+    def code(self) -> int:
+        """The opcode bits (bits 4-7)."""
+        return self & 0xF0
+
+    @property
+    def off(self) -> int:
+        """The ``off`` field this operation needs (its extension bits)."""
+        return self >> 8
+
+    @property
+    def is_binary(self) -> bool:
+        """``dst op= src/imm`` (mov included); false for neg, swap and sign-extending moves."""
+        return self in _ALU_SYMBOLS
+
+    @property
+    def symbol(self) -> str:
+        """The LLVM operator of a binary operation (``+=``)."""
+        return _ALU_SYMBOLS[self]
+
+    def imm(self, dst: Operand, value: int) -> Instruction:
+        """64-bit ``dst op= value``."""
+        return Instruction(Class.ALU64 | self.code, dst, 0, self.off, _s32(value), source=_caller())
+
+    def reg(self, dst: Operand, src: Operand) -> Instruction:
+        """64-bit ``dst op= src``."""
+        return Instruction(Class.ALU64 | self.code | SRC_X, dst, src, self.off, source=_caller())
+
+    def imm32(self, dst: Operand, value: int) -> Instruction:
+        """32-bit ``wdst op= value`` (upper half of dst zeroed)."""
+        return Instruction(Class.ALU | self.code, dst, 0, self.off, _s32(value), source=_caller())
+
+    def reg32(self, dst: Operand, src: Operand) -> Instruction:
+        """32-bit ``wdst op= wsrc``."""
+        return Instruction(Class.ALU | self.code | SRC_X, dst, src, self.off, source=_caller())
+
+
+_ALU_SYMBOLS = {
+    AluOp.ADD: "+=", AluOp.SUB: "-=", AluOp.MUL: "*=", AluOp.DIV: "/=", AluOp.SDIV: "s/=",
+    AluOp.OR: "|=", AluOp.AND: "&=", AluOp.LSH: "<<=", AluOp.RSH: ">>=", AluOp.MOD: "%=",
+    AluOp.SMOD: "s%=", AluOp.XOR: "^=", AluOp.MOV: "=", AluOp.ARSH: "s>>=",
+}
+
+
+class JumpOp(IntEnum):
+    """Jump-class operations (opcode bits 4-7): the conditions, and ja, call, exit, jcond."""
+
+    JA = 0x00
+    JEQ = 0x10
+    JGT = 0x20
+    JGE = 0x30
+    JSET = 0x40
+    JNE = 0x50
+    JSGT = 0x60
+    JSGE = 0x70
+    CALL = 0x80
+    EXIT = 0x90
+    JLT = 0xA0
+    JLE = 0xB0
+    JSLT = 0xC0
+    JSLE = 0xD0
+    JCOND = 0xE0
+
+    @property
+    def code(self) -> int:
+        return int(self)
+
+    @property
+    def is_conditional(self) -> bool:
+        """A comparison (``if dst <op> src goto``)."""
+        return self in _JUMP_SYMBOLS
+
+    @property
+    def symbol(self) -> str:
+        """The LLVM operator of a condition (``s>=``)."""
+        return _JUMP_SYMBOLS[self][0]
+
+    @property
+    def inverse(self) -> JumpOp | None:
+        """The condition that is true exactly when this one is false (None for jset)."""
+        name = _JUMP_SYMBOLS[self][1]
+        return JumpOp[name] if name else None
+
+    def imm(self, dst: Operand, value: int, target: int | str) -> Instruction:
+        """``if dst <op> value goto target`` on 64 bits; target is a label or offset."""
+        return _jump(Class.JMP | self.code, dst, 0, _s32(value), target)
+
+    def reg(self, dst: Operand, src: Operand, target: int | str) -> Instruction:
+        return _jump(Class.JMP | self.code | SRC_X, dst, src, 0, target)
+
+    def imm32(self, dst: Operand, value: int, target: int | str) -> Instruction:
+        """``if wdst <op> value goto target`` on the low 32 bits."""
+        return _jump(Class.JMP32 | self.code, dst, 0, _s32(value), target)
+
+    def reg32(self, dst: Operand, src: Operand, target: int | str) -> Instruction:
+        return _jump(Class.JMP32 | self.code | SRC_X, dst, src, 0, target)
+
+
+#: condition -> (LLVM operator, name of the inverse condition)
+_JUMP_SYMBOLS = {
+    JumpOp.JEQ: ("==", "JNE"), JumpOp.JGT: (">", "JLE"), JumpOp.JGE: (">=", "JLT"),
+    JumpOp.JSET: ("&", None), JumpOp.JNE: ("!=", "JEQ"), JumpOp.JSGT: ("s>", "JSLE"),
+    JumpOp.JSGE: ("s>=", "JSLT"), JumpOp.JLT: ("<", "JGE"), JumpOp.JLE: ("<=", "JGT"),
+    JumpOp.JSLT: ("s<", "JSGE"), JumpOp.JSLE: ("s<=", "JSGT"),
+}
+_ALU_CLASSES = (Class.ALU, Class.ALU64)
+_JUMP_CLASSES = (Class.JMP, Class.JMP32)
+
+
+class OpCode(int):
+    """An opcode byte with its fields by name, like cilium/ebpf's ``asm.OpCode``.
+
+    >>> OpCode.alu(AluOp.MOV, Source.X)
+    OpCode(ALU64|MOV|X)
+    >>> OpCode(0x61).size
+    <Size.W: 0>
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, value: int) -> OpCode:
+        if not 0 <= value <= 0xFF:
+            raise ValueError(f"opcode {value} out of range")
+        return super().__new__(cls, value)
+
+    @classmethod
+    def alu(cls, op: AluOp, source: Source = Source.K, *, alu32: bool = False) -> OpCode:
+        """The opcode of ALU operation *op* (its ``off`` extension goes in the instruction)."""
+        return cls((Class.ALU if alu32 else Class.ALU64) | op.code | source)
+
+    @classmethod
+    def jump(cls, op: JumpOp, source: Source = Source.K, *, jmp32: bool = False) -> OpCode:
+        return cls((Class.JMP32 if jmp32 else Class.JMP) | op | source)
+
+    @classmethod
+    def mem(cls, klass: Class, mode: Mode, size: Size) -> OpCode:
+        """A load or store opcode (LD, LDX, ST, STX)."""
+        return cls(klass | mode | size)
+
+    @property
+    def cls(self) -> Class:
+        return Class(self & 0x07)
+
+    @property
+    def alu_op(self) -> AluOp | None:
+        """The ALU operation without extension bits (SDIV reads as DIV: see Instruction.alu_op)."""
+        return AluOp(self & 0xF0) if self.cls in _ALU_CLASSES and self & 0xF0 <= 0xD0 else None
+
+    @property
+    def jump_op(self) -> JumpOp | None:
+        return JumpOp(self & 0xF0) if self.cls in _JUMP_CLASSES and self & 0xF0 <= 0xE0 else None
+
+    @property
+    def source(self) -> Source | None:
+        return Source(self & 0x08) if self.cls in _ALU_CLASSES + _JUMP_CLASSES else None
+
+    @property
+    def size(self) -> Size | None:
+        return Size(self & 0x18) if self.cls not in _ALU_CLASSES + _JUMP_CLASSES else None
+
+    @property
+    def mode(self) -> Mode | None:
+        return Mode(self & 0xE0) if self.size is not None and self & 0xE0 in _MODES else None
+
+    def __str__(self) -> str:
+        """Fields by name: ``ALU64|MOV|X``, ``LDX|MEM|W``."""
+        if self.alu_op is not None or self.jump_op is not None:
+            op = self.alu_op if self.alu_op is not None else self.jump_op
+            return f"{self.cls.name}|{op.name}|{self.source.name}"
+        mode = self.mode.name if self.mode is not None else f"0x{self & 0xE0:02x}"
+        return f"{self.cls.name}|{mode}|{self.size.name}"
+
+    def __repr__(self) -> str:
+        return f"OpCode({self})"
 
 
 class PseudoLoad(IntEnum):
@@ -250,7 +477,7 @@ class Instruction:
     internal: str | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        for name in ("dst", "src"):  # store Reg members as plain ints
+        for name in ("opcode", "dst", "src"):  # store OpCode and Reg members as plain ints
             if type(getattr(self, name)) is not int:
                 object.__setattr__(self, name, int(getattr(self, name)))
         problem = _check_encodable(self) if self.internal else check(self)
@@ -258,11 +485,38 @@ class Instruction:
             raise ValueError(f"invalid instruction (opcode 0x{self.opcode:02x}): {problem}")
 
     def __repr__(self) -> str:
-        from .text import format_instruction
-
-        return f"<Instruction {format_instruction(self)}>"
+        op = self.op
+        alu = self.alu_op
+        fields = [f"{op.cls.name}|{alu.name}|{op.source.name}" if alu is not None else str(op)]
+        fields += [f"{name}={getattr(self, name)}" for name in ("dst", "src", "off", "imm")
+                   if getattr(self, name)]
+        fields += [f"{name}={getattr(self, name)!r}" for name in ("symbol", "reference")
+                   if getattr(self, name) is not None]
+        return f"Instruction({', '.join(fields)})"
 
     # -- opcode fields -----------------------------------------------------
+    @property
+    def op(self) -> OpCode:
+        """The opcode, typed: fields by name."""
+        return OpCode(self.opcode)
+
+    @property
+    def alu_op(self) -> AluOp | None:
+        """The ALU operation, with the extension ``off`` selects (SDIV, MOVSX8); None if not ALU."""
+        base = self.op.alu_op
+        if base is None:
+            return None
+        if base in (AluOp.DIV, AluOp.MOD) or (base == AluOp.MOV and self.opcode & SRC_X):
+            try:
+                return AluOp(base | (self.off & 0xFF) << 8)
+            except ValueError:
+                return base
+        return base
+
+    @property
+    def jump_op(self) -> JumpOp | None:
+        return self.op.jump_op
+
     @property
     def cls(self) -> Class:
         return Class(self.opcode & 0x07)
@@ -315,18 +569,18 @@ class Instruction:
 Operand = Union[int, "Reg"]
 
 # -- fixed opcodes -----------------------------------------------------------
-LD_IMM64 = Class.LD | Mode.IMM | Size.DW
-CALL = Class.JMP | 0x80
-CALLX = CALL | SRC_X
-EXIT = Class.JMP | 0x90
-JA = Class.JMP | 0x00
-GOTOL = Class.JMP32 | 0x00
-GOTOX = JA | SRC_X
-JCOND = Class.JMP | 0xE0
+LD_IMM64 = int(OpCode.mem(Class.LD, Mode.IMM, Size.DW))
+CALL = int(OpCode.jump(JumpOp.CALL))
+CALLX = int(OpCode.jump(JumpOp.CALL, Source.X))
+EXIT = int(OpCode.jump(JumpOp.EXIT))
+JA = int(OpCode.jump(JumpOp.JA))
+GOTOL = int(OpCode.jump(JumpOp.JA, jmp32=True))
+GOTOX = int(OpCode.jump(JumpOp.JA, Source.X))
+JCOND = int(OpCode.jump(JumpOp.JCOND))
 MAY_GOTO = 0  # src of JCOND
-END_OP = 0xD0
-NEG_OP = 0x80
-MOV_OP = 0xB0
+END_OP = AluOp.SWAP.code
+NEG_OP = AluOp.NEG.code
+MOV_OP = AluOp.MOV.code
 #: off of ``mov`` that marks addr_space_cast (arena pointers)
 ADDR_SPACE_CAST = 1
 
@@ -357,57 +611,12 @@ def _s64(value: int) -> int:
 
 
 # -- ALU ---------------------------------------------------------------------
-class AluOp(Enum):
-    """Binary ALU operations: (opcode bits, off, LLVM operator)."""
-
-    ADD = (0x00, 0, "+=")
-    SUB = (0x10, 0, "-=")
-    MUL = (0x20, 0, "*=")
-    DIV = (0x30, 0, "/=")
-    SDIV = (0x30, 1, "s/=")
-    OR = (0x40, 0, "|=")
-    AND = (0x50, 0, "&=")
-    LSH = (0x60, 0, "<<=")
-    RSH = (0x70, 0, ">>=")
-    MOD = (0x90, 0, "%=")
-    SMOD = (0x90, 1, "s%=")
-    XOR = (0xA0, 0, "^=")
-    MOV = (0xB0, 0, "=")
-    ARSH = (0xC0, 0, "s>>=")
-
-    @property
-    def code(self) -> int:
-        return self.value[0]
-
-    @property
-    def off(self) -> int:
-        return self.value[1]
-
-    @property
-    def symbol(self) -> str:
-        return self.value[2]
-
-    def imm(self, dst: Operand, value: int) -> Instruction:
-        """64-bit ``dst op= value``."""
-        return Instruction(Class.ALU64 | self.code, dst, 0, self.off, _s32(value), source=_caller())
-
-    def reg(self, dst: Operand, src: Operand) -> Instruction:
-        """64-bit ``dst op= src``."""
-        return Instruction(Class.ALU64 | self.code | SRC_X, dst, src, self.off, source=_caller())
-
-    def imm32(self, dst: Operand, value: int) -> Instruction:
-        """32-bit ``wdst op= value`` (upper half of dst zeroed)."""
-        return Instruction(Class.ALU | self.code, dst, 0, self.off, _s32(value), source=_caller())
-
-    def reg32(self, dst: Operand, src: Operand) -> Instruction:
-        """32-bit ``wdst op= wsrc``."""
-        return Instruction(Class.ALU | self.code | SRC_X, dst, src, self.off, source=_caller())
-
-
+#: ALU operations by (opcode bits, off)
 ALU_BY_CODE = {(op.code, op.off): op for op in AluOp}
 Add, Sub, Mul, Div, SDiv = AluOp.ADD, AluOp.SUB, AluOp.MUL, AluOp.DIV, AluOp.SDIV
 Or, And, Lsh, Rsh, Mod = AluOp.OR, AluOp.AND, AluOp.LSH, AluOp.RSH, AluOp.MOD
 SMod, Xor, Mov, Arsh = AluOp.SMOD, AluOp.XOR, AluOp.MOV, AluOp.ARSH
+Neg, Swap, MovSX8, MovSX16, MovSX32 = AluOp.NEG, AluOp.SWAP, AluOp.MOVSX8, AluOp.MOVSX16, AluOp.MOVSX32
 
 
 def neg(dst: Operand, *, alu32: bool = False) -> Instruction:
@@ -443,52 +652,11 @@ def bswap(dst: Operand, bits: int) -> Instruction:
 
 
 # -- jumps -------------------------------------------------------------------
-class JumpOp(Enum):
-    """Conditional jumps: (opcode bits, LLVM operator, inverse condition)."""
-
-    JEQ = (0x10, "==", "JNE")
-    JGT = (0x20, ">", "JLE")
-    JGE = (0x30, ">=", "JLT")
-    JSET = (0x40, "&", None)
-    JNE = (0x50, "!=", "JEQ")
-    JSGT = (0x60, "s>", "JSLE")
-    JSGE = (0x70, "s>=", "JSLT")
-    JLT = (0xA0, "<", "JGE")
-    JLE = (0xB0, "<=", "JGT")
-    JSLT = (0xC0, "s<", "JSGE")
-    JSLE = (0xD0, "s<=", "JSGT")
-
-    @property
-    def code(self) -> int:
-        return self.value[0]
-
-    @property
-    def symbol(self) -> str:
-        return self.value[1]
-
-    @property
-    def inverse(self) -> JumpOp | None:
-        """The condition that is true exactly when this one is false."""
-        return JumpOp[self.value[2]] if self.value[2] else None
-
-    def imm(self, dst: Operand, value: int, target: int | str) -> Instruction:
-        """``if dst <op> value goto target`` on 64 bits; target is a label or offset."""
-        return _jump(Class.JMP | self.code, dst, 0, _s32(value), target)
-
-    def reg(self, dst: Operand, src: Operand, target: int | str) -> Instruction:
-        return _jump(Class.JMP | self.code | SRC_X, dst, src, 0, target)
-
-    def imm32(self, dst: Operand, value: int, target: int | str) -> Instruction:
-        """``if wdst <op> value goto target`` on the low 32 bits."""
-        return _jump(Class.JMP32 | self.code, dst, 0, _s32(value), target)
-
-    def reg32(self, dst: Operand, src: Operand, target: int | str) -> Instruction:
-        return _jump(Class.JMP32 | self.code | SRC_X, dst, src, 0, target)
-
-
-JUMP_BY_CODE = {op.code: op for op in JumpOp}
+#: conditions by opcode bits
+JUMP_BY_CODE = {op.code: op for op in JumpOp if op.is_conditional}
 JEq, JNe, JGt, JGe, JLt, JLe = JumpOp.JEQ, JumpOp.JNE, JumpOp.JGT, JumpOp.JGE, JumpOp.JLT, JumpOp.JLE
 JSGt, JSGe, JSLt, JSLe, JSet = JumpOp.JSGT, JumpOp.JSGE, JumpOp.JSLT, JumpOp.JSLE, JumpOp.JSET
+Ja, Call, Exit, JCond = JumpOp.JA, JumpOp.CALL, JumpOp.EXIT, JumpOp.JCOND
 
 
 def _jump(opcode: int, dst: int, src: int, imm: int, target: int | str, *, long: bool = False) -> Instruction:
@@ -632,10 +800,11 @@ def store_release(dst: Operand, off: int, src: Operand, size: Size = Size.DW) ->
 # Plain ints: the checks run once per decoded instruction.
 _ALU64, _JMP32, _DW, _MEM, _ATOMIC = int(Class.ALU64), int(Class.JMP32), int(Size.DW), int(Mode.MEM), int(Mode.ATOMIC)
 _ABS, _IND, _MEMSX = int(Mode.ABS), int(Mode.IND), int(Mode.MEMSX)
+_MODES = frozenset(int(m) for m in Mode)
 _LOAD_ACQ, _STORE_REL = int(AtomicOp.LOAD_ACQ), int(AtomicOp.STORE_REL)
 _ATOMIC_RMW = frozenset(int(op) for op in AtomicOp if op < AtomicOp.LOAD_ACQ)
-_ALU_OFFS = frozenset((op.code, op.off) for op in AluOp)
-_JUMP_CODES = frozenset(op.code for op in JumpOp)
+_ALU_OFFS = frozenset((op.code, op.off) for op in AluOp if op.is_binary)
+_JUMP_CODES = frozenset(op.code for op in JumpOp if op.is_conditional)
 _ENDIAN_IMMS = (16, 32, 64)
 
 

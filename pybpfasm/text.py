@@ -323,8 +323,8 @@ _IGNORED_DIRECTIVES = frozenset({".text", ".globl", ".global", ".p2align", ".ali
                                  ".size", ".file"})
 _LOAD_TYPES = {f"{sign}{8 * s.nbytes}": (s, sign == "s") for s in Size for sign in "us"
                if not (sign == "s" and s == Size.DW)}
-_ALU_BY_SYMBOL = {op.symbol: op for op in AluOp if op is not AluOp.MOV}
-_JUMP_BY_SYMBOL = {op.symbol: op for op in JumpOp}
+_ALU_BY_SYMBOL = {op.symbol: op for op in AluOp if op.is_binary and op is not AluOp.MOV}
+_JUMP_BY_SYMBOL = {op.symbol: op for op in JumpOp if op.is_conditional}
 _ATOMIC_BY_SYMBOL = {"+=": AtomicOp.ADD, "|=": AtomicOp.OR, "&=": AtomicOp.AND, "^=": AtomicOp.XOR}
 #: GNU as binary operators and their precedence (LLVM's MC follows it, not C)
 _BINARY = {"+": 4, "-": 4, "|": 5, "^": 5, "&": 5, "*": 6, "/": 6, "%": 6, "<<": 6, ">>": 6}

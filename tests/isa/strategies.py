@@ -14,8 +14,8 @@ imm32 = st.one_of(st.sampled_from([0, 1, -1, 0x7FFFFFFF, -0x80000000]),
 imm64 = st.one_of(st.sampled_from([0, -1, 1 << 32, (1 << 63) - 1, -(1 << 63), 0xFFFFFFFF]),
                   st.integers(-(1 << 63), (1 << 63) - 1))
 sizes = st.sampled_from(list(Size))
-binary_ops = st.sampled_from([op for op in AluOp])
-jump_ops = st.sampled_from(list(JumpOp))
+binary_ops = st.sampled_from([op for op in AluOp if op.is_binary])
+jump_ops = st.sampled_from([op for op in JumpOp if op.is_conditional])
 
 
 @st.composite
