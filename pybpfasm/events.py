@@ -81,6 +81,9 @@ class _Polled:
         """Block until a descriptor is readable or ``timeout`` seconds pass (None: forever)."""
         return bool(self._epoll.poll(-1 if timeout is None else timeout))
 
+    def add(self, fd: int) -> None:
+        self._epoll.register(fd, select.EPOLLIN)
+
     def close(self) -> None:
         self._epoll.close()
 
@@ -142,6 +145,10 @@ class RingBuffer:
         if not records and self._poll.wait(timeout):
             records = self.read(limit)
         return records
+
+    def wake_on(self, fd: int) -> None:
+        """Also end :meth:`poll`'s wait when *fd* becomes readable (e.g. a signal wakeup fd)."""
+        self._poll.add(fd)
 
     def close(self) -> None:
         """Unmap (the map itself stays its owner's)."""
@@ -277,6 +284,10 @@ class PerfBuffer:
         if not records and self._poll.wait(timeout):
             records = self.read()
         return records
+
+    def wake_on(self, fd: int) -> None:
+        """Also end :meth:`poll`'s wait when *fd* becomes readable (e.g. a signal wakeup fd)."""
+        self._poll.add(fd)
 
     def close(self) -> None:
         """Remove the rings from the map and close them."""

@@ -25,6 +25,8 @@ lines in JSON, ``Lost N events`` on stderr).  Periodic tools implement
 from __future__ import annotations
 
 import argparse
+import os
+import select
 import signal
 import sys
 import time
@@ -170,11 +172,13 @@ def _release_build_memory() -> None:
 
 
 class _StopFlag:
-    """SIGINT and SIGTERM set a flag (the loop ends after printing what it read)."""
+    """SIGINT and SIGTERM set a flag (the loop ends after printing what it read) and
+    write to a wakeup pipe, so a reader waiting for events wakes at once."""
 
     def __init__(self) -> None:
         self.set = False
         self._previous: dict[int, Any] = {}
+        self.wakeup, self._write_end = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
 
     def __bool__(self) -> bool:
         return self.set
@@ -183,6 +187,7 @@ class _StopFlag:
         self.set = True
 
     def __enter__(self) -> _StopFlag:
+        self._old_wakeup = signal.set_wakeup_fd(self._write_end, warn_on_full_buffer=False)
         for sig in (signal.SIGINT, signal.SIGTERM):
             self._previous[sig] = signal.signal(sig, self._handle)
         return self
@@ -190,6 +195,9 @@ class _StopFlag:
     def __exit__(self, *exc: object) -> None:
         for sig, previous in self._previous.items():
             signal.signal(sig, previous)
+        signal.set_wakeup_fd(self._old_wakeup)
+        os.close(self.wakeup)
+        os.close(self._write_end)
 
 
 class _Loop:
@@ -207,6 +215,8 @@ class _Loop:
 
     def run(self, reader: Any) -> None:
         """Read *reader* (None: ticks only) until stopped, counted out or timed out; closes it."""
+        if reader is not None:
+            reader.wake_on(self.stop.wakeup)
         next_tick = None if self.interval is None else time.monotonic() + self.interval
         try:
             while not self.stop:
@@ -216,7 +226,7 @@ class _Loop:
                     if self._events(reader.poll(max(0.0, wake - now)), reader):
                         return
                 else:
-                    time.sleep(max(0.0, wake - now))
+                    select.select([self.stop.wakeup], [], [], max(0.0, wake - now))
                 now = time.monotonic()
                 if next_tick is not None and now >= next_tick:
                     self._tick()

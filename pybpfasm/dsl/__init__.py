@@ -20,9 +20,9 @@ See :mod:`.builder` (control flow and values), :mod:`.context` (what ``ctx``
 is per program kind), :mod:`.maps`, :mod:`.record` and :mod:`.program`.
 """
 
-from .builder import Builder, BuildError
-from .context import Packet
-from .errors import DSLTypeError, UnknownName
+from typing import Any
+
+from .errors import BuildError, DSLTypeError, UnknownName
 from .maps import (
     ArrayMap,
     Events,
@@ -50,14 +50,31 @@ from .program import (
     xdp,
 )
 from .record import KernelEnum, Record, kernel_enum
-from .types import Space, be16, be32, be64, char, s8, s16, s32, s64, u8, u16, u32, u64
-from .values import Cond, Ref, Value, all_of, any_of
+from .scalars import be16, be32, be64, char, s8, s16, s32, s64, u8, u16, u32, u64
+
+#: names of the code-generation layer, imported on first use: declaring records,
+#: maps and programs and loading a cached build need no BTF and no builder
+_LAZY = {
+    "Builder": ".builder", "Packet": ".context", "Space": ".types",
+    "Cond": ".values", "Ref": ".values", "Value": ".values", "all_of": ".values", "any_of": ".values",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
-    "ArrayMap", "BuildError", "Events", "KernelEnum", "kernel_enum", "Builder", "Collection", "Cond", "HashMap", "LRUHashMap", "MapDecl",
-    "Packet", "PerCPUArray", "PerCPUHash", "PerfEventArray", "ProgramDef", "Record", "Ref", "RingBuf", "Space",
-    "StackTraceMap", "Value", "be16", "be32", "be64", "char", "fentry", "fexit", "kprobe",
+    "ArrayMap", "BuildError", "Builder", "Collection", "Cond", "DSLTypeError", "Events", "HashMap",
+    "KernelEnum", "LRUHashMap", "MapDecl", "Packet", "PerCPUArray", "PerCPUHash", "PerfEventArray",
+    "ProgramDef", "Record", "Ref", "RingBuf", "Space", "StackTraceMap", "UnknownName", "Value",
+    "all_of", "any_of", "be16", "be32", "be64", "char", "fentry", "fexit", "kernel_enum", "kprobe",
     "kretprobe", "raw_tracepoint", "s8", "s16", "s32", "s64", "socket_filter", "tc", "tp_btf",
     "tracepoint", "u8", "u16", "u32", "u64", "xdp",
-    "DSLTypeError", "UnknownName", "all_of", "any_of",
 ]

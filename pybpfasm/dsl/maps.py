@@ -24,16 +24,19 @@ from __future__ import annotations
 
 import itertools
 from contextlib import contextmanager
-from typing import Any, ClassVar, Iterator, Union
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Union
 
-from ..isa import AtomicOp, Class, Mode, Size
 from ..maps import MapSpec
 from ..sys import MapType
 from .errors import DSLTypeError
-from .ir import Op
 from .record import Record
-from .types import ArrayType, PtrType, Scalar, Space, u32, u64
-from .values import Operandish, Ref, Value
+from .scalars import ArrayType, Scalar, u32, u64
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .values import Operandish, Ref, Value
+
+# Declaring a map, creating it and decoding its entries need no BTF: the code
+# generation layer (.types, .values, .ir) is imported by the methods that emit code.
 
 KeyType = Union[Scalar, ArrayType, "type[Record]"]
 _ids = itertools.count()
@@ -93,6 +96,9 @@ class MapDecl:
 
     def _on_stack(self, b, ty: KeyType, value: Operandish | bytes, what: str) -> Value:
         """The address of *value* laid out as *ty* (a stack copy unless it already is memory)."""
+        from .types import Space
+        from .values import Ref
+
         if isinstance(value, Ref) and value.space in (Space.STACK, Space.MAP):
             return value.addr()
         slot = b.stack(ty, what)
@@ -107,6 +113,8 @@ class MapDecl:
 
     def lookup_ptr(self, b, key: Operandish) -> Value:
         """``bpf_map_lookup_elem``: a pointer to the value, or NULL."""
+        from .types import PtrType, Space
+
         k = self._on_stack(b, self.key, key, "map key")
         return b.call("map_lookup_elem", self.pointer(b), k,
                       returns=PtrType(self.value, Space.MAP, nullable=True))
@@ -128,6 +136,8 @@ class MapDecl:
 
     def increment(self, b, key: Operandish, by: Operandish = 1) -> None:
         """Atomically add *by* to the value at *key*, inserting it when absent."""
+        from .types import PtrType, Space
+
         if not isinstance(self.value, Scalar) or self.value.size not in (4, 8):
             raise DSLTypeError("increment() needs a u32 or u64 value")
         k = self._on_stack(b, self.key, key, "map key")
@@ -144,6 +154,9 @@ class MapDecl:
 
 def atomic_add(b, ref: Ref, by: Operandish) -> None:
     """``lock *(u64 *)ref += by``."""
+    from ..isa import AtomicOp, Class, Mode, Size
+    from .ir import Op
+
     size = Size.DW if ref.size == 8 else Size.W
     v = b.value(by)
     b.emit(Op(Class.STX | Mode.ATOMIC | size, ref.base, v.reg, ref.off, AtomicOp.ADD))
@@ -208,6 +221,8 @@ class RingBuf(MapDecl):
         If the buffer is full the body is skipped and the lost counter grows.
         Call ``b.discard(ev)`` to drop a reservation instead.
         """
+        from .types import PtrType, Space
+
         ptr = b.call("ringbuf_reserve", self.pointer(b), self.record.size, 0,
                      returns=PtrType(self.record, Space.MAP, nullable=True))
         with b.if_(ptr != 0):
@@ -257,6 +272,8 @@ class PerfEventArray(MapDecl):
 
 
 def _check_record(expected: type[Record], record: object) -> None:
+    from .values import Ref
+
     if not isinstance(record, Ref):
         raise DSLTypeError(f"output() takes a {expected.__name__} record in memory "
                          f"(e.g. b.stack({expected.__name__})), not {record!r}")

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Optional
 
 from ..errors import UsageError
-from .types import ArrayType, Scalar, char, u8, u32
+from .scalars import ArrayType, Scalar, char, u8, u32
 
 FieldType = typing.Union[Scalar, ArrayType, "type[Record]"]
 
