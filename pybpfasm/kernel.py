@@ -133,18 +133,28 @@ def write_atomically(path: str, *chunks: bytes | bytearray) -> None:
 
 
 def _read_all(path: str) -> bytearray:
+    """The whole of a /proc file, in as few read() calls as its size allows.
+
+    A /proc file's size is unknown until read; reading into one large buffer
+    costs a few system calls, so a background reader gives up the GIL only a few
+    times (each return to Python waits for it while another thread runs).
+    """
+    data = bytearray(1 << 23)
+    size = 0
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        with open(path, "rb", buffering=0) as f, memoryview(data) as view:
+            while True:
+                if size == len(data):
+                    view.release()
+                    data.extend(bytes(len(data)))
+                    view = memoryview(data)
+                n = f.readinto(view[size:])
+                if not n:
+                    break
+                size += n
     except OSError as err:
         raise KernelError(f"cannot read {path}: {err.strerror}") from None
-    data = bytearray()
-    try:
-        while block := os.read(fd, 1 << 17):
-            data += block
-    except OSError as err:
-        raise KernelError(f"cannot read {path}: {err.strerror}") from None
-    finally:
-        os.close(fd)
+    del data[size:]
     return data
 
 
@@ -170,6 +180,27 @@ def _file_crc(f: BinaryIO, end: int) -> int:
                 raise ValueError("file shorter than its trailer says")
             crc, end = zlib.crc32(view[:n], crc), end - n
     return crc
+
+
+#: the child :meth:`Kallsyms.prefetch` started, until :meth:`Kallsyms.load` reaps it
+_prefetching: list[int] = []
+
+
+def _cache_file() -> str:
+    return os.path.join(cache_dir(), "kallsyms")
+
+
+def _names_this_boot(cache: str) -> bool:
+    """Whether *cache*'s trailer names this boot (cheap; :meth:`Kallsyms.load` checks the rest)."""
+    try:
+        with open(BOOT_ID, "rb") as f:
+            boot_id = f.read().strip()
+        with open(cache, "rb") as f:
+            f.seek(max(0, os.fstat(f.fileno()).st_size - 256))
+            trailer = f.read().rsplit(b"\n", 2)[-2]
+    except (OSError, IndexError):
+        return False
+    return trailer.startswith(_CACHE_MAGIC + b" " + boot_id + b" ")
 
 
 class _Dynamic(NamedTuple):
@@ -221,7 +252,33 @@ class Kallsyms:
     @functools.cache
     def load(cls) -> Kallsyms:
         """The kernel's symbols, read once per process, through the per-user cache."""
-        return cls(cache=os.path.join(cache_dir(), "kallsyms"))
+        while _prefetching:
+            try:
+                os.waitpid(_prefetching.pop(), 0)
+            except ChildProcessError:  # reaped by someone else: it is done all the same
+                pass
+        return cls(cache=_cache_file())
+
+    @classmethod
+    def prefetch(cls) -> None:
+        """Fill the per-boot cache in a child process, if it lacks this boot's symbols.
+
+        Without a cache, ``/proc/kallsyms`` takes the kernel tens of milliseconds to
+        produce, one page per read(): a tool that calls this first overlaps that
+        with its own start-up (imports, build, load, attach) on another CPU, and
+        :meth:`load` waits for the child, then reads the cache.  A thread would not
+        do: every read() returns to Python and waits for the busy main thread's GIL.
+        """
+        cache = _cache_file()
+        if _prefetching or cls.load.cache_info().currsize or _names_this_boot(cache):
+            return
+        pid = os.fork()
+        if pid == 0:  # the child: fill the cache, and leave without running any cleanup
+            try:
+                cls(cache=cache)
+            finally:
+                os._exit(0)
+        _prefetching.append(pid)
 
     # -- reading ------------------------------------------------------------------
 
