@@ -133,28 +133,14 @@ def write_atomically(path: str, *chunks: bytes | bytearray) -> None:
 
 
 def _read_all(path: str) -> bytearray:
-    """The whole of a /proc file, in as few read() calls as its size allows.
-
-    A /proc file's size is unknown until read; reading into one large buffer
-    costs a few system calls, so a background reader gives up the GIL only a few
-    times (each return to Python waits for it while another thread runs).
-    """
-    data = bytearray(1 << 23)
-    size = 0
+    """The whole of a /proc file (its size is unknown until read)."""
+    data = bytearray()
     try:
-        with open(path, "rb", buffering=0) as f, memoryview(data) as view:
-            while True:
-                if size == len(data):
-                    view.release()
-                    data.extend(bytes(len(data)))
-                    view = memoryview(data)
-                n = f.readinto(view[size:])
-                if not n:
-                    break
-                size += n
+        with open(path, "rb", buffering=0) as f:
+            while block := f.read(1 << 17):
+                data += block
     except OSError as err:
         raise KernelError(f"cannot read {path}: {err.strerror}") from None
-    del data[size:]
     return data
 
 
