@@ -19,7 +19,8 @@ BTF once everything is built, the readiness line (``Tracing ... Ctrl-C to
 end.`` on stderr, once attached), the reader loop, Ctrl-C and SIGTERM (what was
 read is printed, then the tool exits 0), and lost events (``{"lost": N}``
 lines in JSON, ``Lost N events`` on stderr).  Periodic tools implement
-:meth:`Tool.tick` instead of (or as well as) :meth:`Tool.row`.
+:meth:`Tool.tick` instead of (or as well as) :meth:`Tool.row`, and may give a
+:class:`~.table.Table` that sorts, cuts and aligns each interval's rows.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from pybpfasm.errors import UsageError
 
 from . import options as types
 from .output import Output, escape_row
+from .table import Table, interval_header
 
 #: how long one poll of the event stream waits when nothing arrives (seconds)
 POLL = 0.25
@@ -51,6 +53,8 @@ class Tool:
     events: ClassVar[Events | None] = None
     #: seconds between ticks (None: not a periodic tool, no -i option)
     interval: ClassVar[float | None] = None
+    #: how periodic tools print a tick's rows (None: :meth:`text` per row)
+    table: ClassVar[Table | None] = None
 
     # -- what a tool provides ----------------------------------------------------------------
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
@@ -85,7 +89,13 @@ class Tool:
 
     def tick_text(self, rows: list[dict[str, Any]]) -> list[str]:
         """Periodic tools: one interval's rows as text (strings already escaped)."""
-        return [time.strftime("%H:%M:%S"), *(self.text(r) for r in rows)]
+        if self.table is not None:
+            return [interval_header(), *self.table.text(rows).splitlines()]
+        return [interval_header(), *(self.text(r) for r in rows)]
+
+    def tick_json(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Periodic tools: one interval's rows as JSON objects (the table's top rows)."""
+        return rows if self.table is None else self.table.json_rows(rows)
 
     def notes(self, coll: Collection, opts: Any) -> list[str]:
         """Lines for stderr before tracing starts (what this kernel cannot report)."""
@@ -279,6 +289,6 @@ class _Loop:
     def _tick(self) -> None:
         rows = self.tool.tick(self.coll, self.opts)
         if self.out.json:
-            self.out.rows(rows, None)
+            self.out.rows(self.tool.tick_json(rows), None)
         else:
             self.out.lines(self.tool.tick_text([escape_row(r) for r in rows]))

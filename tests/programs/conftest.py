@@ -22,11 +22,13 @@ READY = re.compile(r"Tracing .+\.\.\. Ctrl-C to end\.")
 class Tool:
     """A tool running as a subprocess; :meth:`wait_ready` returns once it says it is attached.
 
-    ``argv`` is the command after the interpreter (default: ``-m pybpfasm.cli``).
+    The tool is ``python -m pybpfasm.cli ARGS`` (another *module*, or a *script* path).
     """
 
-    def __init__(self, *args: str, module: str = "pybpfasm.cli", env: dict | None = None) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", module, *args], env=env,
+    def __init__(self, *args: str, module: str = "pybpfasm.cli", script: str | None = None,
+                 env: dict | None = None) -> None:
+        command = [script] if script is not None else ["-m", module]
+        self.proc = subprocess.Popen([sys.executable, *command, *args], env=env,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.stderr: list[str] = []
 
