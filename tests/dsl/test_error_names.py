@@ -3,12 +3,15 @@ offers the right name; suggestions are computed only when an error is shown."""
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import os
 import re
 import sys
 
 import pytest
 
+import pybpfasm
 from pybpfasm.btf import read_format
 from pybpfasm.dsl import Collection, HashMap, Record, char, tracepoint, u32, u64
 from pybpfasm.dsl.builder import Builder
@@ -20,7 +23,7 @@ from pybpfasm.dsl.context import (
     entry,
     function_args,
 )
-from pybpfasm.dsl.errors import DSLTypeError, UnknownName
+from pybpfasm.dsl.errors import DSLTypeError, UnknownName, _internal
 from pybpfasm.dsl.types import Space
 from pybpfasm.errors import BPFError
 
@@ -338,3 +341,13 @@ def test_suggestions_are_computed_only_when_shown(monkeypatch):
     assert all("did you mean" in str(err) for err in errors)
     assert len(calls) == 4
 
+
+
+def test_which_files_are_the_users():
+    """Library frames are skipped when naming the user's line; tools shipped in the package are user code."""
+    package = os.path.dirname(pybpfasm.__file__)
+    assert _internal(os.path.join(package, "dsl", "values.py")) and _internal(contextlib.__file__)
+    assert _internal(os.path.join(package, "btf", "fields.py"))
+    assert not _internal(os.path.join(package, "tools", "dropmon.py"))
+    assert not _internal(os.path.join(package, "lab", "netns", "monitor.py"))
+    assert not _internal(HERE)
