@@ -8,11 +8,11 @@ descriptor detaches it (also on SIGKILL, since the kernel closes it).
 
 from __future__ import annotations
 
+import errno
 from typing import Callable
 
 from ..errors import UsageError
-from ..sys import FD, AttachType, ffi, ioctl, perf_event_open
-from . import probes
+from ..sys import FD, AttachType, SyscallError, ffi, ioctl, perf_event_open
 from .base import FDLink, Link, link_create
 
 PERF_TYPE_TRACEPOINT = 2
@@ -78,17 +78,23 @@ def attach_perf_event(prog_fd: int, event: FD, cleanup: Callable[[], None] | Non
     """Attach to an open perf event (takes ownership of ``event`` and ``cleanup``).
 
     ``via``: ``"auto"`` (a link where the kernel has perf-event links), ``"link"`` or ``"ioctl"``.
+    ``auto`` asks the kernel by trying the link: a kernel before 5.15 refuses it with
+    EINVAL (an unknown attach type or command), and the program goes on by ioctl.
     """
     try:
         if via not in ("auto", "link", "ioctl"):
             raise UsageError(f"unknown attach method {via!r} (auto, link or ioctl)")
-        if via == "link" or (via == "auto" and probes.perf_event_link()):
-            link: FDLink | None = FDLink(link_create(prog_fd, event.fileno(), AttachType.PERF_EVENT,
-                                                     perf_event={"bpf_cookie": cookie}))
-        elif cookie:
-            raise UsageError("BPF cookies need perf-event links (Linux 5.15+)")
-        else:
-            link = None
+        link: FDLink | None = None
+        if via != "ioctl":
+            try:
+                link = FDLink(link_create(prog_fd, event.fileno(), AttachType.PERF_EVENT,
+                                          perf_event={"bpf_cookie": cookie}))
+            except SyscallError as err:
+                if via == "link" or err.errno != errno.EINVAL:
+                    raise
+        if link is None:
+            if cookie:
+                raise UsageError("BPF cookies need perf-event links (Linux 5.15+)")
             ioctl(event.fileno(), PERF_EVENT_IOC_SET_BPF, prog_fd)
         ioctl(event.fileno(), PERF_EVENT_IOC_ENABLE)
         return PerfEventLink(event, link, cleanup)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import errno
+
 import pytest
 
+from pybpfasm.errors import UsageError
+from pybpfasm.kernel import tracepoint_id
 from pybpfasm.link import attach_raw_tracepoint, attach_tp_btf, attach_tracepoint
+from pybpfasm.link.perf_event import PERF_TYPE_TRACEPOINT, attach_perf_event, open_event
+from pybpfasm.sys import SyscallError
 
 from .conftest import send_udp
 from .kernel_state import links_of, programs_named, settle
@@ -45,3 +51,38 @@ def test_other_namespaces_drops_are_not_counted(make_netns):
         send_udp(other.name, "127.0.0.1", CLOSED_PORT, 20)
         send_udp(mine.name, "127.0.0.1", CLOSED_PORT, 7)
         assert settle(lambda: count[0], 7) == 7
+
+
+def _no_perf_event_links(*_args, **_kwargs):
+    """link_create as a kernel before 5.15 answers it for perf events."""
+    raise SyscallError("link_create", errno.EINVAL)
+
+
+def test_auto_attach_falls_back_to_ioctl_where_perf_event_links_are_refused(make_netns, monkeypatch):
+    from pybpfasm.link import perf_event
+
+    ns = make_netns()
+    monkeypatch.setattr(perf_event, "link_create", _no_perf_event_links)
+    with counter() as count, drop_counter("tracepoint", ns.inum, count) as prog:
+        with attach_tracepoint(prog, "skb", "kfree_skb") as link:
+            assert link.link is None and not links_of({int(prog.info().id)})
+            send_udp(ns.name, "127.0.0.1", CLOSED_PORT, 5)
+            assert settle(lambda: count[0], 5) == 5
+        with pytest.raises(SyscallError, match="Invalid argument"):
+            attach_tracepoint(prog, "skb", "kfree_skb", via="link")
+        with pytest.raises(UsageError, match="cookies need perf-event links"):
+            attach_perf_event(prog.fileno(), open_event(PERF_TYPE_TRACEPOINT,
+                                                        tracepoint_id("skb", "kfree_skb")),
+                              cookie=7)
+
+
+def test_auto_attach_passes_other_link_errors_on(monkeypatch):
+    from pybpfasm.link import perf_event
+
+    def refused(*_args, **_kwargs):
+        raise SyscallError("link_create", errno.EPERM)
+
+    monkeypatch.setattr(perf_event, "link_create", refused)
+    with counter() as count, drop_counter("tracepoint", 1, count) as prog:
+        with pytest.raises(SyscallError, match="Operation not permitted"):
+            attach_tracepoint(prog, "skb", "kfree_skb")
