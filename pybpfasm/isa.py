@@ -21,7 +21,7 @@ from __future__ import annotations
 import struct
 import sys
 from dataclasses import dataclass, field, replace
-from enum import IntEnum
+from enum import EnumMeta, IntEnum
 from typing import Iterable, Union
 
 from .errors import BPFError
@@ -208,12 +208,32 @@ SRC_K = int(Source.K)
 SRC_X = int(Source.X)
 
 
-class AluOp(IntEnum):
+class _ListedEnum(EnumMeta):
+    """Iteration lists the members a class marks as listed (``_listed``); ``every()`` lists all.
+
+    ``list(AluOp)`` and ``list(JumpOp)`` have always been the two-operand
+    operations, and callers build instructions from them with ``imm``/``reg``.
+    """
+
+    def __iter__(cls):
+        return (m for m in super().__iter__() if m._listed)
+
+    def __len__(cls) -> int:
+        return sum(1 for _ in cls)
+
+    def every(cls) -> list:
+        """Every member, the unlisted ones included."""
+        return list(super().__iter__())
+
+
+class AluOp(IntEnum, metaclass=_ListedEnum):
     """ALU operations: opcode bits 4-7, and in bits 8-15 the ``off`` that extends them.
 
     As in cilium/ebpf's asm, the v4 operations told apart by ``off`` are
     members of their own: ``SDIV`` is ``DIV`` with off 1, ``MOVSX8`` is ``MOV``
-    with off 8.  ``NEG`` and ``SWAP`` (byte swaps) are members too.
+    with off 8.  ``NEG`` and ``SWAP`` (byte swaps) are members too.  Iterating
+    lists the binary operations (``dst op= src``, mov included) only;
+    ``AluOp.every()`` lists all.
     """
 
     ADD = 0x00
@@ -249,7 +269,11 @@ class AluOp(IntEnum):
     @property
     def is_binary(self) -> bool:
         """``dst op= src/imm`` (mov included); false for neg, swap and sign-extending moves."""
-        return self in _ALU_SYMBOLS
+        return self.name not in ("NEG", "SWAP", "MOVSX8", "MOVSX16", "MOVSX32")
+
+    @property
+    def _listed(self) -> bool:
+        return self.is_binary
 
     @property
     def symbol(self) -> str:
@@ -280,8 +304,11 @@ _ALU_SYMBOLS = {
 }
 
 
-class JumpOp(IntEnum):
-    """Jump-class operations (opcode bits 4-7): the conditions, and ja, call, exit, jcond."""
+class JumpOp(IntEnum, metaclass=_ListedEnum):
+    """Jump-class operations (opcode bits 4-7): the conditions, and ja, call, exit, jcond.
+
+    Iterating lists the conditions only; ``JumpOp.every()`` lists all.
+    """
 
     JA = 0x00
     JEQ = 0x10
@@ -306,7 +333,11 @@ class JumpOp(IntEnum):
     @property
     def is_conditional(self) -> bool:
         """A comparison (``if dst <op> src goto``)."""
-        return self in _JUMP_SYMBOLS
+        return self.name not in ("JA", "CALL", "EXIT", "JCOND")
+
+    @property
+    def _listed(self) -> bool:
+        return self.is_conditional
 
     @property
     def symbol(self) -> str:
@@ -612,7 +643,7 @@ def _s64(value: int) -> int:
 
 # -- ALU ---------------------------------------------------------------------
 #: ALU operations by (opcode bits, off)
-ALU_BY_CODE = {(op.code, op.off): op for op in AluOp}
+ALU_BY_CODE = {(op.code, op.off): op for op in AluOp.every()}
 Add, Sub, Mul, Div, SDiv = AluOp.ADD, AluOp.SUB, AluOp.MUL, AluOp.DIV, AluOp.SDIV
 Or, And, Lsh, Rsh, Mod = AluOp.OR, AluOp.AND, AluOp.LSH, AluOp.RSH, AluOp.MOD
 SMod, Xor, Mov, Arsh = AluOp.SMOD, AluOp.XOR, AluOp.MOV, AluOp.ARSH

@@ -23,8 +23,8 @@ from __future__ import annotations
 import re
 import struct
 import sys
-from dataclasses import replace
-from typing import IO, Callable, Iterable, NamedTuple, Sequence
+from dataclasses import dataclass, replace
+from typing import IO, Callable, Iterable, Mapping, NamedTuple, Sequence
 
 from . import isa
 from ._helper_names import NAMES as HELPER_NAMES
@@ -55,8 +55,8 @@ from .isa import (
     SourceLocation,
 )
 
-__all__ = ["AsmSyntaxError", "dis", "disassemble", "format", "format_instruction",
-           "format_program", "literal", "parse"]
+__all__ = ["AsmSyntaxError", "AsmUnit", "MapDirective", "dis", "disassemble", "format",
+           "format_instruction", "format_program", "literal", "parse", "parse_unit"]
 
 
 class AsmSyntaxError(BPFError):
@@ -295,7 +295,8 @@ _TOKEN = re.compile(
     r"|(?P<char>'(?:\\.|[^\\'])')"
     r"|(?P<num>\d\w*)"
     r"|(?P<op>s>>=|s/=|s%=|s>=|s<=|s>|s<|<<=|>>=|<<|>>|[-+*/%|&^=!<>]=|[-+*/%|&^<>=()\[\],:#])"
-    r"|(?P<name>[A-Za-z_.$][\w.$]*)"
+    r"|(?P<str>\"(?:\\.|[^\"\\])*\")"
+    r"|(?P<name>[A-Za-z_.$@][\w.$@]*)"
 )
 _NUMBER = re.compile(r"(?:0[xX](?P<hex>[0-9a-fA-F]+)|0[bB](?P<bin>[01]+)|(?P<dec>\d+))"
                      r"[uU]?[lL]{0,2}$")
@@ -319,8 +320,10 @@ _OBJDUMP_NOISE = re.compile(r"\s*(?:\S+:\s+file format \S+|Disassembly of sectio
 _XLATED_FUNC = re.compile(r"\s*[A-Za-z_][\w ]*?[\s*]([A-Za-z_]\w*)\([^()]*\):\s*$")
 _REG = re.compile(r"([rwRW])(\d+)$")
 _ENDIAN = re.compile(r"(be|le|bswap)(\d+)$")
-_IGNORED_DIRECTIVES = frozenset({".text", ".globl", ".global", ".p2align", ".align", ".type",
-                                 ".size", ".file"})
+_IGNORED_DIRECTIVES = frozenset({".p2align", ".align", ".type", ".size", ".file", ".addrsig",
+                                 ".addrsig_sym"})
+#: the object file's license string lives in this section (libbpf's convention)
+LICENSE_SECTION = "license"
 _LOAD_TYPES = {f"{sign}{8 * s.nbytes}": (s, sign == "s") for s in Size for sign in "us"
                if not (sign == "s" and s == Size.DW)}
 _ALU_BY_SYMBOL = {op.symbol: op for op in AluOp if op.is_binary and op is not AluOp.MOV}
@@ -1040,11 +1043,42 @@ _FUNCTIONS = {
 }
 
 
+@dataclass(frozen=True)
+class MapDirective:
+    """``.map NAME, type=hash, key=4, value=8, max_entries=16``: a map an object file defines.
+
+    Values are numbers, except ``type``, which may be a map type's name.
+    """
+
+    name: str
+    fields: Mapping[str, int | str]
+    source: SourceLocation
+
+
+@dataclass(frozen=True)
+class AsmUnit:
+    """A parsed source file as an object file sees it."""
+
+    instructions: list[Instruction]
+    #: (section name, index of its first instruction), in order; a name may come back
+    sections: list[tuple[str, int]]
+    #: labels named by ``.globl``
+    globals: frozenset[str]
+    maps: list[MapDirective]
+    #: the string of the ``license`` section (``.asciz "GPL"``)
+    license: str | None
+
+
 class _Unit:
     """The state of one parse: instructions, labels, constants, local labels, raw slots."""
 
     def __init__(self, filename: str, byteorder: str) -> None:
         self.filename, self.byteorder = filename, byteorder
+        self.section = ".text"
+        self.sections: list[tuple[str, int]] = []
+        self.globals: set[str] = set()
+        self.maps: list[MapDirective] = []
+        self.license: str | None = None
         self.insns: list[Instruction] = []
         self.pending: list[tuple[str, int, int]] = []  # labels waiting for an instruction
         self.aliases: dict[str, str] = {}  # extra labels on one instruction -> its symbol
@@ -1098,7 +1132,29 @@ class _Unit:
         name = toks[0].text
         if name in _IGNORED_DIRECTIVES:
             return
+        if name in (".text", ".section"):
+            self.switch(".text" if name == ".text" else _section_name(toks, err), lineno, err)
+            return
         p = _LineParser(toks[1:], end_col, err, None, self, kernel=False)
+        if name in (".globl", ".global"):
+            tok = p.next()
+            if tok.kind != "name":
+                raise err(tok.col, f"{name} wants a symbol name, found {_quote(tok.text)}")
+            self.globals.add(tok.text)
+            p.done()
+            return
+        if name == ".map":
+            self.map_directive(p, lineno, toks[0].col)
+            return
+        if name in (".asciz", ".string"):
+            tok = p.next()
+            if self.section != LICENSE_SECTION or tok.kind != "str":
+                raise err(toks[0].col, f"{name} holds the license string, in section "
+                                       f"'{LICENSE_SECTION}'")
+            p.done()
+            self.license = _string_value(tok.text)
+            self.pending.clear()  # the _license label names data, not an instruction
+            return
         if name in (".equ", ".set"):
             tok = p.next()
             if tok.kind != "name" or _REG.match(tok.text):
@@ -1117,6 +1173,34 @@ class _Unit:
             return
         raise err(toks[0].col, f"unsupported directive {_quote(name)}")
 
+    def switch(self, name: str, lineno: int, err) -> None:
+        if self.pending:
+            raise err(0, f"label {_quote(self.pending[0][0])} names no instruction of its section")
+        self.section = name
+        self.sections.append((name, len(self.insns)))
+
+    def map_directive(self, p: _LineParser, lineno: int, col: int) -> None:
+        tok = p.next()
+        if tok.kind != "name" or _REG.match(tok.text):
+            raise p.fail(f".map wants a map name, found {_quote(tok.text)}", tok.col)
+        fields: dict[str, int | str] = {}
+        while p.accept(","):
+            key = p.next()
+            if key.kind != "name" or key.text in fields:
+                raise p.fail(f"expected a new field name, found {_quote(key.text)}", key.col)
+            p.expect("=")
+            value = p.peek()
+            if key.text == "type" and value is not None and value.kind == "name" \
+                    and value.text not in self.constants:
+                p.pos += 1
+                fields[key.text] = value.text
+            else:
+                fields[key.text] = p.number(0, (1 << 32) - 1, key.text)
+        p.done()
+        if any(m.name == tok.text for m in self.maps):
+            raise p.fail(f"map {_quote(tok.text)} defined twice", tok.col)
+        self.maps.append(MapDirective(tok.text, fields, SourceLocation(self.filename, lineno, col + 1)))
+
     def raw_slot(self, value: int, source: SourceLocation, err, col: int) -> None:
         """One 8-byte slot given as a number (``.8byte``), in the target's byte order."""
         slot = (value & _U64).to_bytes(8, self.byteorder)
@@ -1132,7 +1216,7 @@ class _Unit:
             raise err(col, f"not an instruction: {str(exc).split(': ', 1)[1]}") from None
         self.add(insn, where)
 
-    def finish(self) -> list[Instruction]:
+    def finish(self) -> AsmUnit:
         if self.raw is not None:
             src = self.raw[1]
             raise AsmSyntaxError(self.filename, src.line, src.col, "ld_imm64 is missing its second slot")
@@ -1147,11 +1231,33 @@ class _Unit:
         if self.aliases:
             insns = [replace(i, reference=self.aliases.get(i.reference, i.reference))
                      if i.reference else i for i in insns]
-        return insns
+        sections = self.sections if self.sections and self.sections[0][1] == 0 else \
+            [(".text", 0)] + self.sections
+        return AsmUnit(insns, sections, frozenset(self.globals), self.maps, self.license)
+
+
+def _section_name(toks: list[Token], err) -> str:
+    """The name of ``.section NAME[,flags...]``: its adjoining tokens (``tracepoint/sched/x``)."""
+    if len(toks) < 2:
+        raise err(toks[0].col, ".section wants a name")
+    first = toks[1]
+    if first.kind == "str":
+        return _string_value(first.text)
+    name, end = first.text, first.col + len(first.text)
+    for tok in toks[2:]:
+        if tok.col != end or tok.text == ",":
+            break
+        name, end = name + tok.text, end + len(tok.text)
+    return name
+
+
+def _string_value(text: str) -> str:
+    """The value of a string literal (``"GPL"``), escapes as in C's simple ones."""
+    return re.sub(r"\\(.)", lambda m: _CHAR_ESCAPES.get(m.group(1), m.group(1)), text[1:-1])
 
 
 def parse(text: str, filename: str = "<input>", byteorder: str = "little") -> list[Instruction]:
-    """Parse assembler text into instructions.
+    """Parse assembler text into instructions (every section's, in order: see :func:`parse_unit`).
 
     Accepts LLVM's syntax (``;`` separates statements), the kernel verifier's
     printout (``N: (op) text ; state`` - there ``;`` starts the state comment),
@@ -1161,6 +1267,12 @@ def parse(text: str, filename: str = "<input>", byteorder: str = "little") -> li
     target's, for raw ``.8byte`` slots.  Raises :class:`AsmSyntaxError`
     (``file:line:col: message``) on bad input.
     """
+    return parse_unit(text, filename, byteorder).instructions
+
+
+def parse_unit(text: str, filename: str = "<input>", byteorder: str = "little") -> AsmUnit:
+    """Parse a source file with what an object file needs besides the instructions:
+    sections (``.section xdp``), ``.globl`` names, ``.map`` definitions, the license."""
     unit = _Unit(filename, byteorder)
     text = _strip_block_comments(text, filename)
     verifier_input = any(_KERNEL_PREFIX.match(line) for line in text.splitlines())
