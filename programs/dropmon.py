@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from pybpfasm.clock import WallClock
 from pybpfasm.dsl import (
     Events,
     PerCPUArray,
@@ -44,7 +45,7 @@ from .common.packet import ETH_P_8021AD, ETH_P_8021Q, Packet, PacketFilter, byte
 from .common.reasons import PREFIX, reason_value, tracefs_reasons
 from .common.tool import Tool
 
-#: DropEvent.flags: a reason was recorded, the tag came from on_receive
+#: DropEvent.flags: the program recorded a drop reason
 F_REASON = 1
 BPF_F_USER_STACK = 1 << 8
 
@@ -253,7 +254,7 @@ class DropMon(Tool):
         self.opts = opts
         self.kallsyms = Kallsyms.load()
         self.stacks = StackTraces(coll.map(stacks))
-        self.boot_offset = time.time() - time.clock_gettime(time.CLOCK_MONOTONIC)
+        self.wall = WallClock()
         self.has_reasons = bool(Reason.names())
 
     def notes(self, coll: Any, opts: Options) -> list[str]:
@@ -263,7 +264,7 @@ class DropMon(Tool):
         pkt = packet.fields(ev.pkt)
         reason = ev.reason if ev.flags & F_REASON and self.has_reasons else None
         return {
-            "time": round(self.boot_offset + ev.ts / 1e9, 6),
+            "time": round(self.wall(ev.ts), 6),
             "pid": ev.pid,
             "comm": ev.comm,
             **{k: pkt[k] for k in ("src", "dst", "ip_id", "vlan", "proto", "sport", "dport",

@@ -1,0 +1,72 @@
+"""A wheel built from the checkout, installed in a clean venv with its runtime dependencies
+only (cffi, pyroute2), runs the tools; nothing but ``pybpfasm`` lands in site-packages."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[2]
+pytestmark = pytest.mark.installs
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
+                    "-w", str(out), str(ROOT)], check=True, capture_output=True, timeout=300)
+    (built,) = out.glob("pybpfasm-*.whl")
+    return built
+
+
+@pytest.fixture(scope="module")
+def venv(wheel, tmp_path_factory) -> Path:
+    env_dir = tmp_path_factory.mktemp("venv")
+    subprocess.run([sys.executable, "-m", "venv", str(env_dir)], check=True, timeout=120)
+    pip = [str(env_dir / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    subprocess.run([*pip, str(wheel)], check=True, capture_output=True, timeout=600)
+    return env_dir
+
+
+def test_the_wheel_holds_one_top_level_package(wheel):
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
+    assert tops == {"pybpfasm"}
+    assert "pybpfasm/tools/dropmon.py" in names and "pybpfasm/lab/scenarios/drops.toml" in names
+
+
+def test_runtime_dependencies_are_cffi_and_pyroute2(venv):
+    py = str(venv / "bin" / "python")
+    out = subprocess.run([py, "-m", "pip", "list", "--format=json"], check=True, capture_output=True,
+                         text=True).stdout
+    installed = {p["name"].lower() for p in json.loads(out)} - {"pip", "setuptools", "wheel"}
+    assert installed == {"pybpfasm", "cffi", "pycparser", "pyroute2"}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="running dropmon needs root")
+def test_the_installed_dropmon_reports_a_drop(venv, tmp_path):
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path)}
+    proc = subprocess.Popen([str(venv / "bin" / "pybpfasm"), "dropmon", "--json", "--no-stack",
+                             "--dst-port", "9", "--count", "1"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert "Ctrl-C to end." in proc.stderr.readline()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.sendto(b"x", ("127.0.0.1", 9))
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+    event = json.loads(out)
+    assert proc.returncode == 0, err
+    assert (event["dst"], event["dport"], event["reason"]) == ("127.0.0.1", 9, "NO_SOCKET")
+    assert (tmp_path / "pybpfasm" / "programs").is_dir()  # the build went to the cache
