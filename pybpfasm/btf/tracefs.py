@@ -10,7 +10,6 @@ its length in the high 16; their Field has ``data_loc=True``.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 from typing import Dict, Sequence, Tuple
@@ -35,6 +34,8 @@ class UnknownFormatField(UnknownField):
         self.format, self.name = fmt, name
 
     def __str__(self) -> str:
+        import difflib  # only when the error is shown: not at start-up
+
         names = list(self.format._fields)
         close = difflib.get_close_matches(self.name, names, n=3)
         hint = f"did you mean {' or '.join(close)}? " if close else ""

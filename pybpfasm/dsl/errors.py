@@ -12,7 +12,6 @@ formatted, so errors that are caught and never shown cost nothing.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import functools
 import inspect
 import os
@@ -94,6 +93,8 @@ class UnknownName(DSLError, AttributeError):
 
 
 def close_matches(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:
+    import difflib  # only when an error is shown: not at start-up
+
     return difflib.get_close_matches(name, list(candidates), n=n, cutoff=0.6)
 
 
