@@ -127,10 +127,11 @@ def public_methods(cls: type) -> list[str]:
 
 def unknown_attribute(what: str, name: str, fields: Callable[[], Sequence[str]],
                       methods: Callable[[], Sequence[str]], *, field_word: str = "field",
-                      also: Callable[[], Sequence[str]] = tuple) -> UnknownName:
+                      also: Callable[[], Sequence[str]] = tuple, note: str = "") -> UnknownName:
     """The error for ``x.name`` where *what* (``"struct iphdr"``) has neither a
     field nor a method *name*: it says which of the two the name is closest to,
-    and lists that kind.  Names from *also* are suggested when close, never listed."""
+    and lists that kind.  Names from *also* are suggested when close, never listed;
+    *note* ends the message."""
 
     def message() -> str:
         names_f, names_m = list(fields()), list(methods())
@@ -148,7 +149,7 @@ def unknown_attribute(what: str, name: str, fields: Callable[[], Sequence[str]],
             text += listing(f"{field_word}s", names_f)
         if kind != field_word:
             text += listing("methods", names_m)
-        return text
+        return f"{text}; {note}" if note else text
 
     return UnknownName(message)
 

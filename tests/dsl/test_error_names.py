@@ -186,6 +186,14 @@ def test_method_typo_on_a_scalar_value():
     assert "has no method 'to_hots'; did you mean to_host?" in assert_names(err.value, line)
 
 
+def test_field_of_a_void_pointer():
+    b, ctx = tracepoint_ctx()
+    with pytest.raises(UnknownName) as err:
+        line = next_line()
+        ctx.skbaddr.rvalue().len
+    assert "a void pointer has no fields: .cast() it to a type first" in assert_names(err.value, line)
+
+
 def test_record_field_typo():
     b, _ = tracepoint_ctx()
     ev = b.stack(Event, "event")
