@@ -14,14 +14,22 @@ after a tool or alias (a symlink to ``pybpfasm``), that tool runs.
 
 from __future__ import annotations
 
-import argparse
-import importlib
-import os
 import signal
+
+if __name__ == "__main__":  # run as a program: until main() runs, Ctrl-C ends it quietly
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+import os
 import sys
-from typing import Any, Callable, NoReturn, Sequence
+from typing import TYPE_CHECKING, Any, Callable, NoReturn, Sequence
 
 from .errors import BPFError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import argparse
+
+# Nothing heavier is imported before main() runs: an interrupt during imports
+# would end in a traceback, and main() turns it into a quiet exit.
 
 #: library subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -33,11 +41,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with bad options reported as one line (exit status 2)."""
+def _parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """An argparse parser that reports bad options as one line (exit status 2)."""
+    import argparse
 
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: {message}\n")
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> NoReturn:
+            self.exit(2, f"{self.prog}: {message}\n")
+
+    return Parser(prog=prog, description=description)
 
 
 def _usage() -> str:
@@ -58,6 +70,8 @@ def _usage() -> str:
 def _command(name: str) -> tuple[str, Any, str] | None:
     """(canonical name, what runs it, help) of subcommand *name*, or None."""
     if name in COMMANDS:
+        import importlib
+
         module, help_ = COMMANDS[name]
         return name, importlib.import_module(module), help_
     from .tools import lookup
@@ -65,6 +79,8 @@ def _command(name: str) -> tuple[str, Any, str] | None:
     found = lookup(name)
     if found is None:
         return None
+    import importlib
+
     tool, entry = found
     module = importlib.import_module(f"pybpfasm.tools.{entry.module}")
     return tool, module.tool, entry.help
@@ -83,6 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def guarded(name: str, command: Callable[[], int]) -> int:
     """Run *command* with the one error path every command shares; its exit status."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if sys.stdout is None:
         print("pybpfasm: standard output is closed", file=sys.stderr)
         return 2
@@ -110,7 +127,7 @@ def run_tool(tool: Any, name: str, argv: Sequence[str], help_: str = "") -> int:
     """Parse *argv* for *tool* (a :class:`~pybpfasm.tools.common.tool.Tool`) and run it."""
 
     def command() -> int:
-        parser = _Parser(prog=f"pybpfasm {name}", description=help_)
+        parser = _parser(f"pybpfasm {name}", help_)
         tool.configure(parser)
         return int(tool.run(parser.parse_args(list(argv))) or 0)
 
@@ -137,7 +154,7 @@ def _main(argv: list[str]) -> int:
         print(f"pybpfasm: unknown command {argv[0]!r} (try 'pybpfasm --help')", file=sys.stderr)
         return 2
     name, runner, help_ = found
-    parser = _Parser(prog=f"pybpfasm {name}", description=help_)
+    parser = _parser(f"pybpfasm {name}", help_)
     if hasattr(runner, "configure"):
         runner.configure(parser)
     else:

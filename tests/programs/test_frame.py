@@ -177,7 +177,7 @@ def test_periodic_text_has_a_time_line_per_interval(tool, caller):
     (["--duration", "-1"], "number of seconds"),
     (["--duration", "1e999"], "number of seconds"),
     (["--count", "0"], "out of range"),
-    (["--pid", "٨٠"], "is not a valid process id"),
+    (["--pid", "\u0668\u0660"], "is not a valid process id"),
     (["--pid", "9" * 5000], "is not a valid process id"),
 ])
 def test_bad_values_one_line_exit_2(args, message):
@@ -191,7 +191,7 @@ def test_bad_values_one_line_exit_2(args, message):
 @pytest.mark.parametrize("args,message", [
     (["--netns", "-1"], "out of range"),
     (["--netns", str(2**32)], "out of range"),
-    (["--dst-port", "٨٠"], "is not a valid port"),
+    (["--dst-port", "\u0668\u0660"], "is not a valid port"),
     (["--ifname", "a/b"], "not an interface name"),
 ])
 def test_dropmon_bad_values(args, message):
