@@ -38,24 +38,23 @@ from ..errors import UsageError
 from ..helpers import has_helper, helper_id, helper_ids
 from ..isa import (
     CALL,
-    END_OP,
     EXIT,
     JA,
     LD_IMM64,
-    MOV_OP,
-    NEG_OP,
     AluOp,
     Class,
     Instruction,
     Mode,
+    OpCode,
     PseudoCall,
     PseudoLoad,
     Size,
+    Source,
 )
 from .context import Context
 from .errors import BuildError, DSLTypeError, UnknownName, close_matches, public_methods, user_location
 from .frame import Frame
-from .ir import FP, Item, Label, Op, Operand, VReg, alu_opcode, jump_opcode
+from .ir import FP, Item, Label, Op, Operand, VReg
 from .regalloc import allocate
 from .types import ArrayType, KernelType, PtrType, Scalar, Space, sizeof, u8, u32, u64
 from .values import Cond, Operandish, Ref, Value, Var, _Operators, as_cond, describe, fits_imm, scalar_of
@@ -118,13 +117,13 @@ class Builder:
 
     def mov(self, dst: Operand, src: Operand, *, wide: bool = True) -> None:
         """``dst = src`` between registers (virtual, or physical r0-r10); see :meth:`mov_imm`."""
-        self.emit(Op(alu_opcode(MOV_OP, wide=wide, x=True), dst, src))
+        self.emit(Op(OpCode.alu(AluOp.MOV, Source.X, alu32=not wide), dst, src))
 
     def mov_imm(self, dst: Operand, value: int) -> None:
         if fits_imm(value):
-            self.emit(Op(alu_opcode(MOV_OP), dst, 0, 0, value))
+            self.emit(Op(OpCode.alu(AluOp.MOV), dst, 0, 0, value))
         elif 0 <= value < (1 << 32):
-            self.emit(Op(alu_opcode(MOV_OP, wide=False), dst, 0, 0, value - (1 << 32) if value >= 1 << 31 else value))
+            self.emit(Op(OpCode.alu(AluOp.MOV, alu32=True), dst, 0, 0, value - (1 << 32) if value >= 1 << 31 else value))
         else:
             v = value & 0xFFFF_FFFF_FFFF_FFFF
             self.emit(Op(LD_IMM64, dst, 0, 0, v - (1 << 64) if v >> 63 else v))
@@ -189,15 +188,15 @@ class Builder:
             result_ty = _promote(ty, 0 if op in (AluOp.LSH, AluOp.RSH) else rhs)  # a shift has its left type
         if isinstance(result_ty, Scalar) and result_ty.signed:
             op = {AluOp.DIV: AluOp.SDIV, AluOp.MOD: AluOp.SMOD, AluOp.RSH: AluOp.ARSH}.get(op, op)
-        wide = not _alu32(result_ty)
+        alu32 = _alu32(result_ty)
         reg = self.vreg()
         self.mov(reg, left.reg)  # a 64-bit copy coalesces; the ALU32 op zero-extends
         # the verifier rejects division by an immediate 0; by a register it is BPF's x/0 == 0, x%0 == x
         if isinstance(rhs, int) and fits_imm(rhs) and not (rhs == 0 and op.code in (AluOp.DIV.code, AluOp.MOD.code)):
-            self.emit(Op(alu_opcode(op.code, wide=wide), reg, 0, op.off, rhs))
+            self.emit(Op(OpCode.alu(op, alu32=alu32), reg, 0, op.off, rhs))
         else:
             right = self.value(rhs)
-            self.emit(Op(alu_opcode(op.code, wide=wide, x=True), reg, right.reg, op.off))
+            self.emit(Op(OpCode.alu(op, Source.X, alu32=alu32), reg, right.reg, op.off))
         return Value(self, reg, result_ty)
 
     def unop_neg(self, x: _Operators) -> Value:
@@ -205,7 +204,7 @@ class Builder:
         ty = v.ty if isinstance(v.ty, PtrType) else _promote(v.ty, 0)
         reg = self.vreg()
         self.mov(reg, v.reg)
-        self.emit(Op(alu_opcode(NEG_OP, wide=not _alu32(ty)), reg))
+        self.emit(Op(OpCode.alu(AluOp.NEG, alu32=_alu32(ty)), reg))
         return Value(self, reg, ty)
 
     def byteswap(self, x: _Operators) -> Value:
@@ -214,8 +213,8 @@ class Builder:
         ty = scalar_of(v.ty)
         reg = self.vreg()
         self.mov(reg, v.reg)
-        # to_be (the register source form) on little-endian hosts, to_le on big-endian ones
-        self.emit(Op(alu_opcode(END_OP, wide=False, x=sys.byteorder == "little"), reg, 0, 0, 8 * ty.size))
+        order = Source.X if sys.byteorder == "little" else Source.K  # X: to big endian, K: to little
+        self.emit(Op(OpCode.alu(AluOp.SWAP, order, alu32=True), reg, 0, 0, 8 * ty.size))
         return Value(self, reg, Scalar(ty.size, ty.signed, not ty.big_endian))
 
     # -- memory -------------------------------------------------------------------------
@@ -247,12 +246,12 @@ class Builder:
         if ref.bits:
             bit, width = ref.bits
             if bit:
-                self.emit(Op(alu_opcode(AluOp.RSH.code), reg, 0, 0, bit))
-            self.emit(Op(alu_opcode(AluOp.AND.code), reg, 0, 0, (1 << width) - 1))
+                self.emit(Op(OpCode.alu(AluOp.RSH), reg, 0, 0, bit))
+            self.emit(Op(OpCode.alu(AluOp.AND), reg, 0, 0, (1 << width) - 1))
         elif isinstance(result, Scalar) and result.signed and result.size < 8:
             shift = 64 - 8 * result.size
-            self.emit(Op(alu_opcode(AluOp.LSH.code), reg, 0, 0, shift))
-            self.emit(Op(alu_opcode(AluOp.ARSH.code), reg, 0, 0, shift))
+            self.emit(Op(OpCode.alu(AluOp.LSH), reg, 0, 0, shift))
+            self.emit(Op(OpCode.alu(AluOp.ARSH), reg, 0, 0, shift))
         return Value(self, reg, result)
 
     def probe_read(self, dst: Ref, src: Ref, size: int | None = None) -> Value:
@@ -446,10 +445,10 @@ class Builder:
             op = op.inverse
         if isinstance(right, int):
             if fits_imm(right):
-                self.emit(Op(jump_opcode(op.code, wide=wide), left.reg, 0, 0, right, reference=target))
+                self.emit(Op(OpCode.jump(op, jmp32=not wide), left.reg, 0, 0, right, reference=target))
                 return
             right = self.value(right)
-        self.emit(Op(jump_opcode(op.code, wide=wide, x=True), left.reg, right.reg, reference=target))
+        self.emit(Op(OpCode.jump(op, Source.X, jmp32=not wide), left.reg, right.reg, reference=target))
 
     @contextmanager
     def if_(self, cond: Cond | _Operators) -> Iterator[None]:
@@ -526,7 +525,7 @@ class Builder:
         finally:
             self._loops.pop()
         self.place(cont)
-        self.emit(Op(alu_opcode(AluOp.ADD.code), i, 0, 0, step))
+        self.emit(Op(OpCode.alu(AluOp.ADD), i, 0, 0, step))
         self.emit(Op(JA, reference=head))
         self.place(end)
 
@@ -607,7 +606,7 @@ def _constant_return(body: list[Item]) -> Op | None:
     if len(body) != 2 or not all(isinstance(item, Op) for item in body):
         return None
     mov, exit_ = body
-    is_mov_imm = mov.opcode in (alu_opcode(MOV_OP), alu_opcode(MOV_OP, wide=False), LD_IMM64) and mov.src == 0
+    is_mov_imm = mov.opcode in (OpCode.alu(AluOp.MOV), OpCode.alu(AluOp.MOV, alu32=True), LD_IMM64) and mov.src == 0
     return mov if is_mov_imm and mov.dst == 0 and exit_.opcode == EXIT else None
 
 

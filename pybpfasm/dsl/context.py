@@ -25,9 +25,9 @@ from ..btf import BTFError, Kind, StructLayout, read_format
 from ..btf.tracefs import TRACEFS_MOUNTS
 from ..btf.fields import member_names
 from ..errors import BPFError
-from ..isa import AluOp
+from ..isa import AluOp, OpCode, Source
 from .errors import DSLError, UnknownName, did_you_mean, public_methods, unknown_attribute
-from .ir import Op, VReg, alu_opcode
+from .ir import Op, VReg
 from .types import KernelType, PtrType, Scalar, Space, u32, u64
 from .values import Operandish, Ref, Value
 
@@ -332,7 +332,7 @@ class Packet:
         size = ty.size
         nxt = self.b.vreg("hdr_end")
         self.b.mov(nxt, self.cursor)
-        self.b.emit(Op(alu_opcode(AluOp.ADD.code), nxt, 0, 0, size))
+        self.b.emit(Op(OpCode.alu(AluOp.ADD), nxt, 0, 0, size))
         with self.b.if_(Value(self.b, nxt, PtrType(None, Space.PACKET)) <= Value(self.b, self.end, PtrType(None, Space.PACKET))):
             start = self.b.vreg("hdr")  # the header stays put when the cursor moves on
             self.b.mov(start, self.cursor)
@@ -344,10 +344,10 @@ class Packet:
     def skip(self, length: Operandish) -> None:
         """Advance the cursor by *length* bytes (checked by the next :meth:`header`)."""
         if isinstance(length, int):
-            self.b.emit(Op(alu_opcode(AluOp.ADD.code), self.cursor, 0, 0, length))
+            self.b.emit(Op(OpCode.alu(AluOp.ADD), self.cursor, 0, 0, length))
         else:
             v = length.rvalue()
-            self.b.emit(Op(alu_opcode(AluOp.ADD.code, x=True), self.cursor, v.reg))
+            self.b.emit(Op(OpCode.alu(AluOp.ADD, Source.X), self.cursor, v.reg))
 
 
 

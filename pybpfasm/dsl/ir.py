@@ -8,51 +8,42 @@ An :class:`Op` is an instruction whose ``dst``/``src`` may be a :class:`VReg`
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Optional, Union
 
 from ..isa import (
     CALL,
     CALLX,
-    END_OP,
     EXIT,
     GOTOL,
     JA,
     JCOND,
     LD_IMM64,
-    MOV_OP,
-    NEG_OP,
-    SRC_X,
+    AluOp,
     AtomicOp,
     Class,
     Instruction,
     Mode,
+    OpCode,
     SourceLocation,
+    Source,
 )
 
 #: registers a helper call clobbers; r0 also receives the result
 CALLER_SAVED = (0, 1, 2, 3, 4, 5)
 FP = 10
-#: the opcode's class, operation and mode fields (isa.py names their values, not the masks)
-CLASS_MASK, OP_MASK, MODE_MASK = 0x07, 0xF0, 0xE0
 #: the flag that makes an atomic operation return the old value
 FETCH = AtomicOp.FETCH_ADD ^ AtomicOp.ADD
-
-
-def alu_opcode(code: int, *, wide: bool = True, x: bool = False) -> int:
-    """The opcode of ALU operation *code* (an ``AluOp.code``, ``NEG_OP``, ``END_OP``):
-    64-bit unless not *wide*, with a register source if *x*."""
-    return (Class.ALU64 if wide else Class.ALU) | code | (SRC_X if x else 0)
-
-
-def jump_opcode(code: int, *, wide: bool = True, x: bool = False) -> int:
-    """The opcode of conditional jump *code* (a ``JumpOp.code``): comparing 64 bits
-    unless not *wide*, against a register if *x*."""
-    return (Class.JMP if wide else Class.JMP32) | code | (SRC_X if x else 0)
-
-
 #: ``dst = src``, the register copy the allocator coalesces
-MOV64_X = alu_opcode(MOV_OP, x=True)
+MOV64_X = int(OpCode.alu(AluOp.MOV, Source.X))
+
+
+@functools.lru_cache(maxsize=None)
+def fields(opcode: int) -> tuple[Class, AluOp | None, bool, Mode | None]:
+    """The class, ALU operation, register-source bit and memory mode of *opcode*."""
+    code = OpCode(opcode)
+    return code.cls, code.alu_op, code.source == Source.X, code.mode
 
 
 class VReg:
@@ -84,14 +75,16 @@ class Op:
     #: number of argument registers (r1..) a call reads
     nargs: int = 0
 
+    def __post_init__(self) -> None:
+        self.opcode = int(self.opcode)  # an OpCode is an int; listings hold plain ones
+
     def lower(self, dst: int, src: int, symbol: str | None) -> Instruction:
         return Instruction(self.opcode, dst, src, self.off, self.imm, symbol=symbol,
                            reference=self.reference, source=self.source)
 
     @property
     def is_branch(self) -> bool:
-        cls = self.opcode & CLASS_MASK
-        return cls in (Class.JMP, Class.JMP32) and self.opcode not in (CALL, CALLX, EXIT)
+        return fields(self.opcode)[0] in (Class.JMP, Class.JMP32) and self.opcode not in (CALL, CALLX, EXIT)
 
     @property
     def is_unconditional(self) -> bool:
@@ -108,14 +101,13 @@ Item = Union[Op, Label]
 
 def defs_uses(op: Op) -> tuple[tuple[Operand, ...], tuple[Operand, ...]]:
     """Registers *op* writes and reads (call clobbers count as writes)."""
-    code, cls = op.opcode, op.opcode & CLASS_MASK
+    code = op.opcode
+    cls, alu, x, mode = fields(code)
     d, s = op.dst, op.src
-    x = code & SRC_X
-    if cls in (Class.ALU, Class.ALU64):
-        alu = code & OP_MASK
-        if alu == MOV_OP:
+    if alu is not None:
+        if alu == AluOp.MOV:
             return (d,), ((s,) if x else ())
-        return (d,), ((d, s) if x and alu not in (NEG_OP, END_OP) else (d,))
+        return (d,), ((d, s) if x and alu not in (AluOp.NEG, AluOp.SWAP) else (d,))
     if cls in (Class.JMP, Class.JMP32):
         if code == CALL:
             return CALLER_SAVED, tuple(range(1, op.nargs + 1))
@@ -129,13 +121,13 @@ def defs_uses(op: Op) -> tuple[tuple[Operand, ...], tuple[Operand, ...]]:
     if code == LD_IMM64:
         return (d,), ()
     if cls == Class.LD:  # legacy packet loads: ctx in r6, result in r0
-        return CALLER_SAVED, ((6, s) if code & MODE_MASK == Mode.IND else (6,))
+        return CALLER_SAVED, ((6, s) if mode == Mode.IND else (6,))
     if cls == Class.LDX:
         return (d,), (s,)
     if cls == Class.ST:
         return (), (d,)
     # STX
-    if code & MODE_MASK != Mode.ATOMIC:
+    if mode != Mode.ATOMIC:
         return (), (d, s)
     if op.imm == AtomicOp.LOAD_ACQ:
         return (d,), (s,)

@@ -22,9 +22,9 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Union
 
-from ..isa import MOV_OP, AluOp, JumpOp
+from ..isa import AluOp, JumpOp, OpCode, Source
 from .errors import DSLTypeError, UnknownName, public_methods, unknown_attribute
-from .ir import MOV64_X, Op, Operand, alu_opcode
+from .ir import MOV64_X, Op, Operand
 from .types import (
     ArrayType,
     KernelType,
@@ -260,7 +260,7 @@ class Ref(_Operators):
         reg = self.b.vreg("addr")
         self.b.emit(Op(MOV64_X, reg, self.base))
         if self.off:
-            self.b.emit(Op(alu_opcode(AluOp.ADD.code), reg, 0, 0, self.off))
+            self.b.emit(Op(OpCode.alu(AluOp.ADD), reg, 0, 0, self.off))
         return Value(self.b, reg, PtrType(self.ty, self.space))
 
     def field(self, name: str) -> Ref:
@@ -476,13 +476,13 @@ def _convert(v: Value, ty: Scalar) -> Value:
     if ty.signed:
         shift = 64 - 8 * ty.size
         b.emit(Op(MOV64_X, reg, v.reg))
-        b.emit(Op(alu_opcode(AluOp.LSH.code), reg, 0, 0, shift))
-        b.emit(Op(alu_opcode(AluOp.ARSH.code), reg, 0, 0, shift))
+        b.emit(Op(OpCode.alu(AluOp.LSH), reg, 0, 0, shift))
+        b.emit(Op(OpCode.alu(AluOp.ARSH), reg, 0, 0, shift))
     elif ty.size == 4:
-        b.emit(Op(alu_opcode(MOV_OP, wide=False, x=True), reg, v.reg))  # w = w zero-extends
+        b.emit(Op(OpCode.alu(AluOp.MOV, Source.X, alu32=True), reg, v.reg))  # w = w zero-extends
     else:
         b.emit(Op(MOV64_X, reg, v.reg))
-        b.emit(Op(alu_opcode(AluOp.AND.code), reg, 0, 0, (1 << 8 * ty.size) - 1))
+        b.emit(Op(OpCode.alu(AluOp.AND), reg, 0, 0, (1 << 8 * ty.size) - 1))
     return Value(b, reg, ty)
 
 
