@@ -40,7 +40,7 @@ MOV64_X = int(OpCode.alu(AluOp.MOV, Source.X))
 
 
 @functools.lru_cache(maxsize=None)
-def fields(opcode: int) -> tuple[Class, AluOp | None, bool, Mode | None]:
+def opcode_fields(opcode: int) -> tuple[Class, AluOp | None, bool, Mode | None]:
     """The class, ALU operation, register-source bit and memory mode of *opcode*."""
     code = OpCode(opcode)
     return code.cls, code.alu_op, code.source == Source.X, code.mode
@@ -84,7 +84,7 @@ class Op:
 
     @property
     def is_branch(self) -> bool:
-        return fields(self.opcode)[0] in (Class.JMP, Class.JMP32) and self.opcode not in (CALL, CALLX, EXIT)
+        return opcode_fields(self.opcode)[0] in (Class.JMP, Class.JMP32) and self.opcode not in (CALL, CALLX, EXIT)
 
     @property
     def is_unconditional(self) -> bool:
@@ -102,7 +102,7 @@ Item = Union[Op, Label]
 def defs_uses(op: Op) -> tuple[tuple[Operand, ...], tuple[Operand, ...]]:
     """Registers *op* writes and reads (call clobbers count as writes)."""
     code = op.opcode
-    cls, alu, x, mode = fields(code)
+    cls, alu, x, mode = opcode_fields(code)
     d, s = op.dst, op.src
     if alu is not None:
         if alu == AluOp.MOV:
