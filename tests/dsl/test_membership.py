@@ -111,6 +111,7 @@ class Named(Record):
 
 
 hits = ArrayMap(u64, 4, name="comm_hits")
+last = ArrayMap(Named, 1, name="comm_last")
 
 
 @tracepoint("syscalls", "sys_enter_getppid")
@@ -128,6 +129,9 @@ def comm_probe(b, ctx, name: str) -> None:
         hits.increment(b, 2)
     with b.if_(comm == name[:-1]):              # a prefix is not equal: the NUL is compared too
         hits.increment(b, 3)
+    with last.lookup(b, 0) as slot, b.if_(comm == name):
+        b.get_current_comm(slot.comm)           # into map memory, the size from the record
+        slot.pid = b.get_current_pid_tgid() >> 32
 
 
 @contextmanager
@@ -154,4 +158,6 @@ def test_comm_compares_with_inferred_sizes():
             for _ in range(calls):
                 os.getppid()
         counted = [coll.map(hits)[k] for k in range(4)]
+        seen = coll.map(last)[0]
     assert counted == [calls, calls, calls, 0]
+    assert (seen.comm, seen.pid) == (name, os.getpid())
