@@ -26,7 +26,7 @@ from ..btf.tracefs import TRACEFS_MOUNTS
 from ..btf.fields import member_names
 from ..errors import BPFError
 from ..isa import AluOp, OpCode, Source
-from .errors import DSLError, UnknownName, did_you_mean, public_methods, unknown_attribute
+from .errors import DSLError, DSLTypeError, UnknownName, did_you_mean, public_methods, unknown_attribute
 from .ir import Op, VReg
 from .types import KernelType, PtrType, Scalar, Space, u32, u64
 from .values import Operandish, Ref, Value
@@ -73,7 +73,11 @@ class Context:
 
     def __setattr__(self, name: str, value: Operandish) -> None:
         """``ctx.field = x`` stores into the context (xdp and tc only; others say why not)."""
-        getattr(self, name).store(value)
+        target = getattr(self, name)
+        if not isinstance(target, Ref):
+            raise DSLTypeError(f"ctx.{name} is a value the program was given, not memory: "
+                               "it cannot be assigned")
+        target.store(value)
 
 
 class TracepointContext(Context):

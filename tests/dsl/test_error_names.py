@@ -226,6 +226,16 @@ def test_argument_typo():
     assert "skb" in listed(text, "arguments")
 
 
+def test_assigning_an_argument():
+    b = Builder("fentry")
+    types, names = function_args(b, "tcp_v4_rcv")
+    ctx = ArgsContext(b, entry(b), types, names, Space.BTF)
+    with pytest.raises(DSLTypeError, match="ctx.skb is a value the program was given") as err:
+        line = next_line()
+        ctx.skb = 0
+    assert_names(err.value, line)
+
+
 def test_xdp_context_field_typo():
     b = Builder("xdp")
     ctx = PacketContext(b, entry(b), "struct xdp_md")
