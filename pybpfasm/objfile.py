@@ -256,7 +256,12 @@ class _Reader:
         if legacy is not None:
             out += self._legacy_maps(legacy)
         if self.obj.index(MAPS_SECTION) is not None:
-            out += self._btf_maps()
+            from .btf.errors import BTFError
+
+            try:
+                out += self._btf_maps()
+            except BTFError as err:
+                raise self.fail(f"bad .BTF section: {str(err).split(': ', 1)[-1]}") from None
         return out
 
     def _legacy_maps(self, index: int) -> list[MapDef]:
@@ -273,7 +278,7 @@ class _Reader:
         return out
 
     def _btf_maps(self) -> list[MapDef]:
-        from .btf.types import Array, Datasec, Ptr, Struct
+        from .btf.types import Array, Datasec, Ptr, Struct, Var
 
         btf = self.btf
         if btf is None:
@@ -284,6 +289,8 @@ class _Reader:
         out = []
         for info in datasecs[0].vars:
             var = btf.type(info.type_id)
+            if not isinstance(var, Var):
+                raise self.fail(f"{MAPS_SECTION} of .BTF holds a {type(var).__name__}, not a variable")
             struct_ = btf.type(btf.resolve(var.type_id))
             if not isinstance(struct_, Struct):
                 raise self.fail(f"map {var.name!r}: its definition is not a struct")
