@@ -21,6 +21,7 @@ class Entry(NamedTuple):
 TOOLS: dict[str, Entry] = {
     "dropmon": Entry("dropmon", "packet drop monitor: who, what, where and why, filtered in the kernel",
                      ("multi-protocol-drop-monitor",)),
+    "sockstat": Entry("sockstat", "socket calls counted by probe, every interval", ("sockstat.bt",)),
 }
 
 

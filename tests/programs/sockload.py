@@ -1,0 +1,137 @@
+"""A scripted socket workload whose every socket call is known, for the socket tools' tests.
+
+``python sockload.py COMM NETNS UDP`` names itself COMM, enters network namespace
+NETNS (only loopback up, so 192.0.2.1 has no route), waits for a line on stdin,
+then makes the calls below, prints one JSON line (its ports) and exits.  The
+counts each tool must report are :data:`CALLS`, :data:`CONNECTS` and
+:data:`ACCEPTS`, for *UDP* (at least 2) sockets made and bound first.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import json
+import os
+import socket
+import subprocess
+import sys
+from typing import Any
+
+PR_SET_NAME = 15
+CLONE_NEWNET = 0x40000000
+#: an address of TEST-NET-1: no route in a namespace with only loopback up
+UNROUTABLE = ("192.0.2.1", 80)
+#: nothing listens on TCP port 1 of a fresh namespace's loopback
+CLOSED = ("127.0.0.1", 1)
+
+
+def calls(udp: int) -> dict[str, int]:
+    """Syscalls made, by name (Python's accept() is accept4, send() sendto, recv() recvfrom)."""
+    return {"socket": udp + 9, "bind": udp + 3, "connect": 7, "accept4": 4,
+            "sendto": 2, "recvfrom": 2, "sendmsg": 1, "recvmsg": 1}
+
+
+#: every connect(): (family, protocol, kernel protocol name, errno, which address)
+CONNECTS = [
+    (socket.AF_INET, socket.IPPROTO_TCP, "TCP", 0, "tcp4"),
+    (socket.AF_INET, socket.IPPROTO_TCP, "TCP", errno.ECONNREFUSED, "closed"),
+    (socket.AF_INET, socket.IPPROTO_TCP, "TCP", errno.ENETUNREACH, "unroutable"),
+    (socket.AF_INET, socket.IPPROTO_TCP, "TCP", errno.EINPROGRESS, "tcp4"),
+    (socket.AF_INET6, socket.IPPROTO_TCP, "TCPv6", 0, "tcp6"),
+    (socket.AF_UNIX, 0, "UNIX-STREAM", 0, "unix"),
+    (socket.AF_INET, socket.IPPROTO_UDP, "UDP", 0, "udp"),
+]
+#: every accept(), on a listening socket of: (family, protocol, kernel protocol name)
+ACCEPTS = [
+    (socket.AF_INET, socket.IPPROTO_TCP, "TCP"),
+    (socket.AF_INET, socket.IPPROTO_TCP, "TCP"),
+    (socket.AF_INET6, socket.IPPROTO_TCP, "TCPv6"),
+    (socket.AF_UNIX, 0, "UNIX-STREAM"),
+]
+
+
+def _expect(result: int, wanted: int) -> None:
+    if result != wanted:
+        raise SystemExit(f"connect gave {errno.errorcode.get(result, result)}, "
+                         f"not {errno.errorcode.get(wanted, wanted)}")
+
+
+def workload(udp: int) -> dict[str, Any]:
+    """The calls of :func:`calls`, :data:`CONNECTS` and :data:`ACCEPTS`; returns the addresses used."""
+    AF_INET, AF_INET6, AF_UNIX, STREAM, DGRAM = (socket.AF_INET, socket.AF_INET6, socket.AF_UNIX,
+                                                 socket.SOCK_STREAM, socket.SOCK_DGRAM)
+    dgram = []
+    for _ in range(udp):
+        s = socket.socket(AF_INET, DGRAM)
+        s.bind(("127.0.0.1", 0))
+        dgram.append(s)
+    srv4 = socket.socket(AF_INET, STREAM)
+    srv4.bind(("127.0.0.1", 0))
+    srv4.listen(8)
+    srv6 = socket.socket(AF_INET6, STREAM)
+    srv6.bind(("::1", 0))
+    srv6.listen(8)
+    srvu = socket.socket(AF_UNIX, STREAM)
+    srvu.bind(f"\0pbt-sockload-{os.getpid()}")
+    srvu.listen(8)
+
+    tcp4 = socket.socket(AF_INET, STREAM)
+    _expect(tcp4.connect_ex(srv4.getsockname()), 0)
+    peer4, _ = srv4.accept()
+    _expect(socket.socket(AF_INET, STREAM).connect_ex(CLOSED), errno.ECONNREFUSED)
+    _expect(socket.socket(AF_INET, STREAM).connect_ex(UNROUTABLE), errno.ENETUNREACH)
+    pending = socket.socket(AF_INET, STREAM)
+    pending.setblocking(False)
+    _expect(pending.connect_ex(srv4.getsockname()), errno.EINPROGRESS)
+    srv4.accept()
+    tcp6 = socket.socket(AF_INET6, STREAM)
+    _expect(tcp6.connect_ex(srv6.getsockname()[:2]), 0)
+    srv6.accept()
+    unix = socket.socket(AF_UNIX, STREAM)
+    _expect(unix.connect_ex(srvu.getsockname()), 0)
+    srvu.accept()
+    _expect(dgram[0].connect_ex(dgram[1].getsockname()), 0)
+
+    tcp4.send(b"a")
+    peer4.recv(1)
+    tcp4.sendmsg([b"b"])
+    peer4.recvmsg(1)
+    dgram[1].sendto(b"c", dgram[0].getsockname())
+    dgram[0].recvfrom(1)
+    return {"tcp4": srv4.getsockname(), "tcp6": srv6.getsockname()[:2], "closed": CLOSED,
+            "unroutable": UNROUTABLE, "udp": dgram[1].getsockname()}
+
+
+class Workload:
+    """The workload as a child process: its pid is known before it makes a call."""
+
+    def __init__(self, comm: str, netns: str, udp: int = 5) -> None:
+        assert udp >= 2, "the workload connects one UDP socket to another"
+        self.comm, self.udp = comm, udp
+        self.proc = subprocess.Popen([sys.executable, __file__, comm, netns, str(udp)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.pid = self.proc.pid
+        assert self.proc.stdout.readline() == "ready\n"
+
+    def run(self) -> dict[str, Any]:
+        """Make the calls; the addresses used (JSON lists)."""
+        out, _ = self.proc.communicate("go\n", timeout=30)
+        assert self.proc.returncode == 0, out
+        return json.loads(out)
+
+
+def main(comm: str, netns: str, udp: int) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_NAME, ctypes.c_char_p(comm.encode()), 0, 0, 0)
+    fd = os.open(f"/run/netns/{netns}", os.O_RDONLY)
+    if libc.setns(fd, CLONE_NEWNET) != 0:
+        raise SystemExit(f"setns: {os.strerror(ctypes.get_errno())}")
+    os.close(fd)
+    print("ready", flush=True)
+    sys.stdin.readline()
+    print(json.dumps(workload(udp)), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]))
