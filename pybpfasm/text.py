@@ -1,9 +1,26 @@
 """The text syntax of BPF: parse and format, plus a ``dis``-like API.
 
-Output is the LLVM assembler syntax (what clang's integrated assembler
-accepts and llvm-objdump prints).  Input is that syntax or the kernel
-verifier's printout (``0: (b7) r0 = 0``, ``if r1 > 0x3 goto pc+2``,
-``call bpf_map_lookup_elem#1``, ``lock *(u64 *)(r1 +8) += r2``).
+Output is the LLVM assembler syntax in LLVM's alu32 naming mode (what clang
+``-mcpu=v3`` and later accepts and llvm-objdump prints): an access of 32 bits
+or less through a register names it ``wN``, a 64-bit one ``rN``; ``hex=True``
+prints immediates and offsets in hex as llvm-objdump does by default.
+
+Input is any of:
+
+* LLVM's syntax, as clang reads it: ``;`` separates statements, comments are
+  ``//``, ``#`` and ``/* */``; literals in hex, ``0b`` binary, octal after a
+  leading zero, characters (``'a'``), with LLVM's ignored suffixes (``1ll`` is
+  1); ``.equ``/``.set`` constants and GNU-precedence expressions; local labels
+  (``1:``, ``goto 1b``/``1f``); ``.8byte``/``.quad`` raw slots; uppercase
+  registers; clang's width rules (``w0 = *(u64 *)...`` is an error);
+* the kernel verifier's printout (``0: (b7) r0 = 0  ; R0=0``: there ``;``
+  starts the state comment), ``call bpf_map_lookup_elem#1`` (a helper, whose
+  id must match its name) and ``call bpf_task_acquire#12345`` (a kfunc);
+* bpftool's xlated dumps, with their opcode bytes when given; kernel-internal
+  forms (``r11``, ``r0 = &(void __percpu *)(r0)``, ``map[id:N]``) are read
+  and flagged (``Instruction.internal``), and assembling them is an error;
+* llvm-objdump listings, with or without raw bytes, symbolized targets and
+  ``-r`` relocation lines.
 
 A few encodings have no LLVM spelling; they use the nearest kernel-style form:
 
@@ -16,6 +33,8 @@ A few encodings have no LLVM spelling; they use the nearest kernel-style form:
 
 Symbolic forms resolved by :mod:`pybpfasm.asm`: ``goto LABEL``, ``call LABEL``,
 ``r1 = NAME ll`` (a map or a function) and ``ld_pseudo r1, SRC, NAME[, HI]``.
+:func:`parse_unit` also keeps what an object file needs (``.section``,
+``.globl``, ``.map``, the license).
 """
 
 from __future__ import annotations
