@@ -21,6 +21,8 @@ class Entry(NamedTuple):
 TOOLS: dict[str, Entry] = {
     "dropmon": Entry("dropmon", "packet drop monitor: who, what, where and why, filtered in the kernel",
                      ("multi-protocol-drop-monitor",)),
+    "soconnect": Entry("soconnect", "IPv4 and IPv6 connect() calls: address, port, latency, result",
+                       ("soconnect.bt",)),
     "sockstat": Entry("sockstat", "socket calls counted by probe, every interval", ("sockstat.bt",)),
 }
 

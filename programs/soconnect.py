@@ -1,0 +1,153 @@
+"""``pybpfasm soconnect``: IPv4 and IPv6 connect() calls with address, latency and result
+(the bpftrace book's soconnect).
+
+The address is copied from the caller's ``sockaddr`` when ``connect`` is entered
+(other families are left out there), and the event is sent when it returns,
+with the time it took and its result: the book's strings where the book has
+one, the C library's (``os.strerror``) for every other errno.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import ipaddress
+import os
+import socket
+from typing import Any
+
+from pybpfasm.dsl import Events, HashMap, ProgramDef, Record, char, s32, tracepoint, u8, u32, u64
+
+from .common.columns import Columns
+from .common.sockets import Who, add_who_arguments, emit_who, who
+from .common.tool import Tool
+
+#: bytes of the largest address kept: a sockaddr_in6 (a sockaddr_in is the first 16)
+SOCKADDR = 28
+SIZES = {int(socket.AF_INET): 16, int(socket.AF_INET6): SOCKADDR}
+
+#: the book's words for connect()'s results (its @err2str); others are os.strerror's
+BOOK_RESULTS = {
+    0: "Success",
+    errno.EPERM: "Permission denied",
+    errno.EINTR: "Interrupted",
+    errno.EBADF: "Invalid sockfd",
+    errno.EAGAIN: "Routing cache insuff.",
+    errno.EACCES: "Perm. denied (EACCES)",
+    errno.EFAULT: "Sock struct addr invalid",
+    errno.ENOTSOCK: "FD not a socket",
+    errno.EPROTOTYPE: "Socket protocol error",
+    errno.EAFNOSUPPORT: "Address family invalid",
+    errno.EADDRINUSE: "Local addr in use",
+    errno.EADDRNOTAVAIL: "No port available",
+    errno.ENETUNREACH: "Network unreachable",
+    errno.EISCONN: "Already connected",
+    errno.ETIMEDOUT: "Timeout",
+    errno.ECONNREFUSED: "Connect refused",
+    errno.EALREADY: "Not yet completed",
+    errno.EINPROGRESS: "In progress",
+}
+
+
+class Pending(Record):
+    """A connect() under way: when it started and where to."""
+
+    start: u64
+    sockaddr: u8[SOCKADDR]
+
+
+class Connect(Record):
+    latency: u64
+    pid: u32
+    ret: s32
+    comm: char[16]
+    sockaddr: u8[SOCKADDR]
+
+
+events = Events(Connect, 1 << 18, name="soconnect_ev")
+pending = HashMap(u64, Pending, 10240, name="soconnect_pend")
+
+
+@tracepoint("syscalls", "sys_enter_connect")
+def soconnect_enter(b, ctx, only: Who):
+    from pybpfasm.dsl.types import Space
+
+    emit_who(b, only)
+    sa = ctx.uservaddr.cast("struct sockaddr_in6", Space.USER).deref()
+    family = sa.sin6_family.rvalue()
+    start = b.stack(Pending, "the pending connect")
+    b.zero(start)
+    for fam, size in SIZES.items():
+        with b.if_(family == fam):
+            b.probe_read(start.sockaddr, sa, size)
+    with b.if_(~family.in_(*SIZES)):
+        b.return_(0)
+    start.start = b.ktime_get_ns()
+    pending.update(b, b.get_current_pid_tgid(), start)
+
+
+@tracepoint("syscalls", "sys_exit_connect")
+def soconnect_exit(b, ctx, only: Who):
+    tid = b.get_current_pid_tgid()
+    with pending.lookup(b, tid) as start:
+        with events.reserve(b, ctx.value) as ev:
+            ev.latency = b.ktime_get_ns() - start.start
+            ev.pid = tid >> 32
+            ev.ret = ctx.ret
+            b.get_current_comm(ev.comm)
+            ev.sockaddr = start.sockaddr
+        pending.delete(b, tid)
+
+
+def result(err: int) -> str:
+    """The RESULT column for errno *err* (0: success)."""
+    return BOOK_RESULTS.get(err) or os.strerror(err)
+
+
+class SoConnect(Tool):
+    """IP connect() calls, one line each."""
+
+    tracing = "IP connect() calls"
+    events = events
+    columns = Columns([("pid", "PID", 6), ("comm", "PROCESS", 16), ("family", "FAM", 3),
+                       ("address", "ADDRESS", 16), ("port", "PORT", 5),
+                       ("latency_us", "LAT(us)", 8, ">"), ("result", "RESULT")])
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        add_who_arguments(parser)
+
+    def options(self, args: argparse.Namespace) -> Who:
+        return who(args)
+
+    def programs(self, only: Who) -> list[ProgramDef]:
+        return [soconnect_enter, soconnect_exit]
+
+    def notes(self, coll: Any, only: Who) -> list[str]:
+        return ["hooks: syscalls:sys_enter_connect and sys_exit_connect tracepoints (as the book)"]
+
+    def row(self, ev: Connect) -> dict[str, Any]:
+        raw = bytes(ev.sockaddr)
+        family = int.from_bytes(raw[:2], "little")
+        address = raw[4:8] if family == socket.AF_INET else raw[8:24]
+        err = -ev.ret if ev.ret < 0 else 0
+        return {
+            "pid": ev.pid,
+            "comm": ev.comm,
+            "family": family,
+            "address": str(ipaddress.ip_address(address)),
+            "port": int.from_bytes(raw[2:4], "big"),
+            "latency_us": ev.latency // 1000,
+            "errno": errno.errorcode.get(err) if err else None,
+            "result": result(err),
+        }
+
+    def header(self) -> str:
+        return self.columns.header()
+
+    def text(self, row: dict[str, Any]) -> str:
+        return self.columns.line(row)
+
+
+tool = SoConnect()
+
+__all__ = ["BOOK_RESULTS", "Connect", "result", "tool"]
