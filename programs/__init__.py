@@ -23,6 +23,10 @@ TOOLS: dict[str, Entry] = {
                      ("multi-protocol-drop-monitor",)),
     "soconnect": Entry("soconnect", "IPv4 and IPv6 connect() calls: address, port, latency, result",
                        ("soconnect.bt",)),
+    "sofamily": Entry("sofamily", "accept() and connect() counted by process and address family",
+                      ("sofamily.bt",)),
+    "soprotocol": Entry("soprotocol", "accept() and connect() counted by process and transport protocol",
+                        ("soprotocol.bt",)),
     "sockstat": Entry("sockstat", "socket calls counted by probe, every interval", ("sockstat.bt",)),
 }
 

@@ -19,6 +19,7 @@ from pybpfasm.dsl import ArrayMap, ProgramDef, tracepoint, u64
 
 from .common.hooks import unavailable
 from .common.sockets import Who, add_who_arguments, emit_who, who
+from .common.summary import Totals, map_lines
 from .common.table import interval_header
 from .common.tool import Tool
 
@@ -66,7 +67,7 @@ class SockStat(Tool):
         return self.attached
 
     def prepare(self, coll: Any, only: Who) -> None:
-        self.counts, self.seen = coll.map(counts), [0] * len(SYSCALLS)
+        self.counts, self.totals = coll.map(counts), Totals()
 
     def notes(self, coll: Any, only: Who) -> list[str]:
         missing = [p.target[1] for p in PROGRAMS if p not in self.attached]
@@ -75,19 +76,14 @@ class SockStat(Tool):
         return lines + ([f"this kernel has no tracepoint {', '.join(missing)}"] if missing else [])
 
     def tick(self, coll: Any, only: Who) -> list[dict[str, Any]]:
-        now = [self.counts[i] for i in range(len(SYSCALLS))]  # totals: no reset races
-        delta = {probe_name(s): n - old for s, n, old in zip(SYSCALLS, now, self.seen) if n != old}
-        self.seen = now
-        return [{"time": round(time.time(), 6), "counts": delta}]
+        now = {probe_name(s): self.counts[i] for i, s in enumerate(SYSCALLS)}
+        return [{"time": round(time.time(), 6), "counts": self.totals.gained(now)}]
 
     def tick_text(self, rows: list[dict[str, Any]]) -> list[str]:
         lines = []
         for row in rows:
-            lines.append(interval_header(when=row["time"]))
-            entries = sorted(row["counts"].items(), key=lambda kv: (kv[1], kv[0]))
-            lines += [f"@[{probe}]: {n}" for probe, n in entries]
-            if entries:
-                lines.append("")
+            entries = map_lines("", (((probe,), n) for probe, n in row["counts"].items()))
+            lines += [interval_header(when=row["time"]), *entries, *([""] if entries else [])]
         return lines
 
 

@@ -1,0 +1,106 @@
+"""``pybpfasm soprotocol``: accept() and connect() counted by process and transport protocol
+(the bpftrace book's soprotocol).
+
+The book reads the socket at the ``security_socket_accept``/``security_socket_connect``
+kprobes.  Here the socket is reached from the descriptor the syscall is given
+(the current task's file table, read at this kernel's BTF offsets), on entry
+to accept, accept4 and connect, so every call on a socket counts, as at the
+book's kprobes.  The protocol is ``sk->sk_protocol`` (its name the host's
+``IPPROTO_*``) and the kernel's name for it ``sk->sk_prot->name`` (TCP,
+TCPv6, UDP, UNIX-STREAM...).  Unlike the book, accepts and connects are
+counted apart.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from pybpfasm.dsl import HashMap, ProgramDef, Record, char, tracepoint, u16, u64
+
+from .common.sockets import Who, add_who_arguments, emit_who, protocol_name, socket_of_fd, who
+from .common.summary import Summary, Totals, map_lines
+
+#: bytes of struct proto's name
+PROTO_NAME = 32
+
+
+class Key(Record):
+    comm: char[16]
+    kernel_name: char[PROTO_NAME]
+    protocol: u16
+
+
+accepts = HashMap(Key, u64, 10240, name="soproto_acc")
+connects = HashMap(Key, u64, 10240, name="soproto_conn")
+#: map name -> (declaration, the syscalls it counts)
+MAPS = {"accept": (accepts, ("accept", "accept4")), "connect": (connects, ("connect",))}
+
+
+def counter(syscall: str, counts: HashMap) -> ProgramDef:
+    """Count entries to *syscall* in *counts*, by the protocol of the socket its fd names."""
+
+    def count(b, ctx, only: Who):
+        emit_who(b, only)
+        sock = socket_of_fd(b, ctx.fd.rvalue())
+        with b.if_(sock != 0):
+            sk = sock.sk.rvalue()
+            with b.if_(sk != 0):
+                key = b.stack(Key, "the count's key")
+                b.zero(key)
+                b.get_current_comm(key.comm)
+                key.protocol = sk.sk_protocol
+                key.kernel_name = sk.__sk_common.skc_prot.name
+                counts.increment(b, key)
+
+    count.__name__ = f"soproto_{syscall}"
+    count.__qualname__ = f"count[{syscall}]"
+    return tracepoint("syscalls", f"sys_enter_{syscall}")(count)
+
+
+PROGRAMS = [counter(syscall, decl) for decl, syscalls in MAPS.values() for syscall in syscalls]
+
+
+class SoProtocol(Summary):
+    """accept() and connect() by process and protocol."""
+
+    tracing = "socket connect/accepts"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        add_who_arguments(parser)
+
+    def options(self, args: argparse.Namespace) -> Who:
+        return who(args)
+
+    def programs(self, only: Who) -> list[ProgramDef]:
+        return PROGRAMS
+
+    def prepare(self, coll: Any, only: Who) -> None:
+        self.maps = {name: coll.map(decl) for name, (decl, _) in MAPS.items()}
+        self.totals = {name: Totals() for name in MAPS}
+
+    def notes(self, coll: Any, only: Who) -> list[str]:
+        return ["hooks: syscalls:sys_enter_accept, sys_enter_accept4 and sys_enter_connect "
+                "tracepoints, the socket read from the task's file table (no kprobes)"]
+
+    def summary(self, coll: Any, only: Who) -> dict[str, Any]:
+        out = {}
+        for name, live in self.maps.items():
+            now = {(key.comm, key.protocol, key.kernel_name): n for key, n in live.items()}
+            out[name] = [{"comm": comm, "protocol": proto, "name": protocol_name(proto),
+                          "kernel_name": kname, "count": n}
+                         for (comm, proto, kname), n in self.totals[name].gained(now).items()]
+        return out
+
+    def summary_text(self, summary: dict[str, Any]) -> list[str]:
+        lines = []
+        for name, rows in summary.items():
+            if rows:
+                keys = (((r["comm"], r["protocol"], r["name"], r["kernel_name"]), r["count"]) for r in rows)
+                lines += ["", *map_lines(name, keys)]
+        return lines
+
+
+tool = SoProtocol()
+
+__all__ = ["Key", "tool"]
