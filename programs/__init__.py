@@ -21,13 +21,10 @@ class Entry(NamedTuple):
 TOOLS: dict[str, Entry] = {
     "dropmon": Entry("dropmon", "packet drop monitor: who, what, where and why, filtered in the kernel",
                      ("multi-protocol-drop-monitor",)),
-    "soconnect": Entry("soconnect", "IPv4 and IPv6 connect() calls: address, port, latency, result",
-                       ("soconnect.bt",)),
-    "sofamily": Entry("sofamily", "accept() and connect() counted by process and address family",
-                      ("sofamily.bt",)),
-    "soprotocol": Entry("soprotocol", "accept() and connect() counted by process and transport protocol",
-                        ("soprotocol.bt",)),
-    "sockstat": Entry("sockstat", "socket calls counted by probe, every interval", ("sockstat.bt",)),
+    "soconnect": Entry("soconnect", "IP connects: address, latency and result", ("soconnect.bt",)),
+    "sofamily": Entry("sofamily", "accepts and connects by process and family", ("sofamily.bt",)),
+    "soprotocol": Entry("soprotocol", "accepts and connects by protocol", ("soprotocol.bt",)),
+    "sockstat": Entry("sockstat", "socket calls by probe, every interval", ("sockstat.bt",)),
 }
 
 
