@@ -73,8 +73,9 @@ def tracefs_root() -> str:
             os.stat(os.path.join(root, "events"))
             return root
         except PermissionError:
-            raise KernelError(f"tracefs is mounted on {root} but this user (uid {os.geteuid()}) "
-                              "may not read it: run as root") from None
+            where = f"is mounted on {root}" if root in mounted else f"may be under {root}"
+            raise KernelError(f"tracefs {where} but this user (uid {os.geteuid()}) may not read "
+                              "it: run as root") from None
         except OSError:
             continue
     root = TRACEFS_MOUNTS[0]
