@@ -169,12 +169,11 @@ class Builder:
         return Ref(self, FP, off, ty, Space.STACK)
 
     def zero(self, ref: Ref) -> None:
-        """Store zeros over *ref* (8 bytes at a time)."""
-        size, pos = ref.size, 0
-        for width in (8, 4, 2, 1):
-            while size - pos >= width:
-                self.emit(Op(Class.ST | Mode.MEM | Size.of(width), ref.base, 0, ref.off + pos, 0))
-                pos += width
+        """Store zeros over *ref* (8 bytes at a time where aligned)."""
+        pos = 0
+        for width in _aligned_widths(ref.size, ref.off):
+            self.emit(Op(Class.ST | Mode.MEM | Size.of(width), ref.base, 0, ref.off + pos, 0))
+            pos += width
 
     # -- arithmetic -----------------------------------------------------------------
     def binop(self, op: AluOp, lhs: _Operators, rhs: Operandish) -> Value:
@@ -323,12 +322,11 @@ class Builder:
             self.probe_read(dst, src, size)
             return
         pos = 0
-        for width in (8, 4, 2, 1):
-            while size - pos >= width:
-                tmp = self.vreg("cp")
-                self.emit(Op(Class.LDX | Mode.MEM | Size.of(width), tmp, src.base, src.off + pos))
-                self.emit(Op(Class.STX | Mode.MEM | Size.of(width), dst.base, tmp, dst.off + pos))
-                pos += width
+        for width in _aligned_widths(size, src.off, dst.off):
+            tmp = self.vreg("cp")
+            self.emit(Op(Class.LDX | Mode.MEM | Size.of(width), tmp, src.base, src.off + pos))
+            self.emit(Op(Class.STX | Mode.MEM | Size.of(width), dst.base, tmp, dst.off + pos))
+            pos += width
 
     # -- calls ------------------------------------------------------------------------------
     def call(self, helper: str | int, *args: Operandish, returns: Scalar | PtrType = u64) -> Value:
@@ -629,6 +627,17 @@ def _helper_params(btf: BTF, helper: str) -> list[str] | None:
 
 def _is_scalar_kernel(ty) -> bool:
     return isinstance(ty, KernelType) and not (ty.is_composite or ty.is_array)
+
+
+def _aligned_widths(size: int, *offsets: int) -> Iterator[int]:
+    """Access widths covering *size* bytes from each of *offsets*, each access aligned in all of
+    them (the verifier refuses misaligned stack and map accesses): widest first."""
+    pos = 0
+    while pos < size:
+        width = next(w for w in (8, 4, 2, 1)
+                     if size - pos >= w and all((off + pos) % w == 0 for off in offsets))
+        yield width
+        pos += width
 
 
 def _unit_size(ref: Ref) -> int:
