@@ -1,12 +1,12 @@
 """``pybpfasm sockstat``: socket calls counted by probe, every interval (the bpftrace book's sockstat).
 
 Each interval prints the time, then ``@[PROBE]: N`` lines, fewest first, as the
-book's ``print(@)`` does.  The book counts accept, connect, bind and socket at
-their syscall tracepoints and sends and receives at the ``sock_sendmsg`` and
-``sock_recvmsg`` kprobes; this kernel-neutral version counts sends and
-receives at every send/recv syscall tracepoint instead, each named for what it
-is (``tracepoint:syscalls:sys_enter_sendto``...).  Counting happens in the
-kernel, one array slot a probe; ``-p`` and ``-c`` are compiled in.
+book's ``print(@)`` does.  Accept, connect, bind and socket are counted at their
+syscall tracepoints, as in the book; sends and receives at the book's
+``sock_sendmsg``/``sock_recvmsg`` kprobes where the kernel has kprobes, else at
+every send/recv syscall tracepoint, each named for what it is
+(``tracepoint:syscalls:sys_enter_sendto``...).  Counting happens in the kernel,
+one array slot a probe; ``-p`` and ``-c`` are compiled in.
 """
 
 from __future__ import annotations
@@ -15,39 +15,44 @@ import argparse
 import time
 from typing import Any
 
-from pybpfasm.dsl import ArrayMap, ProgramDef, tracepoint, u64
+from pybpfasm.dsl import ArrayMap, ProgramDef, kprobe, tracepoint, u64
 
 from .common.hooks import unavailable
-from .common.sockets import Who, add_who_arguments, emit_who, who
+from .common.hookset import HookSet
+from .common.sockets import Options, add_who_arguments, emit_who, who
 from .common.summary import Totals, map_lines
 from .common.table import interval_header
 from .common.tool import Tool
 
-#: the book's syscalls (accept*, connect, bind, socket*), then every send/recv syscall
-SYSCALLS = ("accept", "accept4", "connect", "bind", "socket", "socketpair",
-            "sendto", "sendmsg", "sendmmsg", "recvfrom", "recvmsg", "recvmmsg")
+#: the book's syscalls (accept*, connect, bind, socket*)
+SYSCALLS = ("accept", "accept4", "connect", "bind", "socket", "socketpair")
+#: the book's send/recv kprobes, and the syscalls that stand in for them without kprobes
+FUNCTIONS = ("sock_sendmsg", "sock_recvmsg")
+SEND_RECV = ("sendto", "sendmsg", "sendmmsg", "recvfrom", "recvmsg", "recvmmsg")
+#: every probe, as bpftrace's ``probe`` names it: its slot in the counts is its index here
+PROBES = (*(f"tracepoint:syscalls:sys_enter_{s}" for s in SYSCALLS),
+          *(f"kprobe:{f}" for f in FUNCTIONS),
+          *(f"tracepoint:syscalls:sys_enter_{s}" for s in SEND_RECV))
 
-counts = ArrayMap(u64, len(SYSCALLS), name="ss_counts")
+counts = ArrayMap(u64, len(PROBES), name="ss_counts")
 
 
-def probe_name(syscall: str) -> str:
-    """How bpftrace's ``probe`` names the tracepoint of *syscall*."""
-    return f"tracepoint:syscalls:sys_enter_{syscall}"
+def counter(probe: str) -> ProgramDef:
+    """A program counting hits of *probe* (``kprobe:F`` or ``tracepoint:C:E``) in its slot."""
+    index, (kind, *target) = PROBES.index(probe), probe.split(":")
 
-
-def counter(index: int, syscall: str) -> ProgramDef:
-    """A program counting entries to *syscall* in slot *index*."""
-
-    def count(b, ctx, only: Who):
-        emit_who(b, only)
+    def count(b, ctx, opts: Options):
+        emit_who(b, opts.only)
         counts.increment(b, index)
 
-    count.__name__ = f"ss_{syscall}"
-    count.__qualname__ = f"count[{syscall}]"
-    return tracepoint("syscalls", f"sys_enter_{syscall}")(count)
+    count.__name__ = f"ss_{target[-1].removeprefix('sys_enter_')}"
+    count.__qualname__ = f"count[{probe}]"
+    return (kprobe(*target) if kind == "kprobe" else tracepoint(*target))(count)
 
 
-PROGRAMS = [counter(i, name) for i, name in enumerate(SYSCALLS)]
+CALLS = [counter(p) for p in PROBES[:len(SYSCALLS)]]
+SENDS = HookSet(kprobe=[counter(f"kprobe:{f}") for f in FUNCTIONS],
+                tracepoint=[counter(f"tracepoint:syscalls:sys_enter_{s}") for s in SEND_RECV])
 
 
 class SockStat(Tool):
@@ -58,25 +63,30 @@ class SockStat(Tool):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         add_who_arguments(parser)
+        parser.add_argument("--hook", choices=("auto", *SENDS.kinds), default="auto",
+                            help="where sends and receives are counted: the book's kprobes "
+                                 "(auto: where the kernel has them) or the syscall tracepoints")
 
-    def options(self, args: argparse.Namespace) -> Who:
-        return who(args)
+    def options(self, args: argparse.Namespace) -> Options:
+        return Options(who(args), args.hook)
 
-    def programs(self, only: Who) -> list[ProgramDef]:
-        self.attached = [p for p in PROGRAMS if unavailable(p) is None]
-        return self.attached
+    def programs(self, opts: Options) -> list[ProgramDef]:
+        self.calls = [p for p in CALLS if unavailable(p) is None]
+        self.hook, sends = SENDS.choose(opts.hook)
+        return self.calls + sends
 
-    def prepare(self, coll: Any, only: Who) -> None:
+    def prepare(self, coll: Any, opts: Options) -> None:
         self.counts, self.totals = coll.map(counts), Totals()
 
-    def notes(self, coll: Any, only: Who) -> list[str]:
-        missing = [p.target[1] for p in PROGRAMS if p not in self.attached]
-        lines = [f"hooks: {len(self.attached)} syscall tracepoints (sends and receives counted "
-                 "per syscall, not at the book's sock_sendmsg/sock_recvmsg kprobes)"]
-        return lines + ([f"this kernel has no tracepoint {', '.join(missing)}"] if missing else [])
+    def notes(self, coll: Any, opts: Options) -> list[str]:
+        where = ("the book's sock_sendmsg/sock_recvmsg kprobes" if self.hook == "kprobe" else
+                 f"{len(SEND_RECV)} send/recv syscall tracepoints (no kprobes)")
+        missing = [p.target[-1] for p in CALLS if p not in self.calls]
+        return [f"hooks: {len(self.calls)} syscall tracepoints, sends and receives at {where}",
+                *([f"this kernel has no tracepoint {', '.join(missing)}"] if missing else [])]
 
-    def tick(self, coll: Any, only: Who) -> list[dict[str, Any]]:
-        now = {probe_name(s): self.counts[i] for i, s in enumerate(SYSCALLS)}
+    def tick(self, coll: Any, opts: Options) -> list[dict[str, Any]]:
+        now = {probe: self.counts[i] for i, probe in enumerate(PROBES)}
         return [{"time": round(time.time(), 6), "counts": self.totals.gained(now)}]
 
     def tick_text(self, rows: list[dict[str, Any]]) -> list[str]:
@@ -89,4 +99,4 @@ class SockStat(Tool):
 
 tool = SockStat()
 
-__all__ = ["SYSCALLS", "tool"]
+__all__ = ["PROBES", "tool"]

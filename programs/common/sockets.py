@@ -49,6 +49,14 @@ class Who:
     comm: bytes | None = None
 
 
+@dataclass(frozen=True)
+class Options:
+    """What a socket tool with hook alternatives builds its programs from."""
+
+    only: Who
+    hook: str = "auto"
+
+
 def add_who_arguments(parser: argparse.ArgumentParser) -> None:
     """``-p PID`` and ``-c COMM``."""
     parser.add_argument("-p", "--pid", type=types.pid, help="only this process id")

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from pybpfasm.link import kprobes_available
 from tests.programs.sockload import calls
 from tests.programs.socktools import (
     bad_flag,
@@ -66,7 +67,7 @@ def test_text_is_the_books_format(tool, workload):
     entries = [line.rsplit(": ", 1) for line in lines[1:-1]]
     assert {p[2:-1]: int(n) for p, n in entries} == expected(4)
     assert [int(n) for _, n in entries] == sorted(int(n) for _, n in entries)  # fewest first
-    assert "note: hooks: 12 syscall tracepoints" in err
+    assert "note: hooks: 6 syscall tracepoints, sends and receives at 6 send/recv syscall " in err
 
 
 def test_an_interval_without_calls_prints_the_time_only(tool, workload):
@@ -74,6 +75,22 @@ def test_an_interval_without_calls_prints_the_time_only(tool, workload):
     code, out, err = mon.finish()
     assert code == 0, err
     assert len(out.splitlines()) >= 3 and all(len(line) == 8 for line in out.splitlines())
+
+
+def test_hook_tracepoint_is_what_auto_chose_here(tool, workload):
+    if kprobes_available():
+        pytest.skip("this kernel has kprobes: auto chooses them")
+    comm = unique_comm("pbt-ss")
+    mine = workload(comm, udp=2)
+    mon = tool("sockstat", "-c", comm, "--json", "--hook", "tracepoint")
+    mine.run()
+    assert totals(json_lines(mon.stop()[1])) == expected(2)
+
+
+def test_no_kprobes_here_is_one_line():
+    if kprobes_available():
+        pytest.skip("this kernel has kprobes")
+    bad_flag("sockstat", ["--hook", "kprobe"], "cannot hook with kprobes here: no kprobes in this kernel")
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
@@ -88,6 +105,7 @@ def test_no_leftovers_after_any_exit(tool, sig):
     (["-c", ""], "is not a process name"),
     (["-i", "0"], "number of seconds"),
     (["--bogus"], "unrecognized arguments"),
+    (["--hook", "fentry"], "invalid choice: 'fentry'"),
 ])
 def test_bad_flags(args, message):
     bad_flag("sockstat", args, message)

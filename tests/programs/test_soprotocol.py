@@ -12,6 +12,7 @@ from collections import Counter
 
 import pytest
 
+from pybpfasm.link import kprobes_available
 from pybpfasm.tools.common.sockets import protocol_name
 from tests.programs.sockload import ACCEPTS, CONNECTS
 from tests.programs.socktools import (
@@ -114,6 +115,12 @@ def test_protocol_names_are_the_hosts():
     assert protocol_name(9999) == ""
 
 
+def test_no_kprobes_here_is_one_line():
+    if kprobes_available():
+        pytest.skip("this kernel has kprobes")
+    bad_flag("soprotocol", ["--hook", "kprobe"], "cannot hook with kprobes here: no kprobes in this kernel")
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
 def test_no_leftovers_after_any_exit(tool, sig):
     no_leftovers(tool, "soprotocol", "soproto_", sig)
@@ -123,6 +130,7 @@ def test_no_leftovers_after_any_exit(tool, sig):
     (["-i", "-2"], "number of seconds"),
     (["-p", "0x10"], "is not a valid process id"),
     (["-c", "ab\u00e9" * 6], "is not a process name"),
+    (["--hook", "tp_btf"], "invalid choice: 'tp_btf'"),
 ])
 def test_bad_flags(args, message):
     bad_flag("soprotocol", args, message)

@@ -1,0 +1,44 @@
+"""Hook alternatives made of several programs: the first set this kernel can run wins.
+
+:class:`~.hooks.Hook` picks one program among candidates; a tool whose hook is
+a set of programs (the book's two ``sock_sendmsg``/``sock_recvmsg`` kprobes, or
+six send/recv syscall tracepoints in their place) lists the sets instead::
+
+    sends = HookSet(kprobe=[on_sendmsg, on_recvmsg], tracepoint=[on_sendto, ...])
+    kind, programs = sends.choose(args.hook)      # "auto": the first set available
+"""
+
+from __future__ import annotations
+
+from pybpfasm.dsl import ProgramDef
+from pybpfasm.errors import UsageError
+
+from .hooks import unavailable
+
+
+class HookSet:
+    """Named sets of programs, best first; :meth:`choose` returns one this kernel can run."""
+
+    def __init__(self, **sets: list[ProgramDef]) -> None:
+        if not sets:
+            raise UsageError("a hook set needs at least one set of programs")
+        self.sets = sets
+
+    @property
+    def kinds(self) -> list[str]:
+        """The sets' names, best first (the values of a ``--hook`` option besides ``auto``)."""
+        return list(self.sets)
+
+    def choose(self, kind: str = "auto") -> tuple[str, list[ProgramDef]]:
+        """(name, programs) of the first set (or of set *kind*) whose every program this
+        kernel can run; otherwise one line saying why none can."""
+        reasons = []
+        for name, programs in self.sets.items():
+            if kind not in ("auto", name):
+                continue
+            missing = [why for why in map(unavailable, programs) if why is not None]
+            if not missing:
+                return name, programs
+            reasons.append(missing[0])
+        wanted = "" if kind == "auto" else f" with {kind}s"
+        raise UsageError(f"cannot hook{wanted} here: {'; '.join(reasons) or 'no such hook'}")
