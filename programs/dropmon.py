@@ -92,8 +92,10 @@ stacks = StackTraceMap(4096, name="drop_stacks")
 
 
 def build_event(b, skb_ptr, protocol, reason, location, opts: Options):
-    """A DropEvent on the stack, filled from an skb (filters not yet applied).
+    """A DropEvent on the stack for a drop that passes every filter (else the program returns).
 
+    The cheapest tests come first (the caller tests the reason): device and
+    namespace, then the packet's headers, and only then who dropped it.
     Kernel memory is read with as few bpf_probe_read_kernel calls as the
     layout allows: the program runs for every drop in the system.
     """
@@ -102,15 +104,22 @@ def build_event(b, skb_ptr, protocol, reason, location, opts: Options):
     skb_ref = skb_ptr.cast("struct sk_buff").deref()
     skb = b.read(skb_ref, "dev", "sk", name="sk_buff pointers")
     hdr = packet.read_skb(b, skb_ref)
-    ev.ts = b.ktime_get_ns()
-    ev.pid = b.get_current_pid_tgid() >> 32
-    b.get_current_comm(ev.comm.addr(), 16)
     dev = b.read(skb.dev.deref(), "nd_net", "name", name="net_device fields")
     ev.ifname = dev.name
     ev.netns = dev.nd_net.net.ns.inum
     with b.if_(ev.netns == 0):  # no device yet: the socket's namespace
         ev.netns = skb.sk.__sk_common.skc_net.net.ns.inum
+    device = []
+    if opts.ifname is not None:
+        device.append(bytes_cond(ev.ifname, opts.ifname))
+    if opts.netns is not None:
+        device.append(ev.netns == opts.netns)
+    _return_unless(b, device)
     packet.parse(b, hdr, protocol, ev.pkt)
+    _return_unless(b, opts.filter.conditions(ev.pkt))
+    ev.ts = b.ktime_get_ns()
+    ev.pid = b.get_current_pid_tgid() >> 32
+    b.get_current_comm(ev.comm.addr(), 16)
     with last_vlan.lookup(b, 0) as seen, b.if_(seen.skb == skb_ptr):
         ev.pkt.vlan = seen.vlan  # tagged on arrival, untagged before this drop
         ev.pkt.flags = ev.pkt.flags | packet.F_VLAN
@@ -121,13 +130,8 @@ def build_event(b, skb_ptr, protocol, reason, location, opts: Options):
     return ev
 
 
-def emit_filters(b, ev, opts: Options) -> None:
-    """Return early unless the event matches every filter the user gave."""
-    conds = opts.filter.conditions(ev.pkt)
-    if opts.ifname is not None:
-        conds.append(bytes_cond(ev.ifname, opts.ifname))
-    if opts.netns is not None:
-        conds.append(ev.netns == opts.netns)
+def _return_unless(b, conds: list) -> None:
+    """Return early unless every condition holds."""
     for c in conds:
         with b.if_(~c):
             b.return_(0)
@@ -177,7 +181,6 @@ def on_kfree_skb(b, ctx, opts: Options):
     if reason is not None:
         _reason_filter(b, reason, opts)
     ev = build_event(b, ctx.skbaddr.rvalue(), ctx.protocol, reason, ctx.location, opts)
-    emit_filters(b, ev, opts)
     emit_output(b, ctx.value, ev, opts)
 
 
@@ -191,7 +194,6 @@ def kprobe_program(function: str, skb_arg: int, reason_arg: int | None) -> Progr
             _reason_filter(b, reason, opts)
         proto = skb.cast("struct sk_buff").protocol.to_host()
         ev = build_event(b, skb, proto, reason, ctx.caller, opts)
-        emit_filters(b, ev, opts)
         emit_output(b, ctx.value, ev, opts)
 
     on_drop.__qualname__ = f"on_drop[{function}]"
