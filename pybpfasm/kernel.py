@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import bisect
 import functools
-import mmap
 import os
 import re
 import struct
 import zlib
 from array import array
-from typing import BinaryIO, NamedTuple, Sequence
+from typing import BinaryIO, Callable, NamedTuple, Sequence
 
 from .errors import BPFError
 from .sys.abi import ffi, libc
@@ -199,41 +198,130 @@ class _Dynamic(NamedTuple):
     order: list[int]  # file index of each sorted entry
 
 
+_BLOCK = 1 << 16
+#: more than any kallsyms line (a name of up to 512 bytes, its address, type and [module])
+_LINE_MAX = 1024
+
+
+def _search(chunk: bytes, limit: int, width: int, addr: int) -> tuple[int, bytes] | None:
+    """The last text line at or below *addr* among *chunk*'s lines that start before *limit*.
+
+    The chunk's first line is at or below *addr* and its lines are sorted: a binary
+    search over byte offsets, each probe reading the fixed-width hex address of the
+    line that starts after it.
+    """
+    lo, hi = 0, limit  # lo: a line at or below addr; no line from hi on is
+    while True:
+        nl = chunk.find(b"\n", (lo + hi) // 2, hi)
+        if nl < 0 or nl + 1 >= hi:
+            nl = chunk.find(b"\n", lo, hi)
+            if nl + 1 >= hi:
+                break
+        start = nl + 1
+        if int(chunk[start:start + width], 16) <= addr:
+            lo = start
+        else:
+            hi = start
+    while chunk[lo + width + 1] not in _TEXT:  # data symbols: walk back to code
+        if not lo:
+            return None
+        lo = chunk.rfind(b"\n", 0, lo - 1) + 1
+    return int(chunk[lo:lo + width], 16), bytes(chunk[lo + width + 3:chunk.find(b"\n", lo)])
+
+
+class _Image:
+    """The kernel image's lines of kallsyms (sorted by address), read a block at a time.
+
+    ``read(offset, size)`` gives those bytes: from memory after a live read, or
+    with pread() from the cache file, which is never mapped (a mapping faults in
+    64 KiB around each probe of a binary search: a stack or two would make most
+    of the file resident).  The first address of each 64 KiB block narrows a
+    lookup to one block: one read, then a binary search in it.
+    """
+
+    def __init__(self, read: Callable[[int, int], bytes], size: int) -> None:
+        self.read, self.size = read, size
+        head = read(0, 2 * _LINE_MAX)
+        w = self.width = head.find(b" ")
+        self.starts: list[int] = []  # the first line of each block
+        self.addrs: list[int] = []
+        for block in range(0, size, _BLOCK):
+            window, at = head, 0
+            if block:  # the window starts at the byte before the block
+                window = read(block - 1, 2 * _LINE_MAX)
+                at = window.find(b"\n") + 1
+                if not at or block - 1 + at >= size:
+                    break
+            self.starts.append(block - 1 + at if block else 0)
+            self.addrs.append(int(window[at:at + w], 16))
+        tail = read(max(size - _LINE_MAX, 0), _LINE_MAX)
+        last = tail.rfind(b"\n", 0, len(tail) - 1) + 1
+        #: the lowest and highest address of the image
+        self.lo, self.hi = (self.addrs[0], int(tail[last:last + w], 16)) if size else (1, 0)
+
+    def at_or_below(self, addr: int) -> tuple[int, bytes] | None:
+        """(address, name) of the last text symbol at or below *addr*."""
+        j = bisect.bisect_right(self.addrs, addr) - 1
+        while j >= 0:  # a block of data symbols only: the text before it
+            start = self.starts[j]
+            end = self.starts[j + 1] if j + 1 < len(self.starts) else self.size
+            found = _search(self.read(start, end - start + _LINE_MAX), end - start, self.width, addr)
+            if found:
+                return found
+            j -= 1
+        return None
+
+    def find(self, key: bytes) -> int | None:
+        """The address of the first text symbol named *key*."""
+        pattern, w, pos = b" " + key + b"\n", self.width, 0
+        while pos < self.size:
+            chunk = self.read(pos, 1 << 20)
+            cut = len(chunk) if pos + len(chunk) >= self.size else chunk.rfind(b"\n") + 1
+            at = chunk.find(pattern, 0, cut)
+            while at >= 0:
+                start = at - w - 2
+                if chunk[at - 1] in _TEXT and (start == 0 or start > 0 and chunk[start - 1] == 10):
+                    return int(chunk[start:start + w], 16)
+                at = chunk.find(pattern, at + 1, cut)
+            pos += cut
+        return None
+
+
 class Kallsyms:
     """Kernel text symbols from ``/proc/kallsyms``, for address and name lookups.
 
     The file is kept as read, not parsed: its first part, the kernel image's own
     symbols, is sorted by address (the kernel's lookups rely on it), so a lookup
-    is a binary search over the lines' fixed-width hex addresses.  Symbols of
-    modules, BPF programs and trampolines follow in their own order; they are
-    parsed only when a lookup falls outside the kernel image, where that code lives.
+    is a binary search over the lines' fixed-width hex addresses (:class:`_Image`).
+    Symbols of modules, BPF programs and trampolines follow in their own order;
+    they are parsed only when a lookup falls outside the kernel image, where that
+    code lives.  Results are remembered (stacks repeat their frames).
 
     With *cache*, the kernel image's part is kept in that file for the rest of the
     boot: it is used while the file names this boot (``boot_id``), its checksum holds
     and its first page matches the live file (same addresses, same visibility);
-    anything else is ignored and rewritten.  Module and BPF symbols come and go,
-    so they are never cached: a lookup that needs them reads the live file.
+    anything else is ignored and rewritten.  A cached image is read with pread()
+    and never held in memory.  Module and BPF symbols come and go, so they are
+    never cached: a lookup that needs them reads the live file.
     """
 
     def __init__(self, path: str = "/proc/kallsyms", cache: str | None = None) -> None:
         self._path = path
         self._tail: _Dynamic | None = None
         self._tail_text: bytes | bytearray | None = None
-        core = self._read_cache(cache) if cache else None
-        if core is None:
-            core = self._read_live()
-            if cache and core:
+        image = self._read_cache(cache) if cache else None
+        if image is None:
+            data = self._read_live()
+            if cache and data:
                 try:
-                    self._write_cache(cache, core)
+                    self._write_cache(cache, data)
                 except OSError:
                     pass  # a cache that cannot be written is only a slower next start
-        self._core, self._end = core
-        data, w = self._core, self._core.find(b" ", 0, self._end)
-        self._width = w
-        if self._end and not int(data[:w], 16):
+            image = _Image(lambda offset, size: data[offset:offset + size], len(data))
+        self._image = image
+        self._seen: dict[int, str] = {}
+        if image.size and not image.lo:
             raise KernelError(f"{path} shows no addresses: run as root or set kernel.kptr_restrict=0")
-        last = data.rfind(b"\n", 0, self._end - 1) + 1
-        self._lo, self._hi = (int(data[:w], 16), int(data[last:last + w], 16)) if self._end else (1, 0)
 
     @classmethod
     @functools.cache
@@ -269,8 +357,8 @@ class Kallsyms:
 
     # -- reading ------------------------------------------------------------------
 
-    def _read_live(self) -> tuple[bytearray, int]:
-        """Reads the whole file: the kernel image's lines, their length; keeps the rest."""
+    def _read_live(self) -> bytearray:
+        """Reads the whole file: returns the kernel image's lines, keeps the rest for later."""
         data = _read_all(self._path)
         if data and not data.endswith(b"\n"):
             data += b"\n"
@@ -278,45 +366,41 @@ class Kallsyms:
         cut = data.rfind(b"\n", 0, tab) + 1 if tab >= 0 else len(data)
         self._tail_text = data[cut:]
         del data[cut:]
-        return data, cut
+        return data
 
-    def _read_cache(self, cache: str) -> tuple[mmap.mmap, int] | None:
-        """The cached image lines (mapped, with their length), or None unless valid for now.
+    def _read_cache(self, cache: str) -> _Image | None:
+        """The cached image lines, or None unless valid for now.
 
         The file is those lines and one trailer line: magic, boot id, CRC-32, length.
-        The checksum is taken through read(), not the mapping: lookups then touch
-        (and count in this process's RSS) only the pages their binary search visits.
         """
         try:
             with open(BOOT_ID, "rb") as f:
                 boot_id = f.read().strip()
-            with open(cache, "rb") as f:
-                data = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
-                end = data.rfind(b"\n", 0, len(data) - 1) + 1
-                fields = data[end:].split()
-                valid = (len(fields) == 6 and b" ".join(fields[:3]) == _CACHE_MAGIC
-                         and fields[3] == boot_id and fields[5] == b"%d" % end
-                         and fields[4] == b"%08x" % _file_crc(f, end))
-        except (OSError, ValueError):  # ValueError: an empty file
+            f = open(cache, "rb")  # noqa: SIM115 - kept open for the image's reads
+        except OSError:
             return None
-        if valid:
-            page = _first_page(self._path)
-            n = min(len(page), end)
-            if n and page[:n] == data[:n]:
-                return data, end
-        data.close()
+        try:
+            size = os.fstat(f.fileno()).st_size
+            tail = os.pread(f.fileno(), 256, max(0, size - 256))
+            end = size - len(tail) + tail.rfind(b"\n", 0, len(tail) - 1) + 1
+            fields = tail[end - size:].split()
+            if (len(fields) == 6 and b" ".join(fields[:3]) == _CACHE_MAGIC and fields[3] == boot_id
+                    and fields[5] == b"%d" % end and fields[4] == b"%08x" % _file_crc(f, end)):
+                page = _first_page(self._path)
+                n = min(len(page), end)
+                if n and page[:n] == os.pread(f.fileno(), n, 0):
+                    return _Image(lambda offset, length: os.pread(
+                        f.fileno(), max(0, min(length, end - offset)), offset), end)
+        except (OSError, ValueError):  # ValueError: shorter than its trailer says
+            pass
+        f.close()
         return None
 
     @staticmethod
-    def _crc(data: mmap.mmap | bytearray, end: int) -> int:
-        with memoryview(data) as view, view[:end] as part:
-            return zlib.crc32(part)
-
-    def _write_cache(self, cache: str, core: tuple[bytearray, int]) -> None:
-        data, end = core
+    def _write_cache(cache: str, data: bytearray) -> None:
         with open(BOOT_ID, "rb") as f:
             boot_id = f.read().strip()
-        trailer = b"%s %s %08x %d\n" % (_CACHE_MAGIC, boot_id, self._crc(data, end), end)
+        trailer = b"%s %s %08x %d\n" % (_CACHE_MAGIC, boot_id, zlib.crc32(data), len(data))
         write_atomically(cache, data, trailer)
 
     def _dynamic(self) -> _Dynamic:
@@ -325,7 +409,7 @@ class Kallsyms:
             if self._tail_text is None:
                 self._read_live()
             addrs, names = array("Q"), []
-            w = self._width
+            w = self._image.width
             for line in self._tail_text.split(b"\n"):  # type: ignore[union-attr]
                 if len(line) > w + 3 and line[w + 1] in _TEXT:
                     addrs.append(int(line[:w], 16))
@@ -337,39 +421,12 @@ class Kallsyms:
 
     # -- lookups ------------------------------------------------------------------
 
-    def _core_symbol(self, addr: int) -> tuple[int, bytes] | None:
-        """The last text line of the image at or below *addr*, as (address, name)."""
-        data, w = self._core, self._width
-        if not self._end or int(data[:w], 16) > addr:
-            return None
-        lo, hi = 0, self._end  # lo: a line at or below addr; no line from hi on is
-        while True:
-            nl = data.find(b"\n", (lo + hi) // 2, hi)
-            if nl < 0 or nl + 1 >= hi:
-                nl = data.find(b"\n", lo, hi)
-                if nl + 1 >= hi:
-                    break
-            start = nl + 1
-            if int(data[start:start + w], 16) <= addr:
-                lo = start
-            else:
-                hi = start
-        while data[lo + w + 1] not in _TEXT:
-            if not lo:
-                return None
-            lo = data.rfind(b"\n", 0, lo - 1) + 1
-        return int(data[lo:lo + w], 16), bytes(data[lo + w + 3:data.find(b"\n", lo)])
-
     def address(self, name: str) -> int:
         """Address of function ``name``."""
         key = name.encode()
-        data, w = self._core, self._width
-        at = data.find(b" " + key + b"\n", 0, self._end)
-        while at >= 0:
-            start = at - w - 2
-            if data[at - 1] in _TEXT and (start == 0 or start > 0 and data[start - 1] == 10):
-                return int(data[start:start + w], 16)
-            at = data.find(b" " + key + b"\n", at + 1, self._end)
+        found = self._image.find(key)
+        if found is not None:
+            return found
         dynamic = self._dynamic()
         for i, entry in enumerate(dynamic.names):
             if entry.partition(b"\t")[0] == key:
@@ -385,8 +442,17 @@ class Kallsyms:
 
     def symbolize(self, addr: int) -> str:
         """``name+0x1a`` (``name+0x1a [module]`` in a module), or the hex address if unknown."""
-        best = self._core_symbol(addr)
-        if not self._lo <= addr <= self._hi:  # outside the image: modules, BPF, trampolines
+        text = self._seen.get(addr)
+        if text is None:
+            if len(self._seen) >= 4096:  # stacks repeat their frames: remember the latest ones
+                self._seen.clear()
+            text = self._seen[addr] = self._symbolize(addr)
+        return text
+
+    def _symbolize(self, addr: int) -> str:
+        image = self._image
+        best = image.at_or_below(addr)
+        if not image.lo <= addr <= image.hi:  # outside the image: modules, BPF, trampolines
             dynamic = self._dynamic()
             i = bisect.bisect_right(dynamic.sorted_addrs, addr) - 1
             if i >= 0 and (best is None or dynamic.sorted_addrs[i] >= best[0]):
