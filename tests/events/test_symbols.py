@@ -100,6 +100,7 @@ def test_kallsyms_agrees_with_an_independent_parse(tmp_path, cached):
     rnd = random.Random(7)
     probes = [a + d for a in rnd.sample(addrs, 2000) for d in (-1, 0, 1, 0x40)]
     probes += [0, 1, addrs[0] - 1, addrs[-1] + 0x10, 2**64 - 1]
+    probes += [a + d for a in symbols._image.addrs for d in (-1, 0, 1)]  # around block boundaries
     assert [symbols.symbolize(a) for a in probes] == [_expected(addrs, names, a) for a in probes]
     sample = rnd.sample(sorted(first), 200)
     assert [symbols.address(n) for n in sample] == [first[n] for n in sample]
