@@ -47,7 +47,7 @@ class ExecEvent(Record):
     data: u8[CHUNK]
 
 
-events = Events(ExecEvent, 16 << 20, name="exec_events")
+events = Events(ExecEvent, 16 << 20, name="exec_events", perf_pages=1024)
 sink = Sink(events, "exec")
 #: exec calls in flight: thread group id -> the calling thread
 started = HashMap(u32, u32, 10240, name="exec_started")
@@ -224,9 +224,8 @@ class Execsnoop(Tool):
             cols.append(("time", "TIME(s)", 7, "<", lambda t: f"{t - self.began:.3f}"))
         if args.print_uid:
             cols.append(("uid", "UID", 5))
-        self.prefix = Columns(cols) if cols else None
-        self.main = Columns([("comm", "PCOMM", 16), ("pid", "PID", 7), ("ppid", "PPID", 7),
-                             ("ret", "RET", 3, ">"), ("args", "ARGS", 0, "<", self._args_text)])
+        self.columns = Columns([*cols, ("comm", "PCOMM", 16), ("pid", "PID", 7), ("ppid", "PPID", 7),
+                                ("ret", "RET", 3, ">"), ("args", "ARGS", 0, "<", self._args_text)])
         return Options(uid=args.uid, ppid=args.ppid, max_args=args.max_args, exit=args.exit)
 
     def programs(self, opts: Options) -> list[ProgramDef]:
@@ -297,22 +296,21 @@ class Execsnoop(Tool):
                 "signal": _signal_name(sig) if sig else None,
                 "lifetime": round(max(w.ts - ev.start, 0) / 1e9, 6)}
 
-    def _args_text(self, args: list[str]) -> str:
+    def _args_text(self, args: list[str] | str) -> str:
+        if isinstance(args, str):  # an [EXIT] line's text
+            return args
         if self.args.quote:
             args = [a if a == "..." else '"' + a.replace('"', '\\"') + '"' for a in args]
         return " ".join(args)
 
     def header(self) -> str:
-        head = self.main.header()
-        return head if self.prefix is None else self.prefix.header() + " " + head
+        return self.columns.header()
 
     def text(self, row: dict[str, Any]) -> str:
-        prefix = "" if self.prefix is None else self.prefix.line(row) + " "
         if "exit" in row:
             how = f"signal={row['signal']}" if row["signal"] else f"exit={row['exit']}"
-            return (f"{prefix}{row['comm']:<16} {row['pid']:<7} {row['ppid']:<7} [EXIT] {how} "
-                    f"lifetime={row['lifetime']:.3f}s")
-        return prefix + self.main.line(row)
+            return self.columns.line({**row, "ret": "", "args": f"[EXIT] {how} lifetime={row['lifetime']:.3f}s"})
+        return self.columns.line(row)
 
 
 def _signal_name(number: int) -> str:

@@ -59,7 +59,7 @@ class OpenHow(Record):
     resolve: u64
 
 
-events = Events(OpenEvent, 16 << 20, name="open_events")
+events = Events(OpenEvent, 16 << 20, name="open_events", perf_pages=1024)
 sink = Sink(events, "open")
 calls = HashMap(u32, Call, 10240, name="open_calls")
 
@@ -211,7 +211,7 @@ class Opensnoop(Tool):
         self.args = args
         cols: list[tuple] = []
         if args.timestamp:
-            cols.append(("time", "TIME(s)", 13, "<", lambda t: f"{t - self.first:.9f}"))
+            cols.append(("time", "TIME(s)", 13, "<", lambda t: f"{t - self.first:.6f}"))
         if args.print_uid:
             cols.append(("uid", "UID", 5))
         cols += [("tid", "TID", 6) if args.tid is not None else ("pid", "PID", 6), ("comm", "COMM", 16),
@@ -248,13 +248,13 @@ class Opensnoop(Tool):
         if self.args.name and self.args.name not in ev.comm:
             return None
         w = ev.who
-        when = self.wall(w.ts)
+        when = round(self.wall(w.ts), 6)
         if self.first is None:
             self.first = when
         ret = ev.value
         flags = openflags.names(ev.flags)
         creates = "O_CREAT" in flags or "O_TMPFILE" in flags
-        return {"time": round(when, 6), "pid": w.pid, "tid": w.tid, "uid": w.uid, "comm": ev.comm,
+        return {"time": when, "pid": w.pid, "tid": w.tid, "uid": w.uid, "comm": ev.comm,
                 "fd": ret if ret >= 0 else None,
                 "errno": None if ret >= 0 else errno.errorcode.get(-ret, str(-ret)),
                 "flags": flags, "mode": ev.mode if creates else None,

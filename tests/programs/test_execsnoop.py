@@ -1,0 +1,193 @@
+"""execsnoop against a scripted workload whose execs are known exactly (tests/programs/procload.py)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from tests.link.kernel_state import programs_named, settle
+from tests.programs.procload import TRUE, Workload
+
+K = 3
+KEYS = ["time", "pid", "ppid", "uid", "comm", "ret", "path", "args"]
+
+
+def _path(kind: str) -> str:
+    return {"fd": os.path.realpath(TRUE), "dirfd": "/usr/bin/true",
+            "relative": os.path.realpath("/usr/bin") + "/./true",
+            "missing": "/nonexistent-pbt/prog", "killed": "/bin/sh"}.get(kind, TRUE)
+
+
+def expected(load: dict, comm: str) -> list[dict]:
+    """The exec events of *load*, as execsnoop -x reports them (time left out)."""
+    out = []
+    for e in load["execs"]:
+        kind = e["kind"]
+        out.append({"pid": e["pid"], "ppid": load["pid"], "uid": 65534 if kind == "nobody" else load["uid"],
+                    "comm": {"missing": comm, "killed": "sh"}.get(kind, "true"),
+                    "ret": -2 if kind == "missing" else 0, "path": _path(kind), "args": e["args"]})
+    return out
+
+
+def of_load(rows: list[dict], load: dict) -> list[dict]:
+    """The exec rows (not exits) of *load*'s children, time left out, in pid order."""
+    assert not [r for r in rows if "lost" in r]
+    mine = [{k: v for k, v in r.items() if k != "time"} for r in rows if r["ppid"] == load["pid"] and "ret" in r]
+    return sorted(mine, key=lambda r: r["pid"])
+
+
+def start(tool, *args: str):
+    return tool("execsnoop", "--json", *args)
+
+
+@pytest.mark.parametrize("buffer", ["ringbuf", "perf"])
+def test_every_exec_exactly(tool, buffer):
+    """K execs with spaces, an empty and a 4 KiB argument; execveat through a descriptor and
+    under a dirfd; a relative name; another user; a missing file (with -x); a killed shell."""
+    comm = f"pbt-ex{os.getpid() % 100000}"
+    work = Workload("exec", comm, str(K))
+    mon = start(tool, "-x", "--buffer", buffer)
+    load = work.run()
+    settle(lambda: None, 0, timeout=0.5)
+    rows = mon.events()
+    assert all(list(r) == KEYS for r in rows if "ret" in r)
+    assert of_load(rows, load) == expected(load, comm)
+    assert len(of_load(rows, load)) == K + 6
+
+
+def test_failed_execs_need_x(tool):
+    comm = f"pbt-ex{os.getpid() % 100000}"
+    work = Workload("exec", comm, "1")
+    mon = start(tool)
+    load = work.run()
+    settle(lambda: None, 0, timeout=0.5)
+    got = of_load(mon.events(), load)
+    assert got == [e for e in expected(load, comm) if e["ret"] == 0] and len(got) == 6
+
+
+def test_exit_lines(tool):
+    """--exit: one line per traced process that exits, with its code or signal and lifetime."""
+    work = Workload("exec", "pbt-exit", "2")
+    mon = start(tool, "--exit")
+    load = work.run()
+    settle(lambda: None, 0, timeout=0.5)
+    exits = [r for r in mon.events() if "exit" in r and r["ppid"] == load["pid"]]
+    ok = {e["pid"] for e in load["execs"] if e["kind"] not in ("missing", "killed")}
+    killed = {e["pid"] for e in load["execs"] if e["kind"] == "killed"}
+    assert sorted(r["pid"] for r in exits) == sorted(ok | killed)
+    for r in exits:
+        assert list(r) == ["time", "pid", "ppid", "uid", "comm", "exit", "signal", "lifetime"]
+        assert (r["exit"], r["signal"]) == ((None, "SIGKILL") if r["pid"] in killed else (0, None))
+        assert 0 <= r["lifetime"] < 10
+
+
+def _model(rows: list[dict], args: list[str]) -> list[dict]:
+    """What each filter keeps, in Python (bcc's semantics: -n/-l are regular expressions that
+    -l matches against the arguments read; '...' marks arguments left unread)."""
+    opts = dict(zip(args[::2], args[1::2]))
+    limit = int(opts.get("--max-args", 10**6))
+    out = []
+    for r in rows:
+        read = r["args"][:limit]
+        if "-u" in opts and r["uid"] != int(opts["-u"]):
+            continue
+        if "-n" in opts and not re.search(opts["-n"], r["comm"]):
+            continue
+        if "-l" in opts and not re.search(opts["-l"], " ".join(read)):
+            continue
+        out.append({**r, "args": read + (["..."] if len(r["args"]) > limit else [])})
+    return out
+
+
+FILTERS = [["-u", "65534"], ["-n", "^tr"], ["-n", "pbt-f"], ["-l", r"k=1$|through"], ["--max-args", "2"],
+           ["--max-args", "2", "-l", "spaces"], ["-u", "0", "-n", "sh"]]
+
+
+def test_filters_match_the_model(tool):
+    work = Workload("exec", "pbt-filt", str(K))
+    everything = start(tool, "-x")
+    by_parent = start(tool, "-x", "-P", str(work.pid))
+    filtered = [(args, start(tool, "-x", *args)) for args in FILTERS]
+    load = work.run()
+    settle(lambda: None, 0, timeout=0.5)
+    seen = of_load(everything.events(), load)
+    assert len(seen) == K + 6
+    children = by_parent.events()
+    assert sorted(({k: v for k, v in r.items() if k != "time"} for r in children),
+                  key=lambda r: r["pid"]) == seen  # nothing but the workload's children
+    for args, mon in filtered:
+        want = _model(seen, args)
+        assert want, args  # every filter keeps something of the workload...
+        assert want != seen or args[0] == "--max-args", args  # ...and leaves something out
+        assert of_load(mon.events(), load) == want, args
+
+
+def test_text_columns(tool):
+    work = Workload("exec", "pbt-text", "1")
+    mon = tool("execsnoop", "-x", "-q", "-T", "-U", "-P", str(work.pid))
+    load = work.run()
+    settle(lambda: None, 0, timeout=0.5)
+    code, out, err = mon.stop()
+    lines = out.splitlines()
+    assert code == 0, err
+    assert lines[0] == "TIME     UID   PCOMM            PID     PPID    RET ARGS"
+    first = load["execs"][0]
+    quoted = " ".join('"' + a + '"' for a in first["args"])
+    pattern = rf"\d\d:\d\d:\d\d 0     true +{first['pid']} +{load['pid']} +0 "
+    assert any(re.fullmatch(pattern + re.escape(quoted), line) for line in lines), lines
+    assert any(re.fullmatch(r"\d\d:\d\d:\d\d 0     pbt-text +\d+ +\d+ +-2 \"prog\" \"missing\"", line)
+               for line in lines), lines
+    assert len(lines) == 1 + 1 + 6
+
+
+def test_timestamp_column(tool):
+    work = Workload("exec", "pbt-ts", "1")
+    mon = tool("execsnoop", "-t", "-P", str(work.pid))
+    work.run()
+    settle(lambda: None, 0, timeout=0.5)
+    code, out, err = mon.stop()
+    lines = out.splitlines()
+    assert lines[0] == "TIME(s) PCOMM            PID     PPID    RET ARGS"
+    stamps = [float(line.split()[0]) for line in lines[1:]]
+    assert len(stamps) == 6 and stamps == sorted(stamps) and 0 < stamps[0] < 30
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+def test_no_leftovers_after_any_exit(tool, sig):
+    mon = tool("execsnoop", "--json", "--exit")
+    ids = {p["id"] for p in programs_named("on_exec")} | {p["id"] for p in programs_named("on_process_exi")}
+    assert len(ids) >= 5, "the tool's programs are not loaded while it runs"
+    code, _, err = mon.stop(sig)
+    assert code == (-signal.SIGKILL if sig == signal.SIGKILL else 0), err
+    assert "Traceback" not in err
+    still = lambda: ids & {p["id"] for p in programs_named("on_")}  # noqa: E731
+    assert settle(still, set()) == set()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--max-args", "0"], "out of range"),
+    (["--max-args", "x"], "is not a valid argument count"),
+    (["-u", "-1"], "out of range"),
+    (["-P", "\u0668"], "is not a valid process id"),
+    (["-n", "("], "is not a regular expression"),
+    (["-l", "[a"], "is not a regular expression"),
+    (["--count", "0"], "out of range"),
+])
+def test_bad_flags_one_line_exit_2(args, message):
+    proc = subprocess.run([sys.executable, "-m", "pybpfasm.cli", "execsnoop", *args],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2
+    assert message in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+
+
+def test_says_which_hooks(tool):
+    mon = tool("execsnoop", "--exit")
+    code, _, err = mon.stop()
+    notes = [line for line in err.splitlines() if line.startswith("note: ")]
+    assert notes == ["note: hooks: tracepoints syscalls:sys_enter/sys_exit_execve and _execveat, "
+                     "sched:sched_process_exit"]
