@@ -24,6 +24,7 @@ from typing import Iterator
 from ..btf import BTFError, Kind, StructLayout, read_format
 from ..btf.tracefs import TRACEFS_MOUNTS
 from ..btf.fields import member_names
+from ..btf.funcs import signature
 from ..errors import BPFError
 from ..isa import AluOp, OpCode, Source
 from .errors import DSLError, DSLTypeError, UnknownName, did_you_mean, public_methods, unknown_attribute
@@ -225,15 +226,21 @@ class ArgsContext(_NamedArgs):
 
 
 def tracepoint_args(b, event: str) -> tuple[list[KernelType | None], list[str]]:
-    """Argument types of tracepoint *event* from its ``btf_trace_<event>`` prototype."""
+    """Argument types of tracepoint *event* from its ``btf_trace_<event>`` prototype;
+    their names from the ``__bpf_trace_<event>`` function where BTF has it (else arg0...)."""
     btf = b.btf
-    try:
-        tid = btf.lookup(f"btf_trace_{event}")
-    except BTFError:
+    ids = btf.ids(f"btf_trace_{event}", [Kind.TYPEDEF])  # a miss is no error here: no suggestions
+    if not ids:
         return [], []
-    proto = btf.type(btf.resolve(btf.type(btf.resolve(tid)).type_id))
+    proto = btf.type(btf.resolve(btf.type(btf.resolve(ids[0])).type_id))
     params = list(getattr(proto, "params", ()))[1:]  # the first is the tracepoint's data
-    return [KernelType(btf, p.type_id) for p in params], [p.name or f"arg{i}" for i, p in enumerate(params)]
+    names = [p.name or f"arg{i}" for i, p in enumerate(params)]
+    func = btf.ids(f"__bpf_trace_{event}", [Kind.FUNC])
+    if func:
+        named = [a.name for a in signature(btf, func[0]).args][1:]
+        if len(named) == len(params) and all(named):
+            names = named
+    return [KernelType(btf, p.type_id) for p in params], names
 
 
 def function_args(b, function: str) -> tuple[list[KernelType | None], list[str]]:
