@@ -56,7 +56,7 @@ def test_verifier_error_names_instruction_and_source_line() -> None:
     assert "invalid mem access 'scalar'" in err.reason
     assert str(err) == (
         "verifier rejected program 'bad': R2 invalid mem access 'scalar' "
-        "at insn 3: r0 = *(u32 *)(r2 + 0)  (at bad.s:3:1)"
+        "at insn 3: w0 = *(u32 *)(r2 + 0)  (at bad.s:3:1)"
     )
     assert "\n" not in str(err)
     assert err.log.rstrip() in err.details() and "processed" in err.log
