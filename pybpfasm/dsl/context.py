@@ -21,7 +21,7 @@ import re
 from contextlib import contextmanager
 from typing import Iterator
 
-from ..btf import BTFError, Kind, StructLayout, read_format
+from ..btf import Kind, StructLayout, read_format
 from ..btf.tracefs import TRACEFS_MOUNTS
 from ..btf.fields import member_names
 from ..btf.funcs import signature
@@ -244,11 +244,13 @@ def tracepoint_args(b, event: str) -> tuple[list[KernelType | None], list[str]]:
 
 
 def function_args(b, function: str) -> tuple[list[KernelType | None], list[str]]:
-    try:
-        sig = b.btf.func(function)
-    except BTFError:
+    """Argument types and names of kernel function *function* from BTF (none if BTF lacks it)."""
+    btf = b.btf
+    ids = btf.ids(function, [Kind.FUNC])  # a miss is no error here: no suggestions
+    if not ids:
         return [], []
-    return [KernelType(b.btf, a.type_id) for a in sig.args], [a.name for a in sig.args]
+    sig = signature(btf, ids[0])
+    return [KernelType(btf, a.type_id) for a in sig.args], [a.name for a in sig.args]
 
 
 class KprobeContext(_NamedArgs):
