@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import bisect
+import contextlib
 import functools
 import os
 import re
@@ -280,7 +281,7 @@ class _Image:
             at = chunk.find(pattern, 0, cut)
             while at >= 0:
                 start = at - w - 2
-                if chunk[at - 1] in _TEXT and (start == 0 or start > 0 and chunk[start - 1] == 10):
+                if chunk[at - 1] in _TEXT and (start == 0 or (start > 0 and chunk[start - 1] == 10)):
                     return int(chunk[start:start + w], 16)
                 at = chunk.find(pattern, at + 1, cut)
             pos += cut
@@ -312,26 +313,23 @@ class Kallsyms:
         image = self._read_cache(cache) if cache else None
         if image is None:
             data = self._read_live()
-            if cache and data:
-                try:
-                    self._write_cache(cache, data)
-                except OSError:
-                    pass  # a cache that cannot be written is only a slower next start
             image = _Image(lambda offset, size: data[offset:offset + size], len(data))
+            if image.size and not image.lo:
+                raise KernelError(f"{path} shows no addresses: run as root or set "
+                                  "kernel.kptr_restrict=0")
+            if cache and data:
+                with contextlib.suppress(OSError):  # unwritable: only a slower next start
+                    self._write_cache(cache, data)
         self._image = image
         self._seen: dict[int, str] = {}
-        if image.size and not image.lo:
-            raise KernelError(f"{path} shows no addresses: run as root or set kernel.kptr_restrict=0")
 
     @classmethod
     @functools.cache
     def load(cls) -> Kallsyms:
         """The kernel's symbols, read once per process, through the per-user cache."""
         while _prefetching:
-            try:
+            with contextlib.suppress(ChildProcessError):  # reaped elsewhere: done all the same
                 os.waitpid(_prefetching.pop(), 0)
-            except ChildProcessError:  # reaped by someone else: it is done all the same
-                pass
         return cls(cache=_cache_file())
 
     @classmethod

@@ -14,7 +14,7 @@ import zlib
 import pytest
 
 from pybpfasm import kernel
-from pybpfasm.isa import Mov, R0, exit_
+from pybpfasm.isa import R0, Mov, exit_
 from pybpfasm.kernel import (
     ElfSymbols,
     Kallsyms,

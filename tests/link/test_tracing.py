@@ -83,6 +83,6 @@ def test_auto_attach_passes_other_link_errors_on(monkeypatch):
         raise SyscallError("link_create", errno.EPERM)
 
     monkeypatch.setattr(perf_event, "link_create", refused)
-    with counter() as count, drop_counter("tracepoint", 1, count) as prog:
-        with pytest.raises(SyscallError, match="Operation not permitted"):
-            attach_tracepoint(prog, "skb", "kfree_skb")
+    with counter() as count, drop_counter("tracepoint", 1, count) as prog, \
+            pytest.raises(SyscallError, match="Operation not permitted"):
+        attach_tracepoint(prog, "skb", "kfree_skb")

@@ -3,8 +3,8 @@
 from pathlib import Path
 
 from pybpfasm import helpers
-from pybpfasm.btf import BTFError
 from pybpfasm._helper_names import NAMES
+from pybpfasm.btf import BTFError
 
 
 def test_builtin_ids_match_this_kernel() -> None:

@@ -30,10 +30,10 @@ def test_unprivileged_features_is_one_sentence() -> None:
     assert "Traceback" not in child.stderr
 
 
-def _unprivileged_python(code: str) -> subprocess.CompletedProcess:
+def _unprivileged_python(code: str, **env_vars: str) -> subprocess.CompletedProcess:
     if os.geteuid() != 0 or shutil.which("setpriv") is None:
         pytest.skip("needs root and setpriv (util-linux) to drop privileges in a child")
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **env_vars}
     return subprocess.run([*SETPRIV, sys.executable, "-c", code], capture_output=True, text=True,
                           env=env, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
 
@@ -83,3 +83,14 @@ def test_unprivileged_kallsyms_prefetch_hands_its_error_to_load() -> None:
     assert child.returncode == 0, child.stderr
     assert child.stdout.strip() == ("/proc/kallsyms shows no addresses: run as root or set "
                                     "kernel.kptr_restrict=0")
+
+
+def test_unprivileged_kallsyms_without_addresses_caches_nothing(tmp_path) -> None:
+    tmp_path.chmod(0o777)
+    child = _unprivileged_python(
+        "from pybpfasm.kernel import Kallsyms, KernelError\n"
+        "try:\n    Kallsyms.load()\nexcept KernelError as err:\n    print(err)\n",
+        XDG_CACHE_HOME=str(tmp_path))
+    assert child.returncode == 0, child.stderr
+    assert "shows no addresses" in child.stdout
+    assert list(tmp_path.iterdir()) == []
