@@ -39,7 +39,8 @@ class UnknownFormatField(UnknownField):
         names = list(self.format._fields)
         close = difflib.get_close_matches(self.name, names, n=3)
         hint = f"did you mean {' or '.join(close)}? " if close else ""
-        return f"tracepoint {self.format.name} has no field {self.name!r}; {hint}its fields: {', '.join(names)}"
+        return (f"tracepoint {self.format.name} has no field {self.name!r}; "
+                f"{hint}its fields: {', '.join(names)}")
 
 
 class TracepointFormat:

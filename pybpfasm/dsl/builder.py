@@ -123,7 +123,8 @@ class Builder:
         if fits_imm(value):
             self.emit(Op(OpCode.alu(AluOp.MOV), dst, 0, 0, value))
         elif 0 <= value < (1 << 32):
-            self.emit(Op(OpCode.alu(AluOp.MOV, alu32=True), dst, 0, 0, value - (1 << 32) if value >= 1 << 31 else value))
+            imm = value - (1 << 32) if value >= 1 << 31 else value
+            self.emit(Op(OpCode.alu(AluOp.MOV, alu32=True), dst, 0, 0, imm))
         else:
             v = value & 0xFFFF_FFFF_FFFF_FFFF
             self.emit(Op(LD_IMM64, dst, 0, 0, v - (1 << 64) if v >> 63 else v))
@@ -289,8 +290,8 @@ class Builder:
     def store(self, ref: Ref, value: Operandish) -> None:
         """Write *value* into *ref* (direct memory only: stack, maps, packets)."""
         if not ref.space.direct:
-            raise DSLTypeError(f"cannot store into {ref.space.value} memory ({describe(ref.ty)} at "
-                               f"offset {ref.off}): the program reads it with bpf_probe_read_{ref.space.value}; "
+            raise DSLTypeError(f"cannot store into {ref.space.value} memory ({describe(ref.ty)} at offset "
+                               f"{ref.off}): the program reads it with bpf_probe_read_{ref.space.value}; "
                                "stores go to the stack (b.stack), map values or ring buffer records")
         if ref.space == Space.CTX and self.prog_type not in ("xdp", "tc"):
             raise DSLTypeError(f"cannot store into the context of a {self.prog_type or 'this'} program "
@@ -316,7 +317,8 @@ class Builder:
     def copy(self, dst: Ref, src: Operandish) -> None:
         """Copy a struct/array/record value: probe-read for kernel memory, else loads."""
         if not isinstance(src, Ref):
-            raise DSLTypeError(f"cannot store {src!r} into a {describe(dst.ty)}; it needs memory of that type")
+            raise DSLTypeError(f"cannot store {src!r} into a {describe(dst.ty)}; "
+                               "it needs memory of that type")
         size = min(dst.size, src.size)
         if not src.space.direct:
             self.probe_read(dst, src, size)
@@ -604,7 +606,8 @@ def _constant_return(body: list[Item]) -> Op | None:
     if len(body) != 2 or not all(isinstance(item, Op) for item in body):
         return None
     mov, exit_ = body
-    is_mov_imm = mov.opcode in (OpCode.alu(AluOp.MOV), OpCode.alu(AluOp.MOV, alu32=True), LD_IMM64) and mov.src == 0
+    movs = (OpCode.alu(AluOp.MOV), OpCode.alu(AluOp.MOV, alu32=True), LD_IMM64)
+    is_mov_imm = mov.opcode in movs and mov.src == 0
     return mov if is_mov_imm and mov.dst == 0 and exit_.opcode == EXIT else None
 
 
@@ -613,7 +616,9 @@ def _is_memory(arg: object) -> bool:
     if not isinstance(arg, Ref):
         return False
     ty = arg.ty
-    return isinstance(ty, (ArrayType, type)) or (isinstance(ty, KernelType) and (ty.is_composite or ty.is_array))
+    if isinstance(ty, KernelType):
+        return ty.is_composite or ty.is_array
+    return isinstance(ty, (ArrayType, type))
 
 
 def _helper_params(btf: BTF, helper: str) -> list[str] | None:

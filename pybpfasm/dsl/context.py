@@ -312,8 +312,9 @@ class PacketContext(Context):
         try:
             f = self.struct.member(name)
         except UnknownName:
-            raise unknown_attribute(f"the context of this {self.b.prog_type} program ({self.struct.name})",
-                                    name, self.struct.field_names, lambda: public_methods(type(self))) from None
+            what = f"the context of this {self.b.prog_type} program ({self.struct.name})"
+            raise unknown_attribute(what, name, self.struct.field_names,
+                                    lambda: public_methods(type(self))) from None
         return Ref(self.b, self.reg, f.offset, KernelType(self.struct.btf, f.type_id), Space.CTX)
 
     def packet(self) -> Packet:

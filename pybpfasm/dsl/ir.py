@@ -84,7 +84,8 @@ class Op:
 
     @property
     def is_branch(self) -> bool:
-        return opcode_fields(self.opcode)[0] in (Class.JMP, Class.JMP32) and self.opcode not in (CALL, CALLX, EXIT)
+        jumps = opcode_fields(self.opcode)[0] in (Class.JMP, Class.JMP32)
+        return jumps and self.opcode not in (CALL, CALLX, EXIT)
 
     @property
     def is_unconditional(self) -> bool:

@@ -168,8 +168,9 @@ class Value(_Operators):
         ptr = self.ty
         if not isinstance(ptr, PtrType) or not _has_fields(ptr.target):
             void = isinstance(ptr, PtrType) and (ptr.target is None or getattr(ptr.target, "type_id", None) == 0)
-            raise unknown_attribute(f"a {describe(ptr)} value", name, list, lambda: public_methods(type(self)),
-                                    note="a void pointer has no fields: .cast() it to a type first" if void else "")
+            note = "a void pointer has no fields: .cast() it to a type first" if void else ""
+            raise unknown_attribute(f"a {describe(ptr)} value", name, list,
+                                    lambda: public_methods(type(self)), note=note)
         field = _member(Ref(self.b, self.reg, 0, ptr.target, ptr.space), name, type(self))
         if ptr.nullable:  # a real field: the pointer must be tested first
             raise _null_error(ptr)
