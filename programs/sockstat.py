@@ -2,9 +2,10 @@
 
 Each interval prints the time, then ``@[PROBE]: N`` lines, fewest first, as the
 book's ``print(@)`` does.  Accept, connect, bind and socket are counted at their
-syscall tracepoints, as in the book; sends and receives at the book's
-``sock_sendmsg``/``sock_recvmsg`` kprobes where the kernel has kprobes, else at
-every send/recv syscall tracepoint, each named for what it is
+syscall tracepoints, as in the book; sends and receives at the
+``__sock_sendmsg``/``sock_recvmsg`` kprobes where the kernel has both (the
+book's ``sock_sendmsg`` is no longer on the send syscalls' path), else at every
+send/recv syscall tracepoint, each named for what it is
 (``tracepoint:syscalls:sys_enter_sendto``...).  Counting happens in the kernel,
 one array slot a probe; ``-p`` and ``-c`` are compiled in.
 """
@@ -26,8 +27,11 @@ from .common.tool import Tool
 
 #: the book's syscalls (accept*, connect, bind, socket*)
 SYSCALLS = ("accept", "accept4", "connect", "bind", "socket", "socketpair")
-#: the book's send/recv kprobes, and the syscalls that stand in for them without kprobes
-FUNCTIONS = ("sock_sendmsg", "sock_recvmsg")
+#: the send/recv kprobes, and the syscalls that stand in for them without kprobes.  The book
+#: probes sock_sendmsg, but since 6.6 (and the 2023 stable backports: 5.10.198, 6.1.56...) the
+#: send syscalls call __sock_sendmsg instead; where that is inlined (Debian 6.12) no kprobe
+#: sees every send, and the syscall tracepoints count them.
+FUNCTIONS = ("__sock_sendmsg", "sock_recvmsg")
 SEND_RECV = ("sendto", "sendmsg", "sendmmsg", "recvfrom", "recvmsg", "recvmmsg")
 #: every probe, as bpftrace's ``probe`` names it: its slot in the counts is its index here
 PROBES = (*(f"tracepoint:syscalls:sys_enter_{s}" for s in SYSCALLS),
@@ -45,7 +49,7 @@ def counter(probe: str) -> ProgramDef:
         emit_who(b, opts.only)
         counts.increment(b, index)
 
-    count.__name__ = f"ss_{target[-1].removeprefix('sys_enter_')}"
+    count.__name__ = f"ss_{target[-1].removeprefix('sys_enter_').lstrip('_')}"
     count.__qualname__ = f"count[{probe}]"
     return (kprobe(*target) if kind == "kprobe" else tracepoint(*target))(count)
 
@@ -64,8 +68,9 @@ class SockStat(Tool):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         add_who_arguments(parser)
         parser.add_argument("--hook", choices=("auto", *SENDS.kinds), default="auto",
-                            help="where sends and receives are counted: the book's kprobes "
-                                 "(auto: where the kernel has them) or the syscall tracepoints")
+                            help="where sends and receives are counted: kprobes on "
+                                 "__sock_sendmsg/sock_recvmsg (auto: where the kernel has them) "
+                                 "or the syscall tracepoints")
 
     def options(self, args: argparse.Namespace) -> Options:
         return Options(who(args), args.hook)
@@ -79,7 +84,7 @@ class SockStat(Tool):
         self.counts, self.totals = coll.map(counts), Totals()
 
     def notes(self, coll: Any, opts: Options) -> list[str]:
-        where = ("the book's sock_sendmsg/sock_recvmsg kprobes" if self.hook == "kprobe" else
+        where = ("the __sock_sendmsg/sock_recvmsg kprobes" if self.hook == "kprobe" else
                  f"{len(SEND_RECV)} send/recv syscall tracepoints (no kprobes)")
         missing = [p.target[-1] for p in CALLS if p not in self.calls]
         return [f"hooks: {len(self.calls)} syscall tracepoints, sends and receives at {where}",

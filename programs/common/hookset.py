@@ -11,7 +11,7 @@ six send/recv syscall tracepoints in their place) lists the sets instead::
 from __future__ import annotations
 
 from pybpfasm.dsl import ProgramDef
-from pybpfasm.errors import UsageError
+from pybpfasm.errors import BPFError, UsageError
 
 from .hooks import unavailable
 
@@ -36,9 +36,18 @@ class HookSet:
         for name, programs in self.sets.items():
             if kind not in ("auto", name):
                 continue
-            missing = [why for why in map(unavailable, programs) if why is not None]
+            missing = [why for why in map(_unavailable, programs) if why is not None]
             if not missing:
                 return name, programs
             reasons.append(missing[0])
         wanted = "" if kind == "auto" else f" with {kind}s"
         raise UsageError(f"cannot hook{wanted} here: {'; '.join(reasons) or 'no such hook'}")
+
+
+def _unavailable(pdef: ProgramDef) -> str | None:
+    """Why this kernel cannot run *pdef*; a kernel fact that cannot be read is a reason too
+    (the next set is tried)."""
+    try:
+        return unavailable(pdef)
+    except BPFError as err:
+        return str(err)

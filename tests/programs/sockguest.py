@@ -1,0 +1,96 @@
+"""sockstat and soprotocol on each of their hooks against the scripted workload, in a
+guest whose kernel has kprobes (the VM lab; bpftool and pytest not needed there).
+
+``python3 -m tests.programs.sockguest TOOL HOOK...`` prints one JSON line per
+hook: what the tool counted for the workload's process name and what was
+expected; the exit status is 0 only when every count is exact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+
+from tests.programs.sockload import ACCEPTS, CONNECTS, Workload, calls
+
+UDP = 3
+#: send/recv calls of the workload that reach __sock_sendmsg / sock_recvmsg (sendto, sendmsg
+#: and recvfrom, recvmsg: two on a TCP socket and one on a UDP socket each way)
+SOCK_MSG = {"kprobe:__sock_sendmsg": 3, "kprobe:sock_recvmsg": 3}
+BASE = ("socket", "bind", "connect", "accept4")
+
+
+def sockstat_expected(hook: str) -> dict[str, int]:
+    made = calls(UDP)
+    counts = {f"tracepoint:syscalls:sys_enter_{name}": made[name] for name in BASE}
+    if hook == "kprobe":
+        return {**counts, **SOCK_MSG}
+    return {f"tracepoint:syscalls:sys_enter_{name}": n for name, n in made.items()}
+
+
+def sockstat_counted(summaries: list[dict]) -> dict[str, int]:
+    total: Counter = Counter()
+    for summary in summaries:
+        total.update(summary["counts"])
+    return dict(total)
+
+
+def soprotocol_expected(hook: str) -> dict[str, list]:
+    return {"accept": sorted([p, k, n] for (p, k), n in Counter((a[1], a[2]) for a in ACCEPTS).items()),
+            "connect": sorted([p, k, n] for (p, k), n in Counter((c[1], c[2]) for c in CONNECTS).items())}
+
+
+def soprotocol_counted(summaries: list[dict]) -> dict[str, list]:
+    out = {}
+    for name in ("accept", "connect"):
+        total: Counter = Counter()
+        for summary in summaries:
+            for row in summary[name]:
+                total[(row["protocol"], row["kernel_name"])] += row["count"]
+        out[name] = sorted([p, k, n] for (p, k), n in total.items())
+    return out
+
+
+CHECKS = {"sockstat": (sockstat_expected, sockstat_counted),
+          "soprotocol": (soprotocol_expected, soprotocol_counted)}
+
+
+def run(name: str, hook: str, serial: int) -> dict:
+    """One tool on one hook around one workload run in a namespace of its own."""
+    comm, netns = f"pbg-{os.getpid() % 10000}-{serial}", f"pbg-{os.getpid()}-{serial}"
+    subprocess.run(["ip", "netns", "add", netns], check=True)
+    try:
+        subprocess.run(["ip", "-n", netns, "link", "set", "lo", "up"], check=True)
+        work = Workload(comm, netns, UDP)
+        mon = subprocess.Popen([sys.executable, "-m", "pybpfasm.cli", name, "-c", comm, "--json",
+                                "--hook", hook], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        notes = []
+        while not (line := mon.stderr.readline()).startswith("Tracing") and line:
+            notes.append(line.strip())
+        work.run()
+        mon.send_signal(signal.SIGINT)
+        out, err = mon.communicate(timeout=60)
+    finally:
+        subprocess.run(["ip", "netns", "del", netns], check=False)
+    expected, counted = CHECKS[name]
+    summaries = [json.loads(line) for line in out.splitlines() if line.strip()]
+    got, want = counted(summaries), expected(hook)
+    return {"tool": name, "hook": hook, "exact": got == want, "counted": got, "expected": want,
+            "notes": notes, "status": mon.returncode, "stderr": err.strip()}
+
+
+def main(name: str, hooks: list[str]) -> int:
+    exact = True
+    for serial, hook in enumerate(hooks):
+        result = run(name, hook, serial)
+        exact = exact and result["exact"] and result["status"] == 0
+        print(json.dumps(result), flush=True)
+    return 0 if exact else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], sys.argv[2:]))
