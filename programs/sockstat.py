@@ -77,15 +77,16 @@ class SockStat(Tool):
 
     def programs(self, opts: Options) -> list[ProgramDef]:
         self.calls = [p for p in CALLS if unavailable(p) is None]
-        self.hook, sends = SENDS.choose(opts.hook)
-        return self.calls + sends
+        self.hook = SENDS.choose(opts.hook)
+        return self.calls + self.hook.programs
 
     def prepare(self, coll: Any, opts: Options) -> None:
         self.counts, self.totals = coll.map(counts), Totals()
 
     def notes(self, coll: Any, opts: Options) -> list[str]:
-        where = ("the __sock_sendmsg/sock_recvmsg kprobes" if self.hook == "kprobe" else
-                 f"{len(SEND_RECV)} send/recv syscall tracepoints (no kprobes)")
+        where = ("the __sock_sendmsg/sock_recvmsg kprobes" if self.hook.kind == "kprobe" else
+                 f"{len(SEND_RECV)} send/recv syscall tracepoints"
+                 + "".join(f" ({kind}s: {why})" for kind, why in self.hook.passed_over.items()))
         missing = [p.target[-1] for p in CALLS if p not in self.calls]
         return [f"hooks: {len(self.calls)} syscall tracepoints, sends and receives at {where}",
                 *([f"this kernel has no tracepoint {', '.join(missing)}"] if missing else [])]

@@ -97,18 +97,19 @@ class SoProtocol(Summary):
         return Options(who(args), args.hook)
 
     def programs(self, opts: Options) -> list[ProgramDef]:
-        self.hook, programs = HOOKS.choose(opts.hook)
-        return programs
+        self.hook = HOOKS.choose(opts.hook)
+        return self.hook.programs
 
     def prepare(self, coll: Any, opts: Options) -> None:
         self.maps = {name: coll.map(decl) for name, (decl, _, _) in MAPS.items()}
         self.totals = {name: Totals() for name in MAPS}
 
     def notes(self, coll: Any, opts: Options) -> list[str]:
-        if self.hook == "kprobe":
+        if self.hook.kind == "kprobe":
             return ["hooks: the book's security_socket_accept and security_socket_connect kprobes"]
+        why = "".join(f" ({kind}s: {why})" for kind, why in self.hook.passed_over.items())
         return ["hooks: syscalls:sys_enter_accept, sys_enter_accept4 and sys_enter_connect "
-                "tracepoints, the socket read from the task's file table (no kprobes)"]
+                f"tracepoints, the socket read from the task's file table{why}"]
 
     def summary(self, coll: Any, opts: Options) -> dict[str, Any]:
         out = {}
