@@ -16,7 +16,7 @@ import os
 import socket
 from typing import Any
 
-from pybpfasm.dsl import Events, HashMap, ProgramDef, Record, char, s32, tracepoint, u8, u32, u64
+from pybpfasm.dsl import Events, LRUHashMap, ProgramDef, Record, char, s32, tracepoint, u8, u32, u64
 
 from .common.columns import Columns
 from .common.sockets import Who, add_who_arguments, emit_who, who
@@ -65,7 +65,7 @@ class Connect(Record):
 
 
 events = Events(Connect, 1 << 18, name="soconnect_ev")
-pending = HashMap(u64, Pending, 10240, name="soconnect_pend")
+pending = LRUHashMap(u64, Pending, 10240, name="soconnect_pend")  # a thread killed mid-call leaves its entry
 
 
 @tracepoint("syscalls", "sys_enter_connect")
