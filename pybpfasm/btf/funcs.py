@@ -30,12 +30,12 @@ class Signature:
     return_type_id: int
     return_type: str
     args: Tuple[Argument, ...]
+    #: the C declaration: ``int tcp_v4_rcv(struct sk_buff *skb)``, ``void f(int (*cb)(void *))``
+    declaration: str
     variadic: bool = False
 
     def __str__(self) -> str:
-        params = [f"{a.type_name} {a.name}".replace("* ", "*") if a.name else a.type_name for a in self.args]
-        params += ["..."] if self.variadic else []
-        return f"{self.return_type} {self.name}({', '.join(params) or 'void'})"
+        return self.declaration
 
     def arg(self, name: str) -> Argument:
         for a in self.args:
@@ -58,4 +58,5 @@ def signature(btf: BTF, func_id: int) -> Signature:
         Argument(i, p.name, p.type_id, btf.type_name(p.type_id), btf.sizeof(p.type_id))
         for i, p in enumerate(params)
     )
-    return Signature(func.name, proto.return_type_id, btf.type_name(proto.return_type_id), args, variadic)
+    return Signature(func.name, proto.return_type_id, btf.type_name(proto.return_type_id), args,
+                     btf.type_name(func_id), variadic)

@@ -21,10 +21,11 @@ from array import array
 from typing import Iterable, Iterator, Sequence
 
 from . import codec, elf
-from .cdecl import declaration
+from .cdecl import Spelling
 from .errors import BTFError
 from .fields import Field, StructLayout
 from .funcs import Signature, signature
+from .limits import MAX_RESOLVE_DEPTH
 from .kinds import HEADER_FORMAT, HEADER_SIZE, MAGIC, RECORD_WORDS, Kind, unpack_info
 from .types import (
     Array,
@@ -43,8 +44,6 @@ from .types import (
 )
 
 KERNEL_BTF = "/sys/kernel/btf/vmlinux"
-#: how many typedef/qualifier/array links a chain may have before it is called a loop
-MAX_CHAIN = 64
 VOID = Void()
 #: C keyword in front of a name -> the kinds it means
 _KEYWORDS: dict[str, tuple[Kind, ...]] = {
@@ -152,6 +151,7 @@ class BTF:
         self._types: dict[int, Type] = {}
         self._names: dict[str, list[int]] | None = None
         self._ids_by_name: dict[tuple[str, frozenset[Kind] | None], list[int]] = {}
+        self._spelling = Spelling(self)
 
     # --- opening -------------------------------------------------------------------------
 
@@ -313,20 +313,20 @@ class BTF:
         ids = self.ids(name, candidates)
         if ids:
             return min(ids, key=lambda i: candidates.index(self.kind(i)))
-        raise BTFError(self._unknown_message(name, candidates))
+        what = "/".join(k.name.lower() for k in candidates)
+        raise BTFError(f"no {what} named {name!r} in {self.source}", lambda: self._suggest(name, candidates))
 
-    def _unknown_message(self, name: str, kinds: Sequence[Kind]) -> str:
-        what = "/".join(k.name.lower() for k in kinds)
+    def _suggest(self, name: str, kinds: Sequence[Kind]) -> str:
+        """`` (did you mean: ...?)`` for a name not found, or ``""``."""
         pool = [n for n, ids in self.names().items() if any(self.kind(i) in kinds for i in ids)]
         close = difflib.get_close_matches(name, pool, n=5, cutoff=0.7)
-        hint = f" (did you mean: {', '.join(close)}?)" if close else ""
-        return f"no {what} named {name!r} in {self.source}{hint}"
+        return f" (did you mean: {', '.join(close)}?)" if close else ""
 
     # --- type arithmetic ---------------------------------------------------------------
 
     def resolve(self, type_id: int) -> int:
         """Follow typedef/const/volatile/restrict/type_tag links to the underlying type id."""
-        for _ in range(MAX_CHAIN):
+        for _ in range(MAX_RESOLVE_DEPTH):
             t = self.type(type_id)
             if not isinstance(t, Qualifiers):
                 return type_id
@@ -348,7 +348,7 @@ class BTF:
         """Size in bytes of a type id or a type name (``"struct sk_buff"``, ``"u64"``)."""
         type_id = self.lookup(type_) if isinstance(type_, str) else type_
         count = 1
-        for _ in range(MAX_CHAIN):
+        for _ in range(MAX_RESOLVE_DEPTH):
             type_id = self.complete(type_id)
             t = self.type(type_id)
             if isinstance(t, Array):
@@ -373,7 +373,7 @@ class BTF:
 
     def type_name(self, type_id: int, declarator: str = "") -> str:
         """C spelling of a type: ``"struct net_device *"``, ``"char name[16]"``."""
-        return declaration(self, type_id, declarator)
+        return self._spelling.declaration(type_id, declarator)
 
     # --- the questions a BPF program asks ----------------------------------------------
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any, Sequence
+import sys
+from typing import Any, Iterator, Sequence
 
 from ..btf import BTF, BTFError, Field, read_format
 from ..errors import UsageError
@@ -46,8 +47,7 @@ def _field_json(f: Field) -> dict[str, Any]:
     }
 
 
-def _field_lines(fields: Sequence[Field], btf: BTF | None) -> list[str]:
-    lines = []
+def _field_lines(fields: Sequence[Field], btf: BTF | None) -> Iterator[str]:
     for f in fields:
         if btf is not None and f.type_id is not None:
             decl = btf.type_name(f.type_id, f.path)
@@ -55,18 +55,23 @@ def _field_lines(fields: Sequence[Field], btf: BTF | None) -> list[str]:
             decl = f"{f.type_name} {f.path}"
         where = f"{f.bit_offset // 8:5}:{f.bit_offset % 8:2}" if f.bit_size else f"{f.offset:8}"
         decl += f":{f.bit_size}" if f.bit_size else ""
-        lines.append(f"\t{decl + ';':<48} /* {where} {f.size:5} */")
-    return lines
+        yield f"\t{decl + ';':<48} /* {where} {f.size:5} */\n"
 
 
-def _struct(btf: BTF, name: str, as_json: bool) -> str:
+def _struct(btf: BTF, name: str, as_json: bool) -> Iterator[str]:
+    """The listing, in pieces: a struct of 65535 members is written as it is spelt, not held whole."""
     layout = btf.struct(name)
     fields = layout.fields()
     if as_json:
-        return json.dumps({"name": layout.name, "size": layout.size, "source": layout.source,
-                           "fields": [_field_json(f) for f in fields]})
-    body = "\n".join(_field_lines(fields, btf))
-    return f"{layout.name} {{\n{body}\n}};  /* size {layout.size}, from {layout.source} */"
+        head = json.dumps({"name": layout.name, "size": layout.size, "source": layout.source})
+        yield head[:-1] + ', "fields": ['
+        for i, f in enumerate(fields):
+            yield (", " if i else "") + json.dumps(_field_json(f))
+        yield "]}\n"
+        return
+    yield f"{layout.name} {{\n"
+    yield from _field_lines(fields, btf)
+    yield f"}};  /* size {layout.size}, from {layout.source} */\n"
 
 
 def _field(btf: BTF, struct: str, path: str, as_json: bool) -> str:
@@ -103,8 +108,8 @@ def _tracepoint(event: str, as_json: bool) -> str:
     if as_json:
         return json.dumps({"name": fmt.name, "id": fmt.id, "size": fmt.size, "source": fmt.source,
                            "fields": [_field_json(f) for f in fmt.fields()]})
-    body = "\n".join(_field_lines(fmt.fields(), None))
-    return f"tracepoint {event} {{\n{body}\n}};  /* id {fmt.id}, from {fmt.source} */"
+    body = "".join(_field_lines(fmt.fields(), None))
+    return f"tracepoint {event} {{\n{body}}};  /* id {fmt.id}, from {fmt.source} */"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -118,8 +123,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         btf = BTF.kernel()
     if args.what == "struct":
-        out = _struct(btf, args.name, args.json)
-    elif args.what == "field":
+        sys.stdout.writelines(_struct(btf, args.name, args.json))
+        return 0
+    if args.what == "field":
         out = _field(btf, args.struct, args.path, args.json)
     elif args.what == "enum":
         out = _enum(btf, args.name, args.json)
