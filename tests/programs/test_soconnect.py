@@ -13,6 +13,7 @@ from pybpfasm.tools.soconnect import BOOK_RESULTS, result
 from tests.programs.sockload import CONNECTS
 from tests.programs.socktools import (
     bad_flag,
+    json_lines,
     no_leftovers,
     unique_comm,
     workload_fixture,  # noqa: F401 - the workload fixture
@@ -58,6 +59,16 @@ def test_pid_filter(tool, workload):
     twin.run()
     addresses = mine.run()
     assert without_latency(mon.events()) == expected(mine.pid, comm, addresses)
+
+
+def test_count_stops_after_n_connects(tool, workload):
+    comm = unique_comm("pbt-sc")
+    mine = workload(comm)
+    mon = tool("soconnect", "-c", comm, "--json", "--count", "2")
+    addresses = mine.run()
+    code, out, err = mon.finish()
+    assert code == 0, err
+    assert without_latency(json_lines(out)) == expected(mine.pid, comm, addresses)[:2]
 
 
 def test_text_has_the_books_columns(tool, workload):
