@@ -25,6 +25,8 @@ TOOLS: dict[str, Entry] = {
     "sofamily": Entry("sofamily", "accepts and connects by process and family", ("sofamily.bt",)),
     "soprotocol": Entry("soprotocol", "accepts and connects by protocol", ("soprotocol.bt",)),
     "sockstat": Entry("sockstat", "socket calls by probe, every interval", ("sockstat.bt",)),
+    "opensnoop": Entry("opensnoop", "files opened (open, openat, openat2): flags and result", ("opensnoop.bt",)),
+    "execsnoop": Entry("execsnoop", "new processes: each exec's whole argv, path and result", ("execsnoop.bt",)),
 }
 
 

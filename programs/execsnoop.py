@@ -18,12 +18,32 @@ from dataclasses import dataclass
 from typing import Any
 
 from pybpfasm.clock import WallClock
-from pybpfasm.dsl import Events, HashMap, ProgramDef, Record, char, s32, s64, tracepoint, u8, u32, u64
-from pybpfasm.errors import UsageError
+from pybpfasm.dsl import (
+    Events,
+    HashMap,
+    ProgramDef,
+    Record,
+    char,
+    s32,
+    s64,
+    tracepoint,
+    u8,
+    u32,
+    u64,
+)
 
 from .common import options as types
 from .common.columns import Columns
-from .common.process import AT_EMPTY_PATH, Sink, Who, current_task, dir_of, send_argv, walk_path, who
+from .common.process import (
+    AT_EMPTY_PATH,
+    Sink,
+    Who,
+    current_task,
+    dir_of,
+    send_argv,
+    walk_path,
+    who,
+)
 from .common.strings import Chunks, decode
 from .common.tool import Tool
 
@@ -230,7 +250,7 @@ class Execsnoop(Tool):
 
     def programs(self, opts: Options) -> list[ProgramDef]:
         progs = [on_execve_ret, on_execveat_ret, on_execve, on_execveat]
-        return progs + [on_process_exit] if opts.exit else progs
+        return [*progs, on_process_exit] if opts.exit else progs
 
     def notes(self, coll: Any, opts: Options) -> list[str]:
         hooks = "tracepoints syscalls:sys_enter/sys_exit_execve and _execveat"

@@ -10,13 +10,24 @@ from __future__ import annotations
 
 import argparse
 import errno
-import time
 from dataclasses import dataclass
 from typing import Any
 
 from pybpfasm.clock import WallClock
-from pybpfasm.dsl import Events, HashMap, ProgramDef, Record, char, s32, s64, tracepoint, u32, u64
-from pybpfasm.dsl import any_of
+from pybpfasm.dsl import (
+    Events,
+    HashMap,
+    ProgramDef,
+    Record,
+    any_of,
+    char,
+    s32,
+    s64,
+    tracepoint,
+    u8,
+    u32,
+    u64,
+)
 
 from .common import openflags
 from .common import options as types

@@ -66,7 +66,7 @@ def exec_workload(comm: str, k: int) -> dict:
 
     for i in range(k):
         args = ["true", f"with spaces {i}", "", "A" * 4096, f"k={i}"]
-        note("argv", args, child(lambda: os.execv(TRUE, args)))
+        note("argv", args, child(lambda a=args: os.execv(TRUE, a)))
     args = ["true", "through-fd"]
     note("fd", args, child(lambda: os.execve(fd, args, {})))
     args = ["true", "under-dirfd"]
