@@ -14,6 +14,7 @@ import contextlib
 import functools
 import os
 import re
+import stat
 import struct
 import zlib
 from array import array
@@ -117,10 +118,27 @@ def cache_dir() -> str:
     return os.path.join(base, "pybpfasm")
 
 
+def private_dir(directory: str) -> bool:
+    """Whether *directory* is this user's own, reached without symlinks, and nobody else may
+    write it: what a cache must be before this process (root, say, under ``sudo -E`` with a
+    user's HOME) reads or writes it."""
+    try:
+        st = os.lstat(directory)
+    except OSError:
+        return False
+    return (stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o022
+            and os.path.realpath(directory) == os.path.abspath(directory))
+
+
 def write_atomically(path: str, *chunks: bytes | bytearray) -> None:
-    """Write *chunks* to *path* so that readers see the old file or the whole new one."""
+    """Write *chunks* to *path* so that readers see the old file or the whole new one.
+
+    The directory is made if missing and must be :func:`private_dir`.
+    """
     directory = os.path.dirname(path)
     os.makedirs(directory, mode=0o700, exist_ok=True)
+    if not private_dir(directory):
+        raise PermissionError(f"{directory} is not a directory of this user's own")
     tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.{os.urandom(4).hex()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
@@ -371,6 +389,8 @@ class Kallsyms:
 
         The file is those lines and one trailer line: magic, boot id, CRC-32, length.
         """
+        if not private_dir(os.path.dirname(cache)):
+            return None
         try:
             with open(BOOT_ID, "rb") as f:
                 boot_id = f.read().strip()

@@ -97,12 +97,15 @@ def test_kallsyms_agrees_with_an_independent_parse(tmp_path, cached):
         Kallsyms(cache=cache)  # primes it
     symbols = Kallsyms(cache=cache)
     addrs, names, first = _reference()
+    # the kernel image's symbols: BPF programs that other processes load and unload
+    # between the two reads would make the rest differ (they have their own test below)
+    image = [a for a, n in zip(addrs, names) if "\t" not in n]
     rnd = random.Random(7)
-    probes = [a + d for a in rnd.sample(addrs, 2000) for d in (-1, 0, 1, 0x40)]
-    probes += [0, 1, addrs[0] - 1, addrs[-1] + 0x10, 2**64 - 1]
+    probes = [a + d for a in rnd.sample(image, 2000) for d in (-1, 0, 1, 0x40)]
+    probes += [0, 1, image[0] - 1]
     probes += [a + d for a in symbols._image.addrs for d in (-1, 0, 1)]  # around block boundaries
     assert [symbols.symbolize(a) for a in probes] == [_expected(addrs, names, a) for a in probes]
-    sample = rnd.sample(sorted(first), 200)
+    sample = rnd.sample(sorted({n for n in names if "\t" not in n} & first.keys()), 200)
     assert [symbols.address(n) for n in sample] == [first[n] for n in sample]
 
 
@@ -173,6 +176,27 @@ def test_kallsyms_cache_that_cannot_be_written_is_only_slower(tmp_path, reads):
     blocker.write_text("")
     symbols = Kallsyms(cache=str(blocker / "kallsyms"))  # its directory cannot be made
     assert symbols.address("tcp_v4_rcv")
+
+
+@pytest.mark.parametrize("plant", ["symlink", "group-writable", "someone else's"])
+def test_kallsyms_cache_only_in_a_directory_of_its_own(tmp_path, reads, plant):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    directory = tmp_path / "cache"
+    if plant == "symlink":
+        directory.symlink_to(elsewhere)
+    else:
+        directory.mkdir(mode=0o700)
+        if plant == "group-writable":
+            directory.chmod(0o770)
+        else:
+            os.chown(directory, 65534, 65534)
+    Kallsyms(cache=str(directory / "kallsyms"))
+    Kallsyms(cache=str(directory / "kallsyms"))
+    assert len(reads) == 2  # neither read nor written: both went to /proc/kallsyms
+    assert list(elsewhere.iterdir()) == []
+    if plant != "symlink":
+        assert list(directory.iterdir()) == []
 
 
 def test_kallsyms_cache_never_hides_bpf_programs_loaded_later(tmp_path):
