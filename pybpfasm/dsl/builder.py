@@ -57,7 +57,19 @@ from .frame import Frame
 from .ir import FP, Item, Label, Op, Operand, VReg
 from .regalloc import allocate
 from .types import ArrayType, KernelType, PtrType, Scalar, Space, sizeof, u8, u32, u64
-from .values import Cond, Operandish, Ref, Value, Var, _Operators, as_cond, describe, fits_imm, scalar_of
+from .values import (
+    Cond,
+    Operandish,
+    Ref,
+    Value,
+    Var,
+    _Operators,
+    aligned_widths,
+    as_cond,
+    describe,
+    fits_imm,
+    scalar_of,
+)
 
 #: helper parameters that take the size of the memory passed just before them
 _SIZE_PARAM = re.compile(r"(.*_)?(size|sz|len)$")
@@ -172,7 +184,7 @@ class Builder:
     def zero(self, ref: Ref) -> None:
         """Store zeros over *ref* (8 bytes at a time where aligned)."""
         pos = 0
-        for width in _aligned_widths(ref.size, ref.off):
+        for width in aligned_widths(ref.size, ref.off):
             self.emit(Op(Class.ST | Mode.MEM | Size.of(width), ref.base, 0, ref.off + pos, 0))
             pos += width
 
@@ -324,7 +336,7 @@ class Builder:
             self.probe_read(dst, src, size)
             return
         pos = 0
-        for width in _aligned_widths(size, src.off, dst.off):
+        for width in aligned_widths(size, src.off, dst.off):
             tmp = self.vreg("cp")
             self.emit(Op(Class.LDX | Mode.MEM | Size.of(width), tmp, src.base, src.off + pos))
             self.emit(Op(Class.STX | Mode.MEM | Size.of(width), dst.base, tmp, dst.off + pos))
@@ -632,17 +644,6 @@ def _helper_params(btf: BTF, helper: str) -> list[str] | None:
 
 def _is_scalar_kernel(ty) -> bool:
     return isinstance(ty, KernelType) and not (ty.is_composite or ty.is_array)
-
-
-def _aligned_widths(size: int, *offsets: int) -> Iterator[int]:
-    """Access widths covering *size* bytes from each of *offsets*, each access aligned in all of
-    them (the verifier refuses misaligned stack and map accesses): widest first."""
-    pos = 0
-    while pos < size:
-        width = next(w for w in (8, 4, 2, 1)
-                     if size - pos >= w and all((off + pos) % w == 0 for off in offsets))
-        yield width
-        pos += width
 
 
 def _unit_size(ref: Ref) -> int:

@@ -20,7 +20,7 @@ build time, so ``tcp.dest == 80`` costs nothing extra.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, Iterator, Union
 
 from ..isa import AluOp, JumpOp, OpCode, Source
 from .errors import DSLTypeError, UnknownName, public_methods, unknown_attribute
@@ -404,8 +404,7 @@ def _string_equal(x: _Operators, text: str | bytes) -> Cond:
         data += b"\0"
     mem = x.b.read(x, name="a string compared")
     parts, pos = [], 0
-    while pos < len(data):
-        width = next(w for w in (8, 4, 2, 1) if w <= len(data) - pos and (mem.off + pos) % w == 0)
+    for width in aligned_widths(len(data), mem.off):
         word = int.from_bytes(data[pos:pos + width], sys.byteorder)
         if width == 4 and word >= 1 << 31:  # a 32-bit jump compares the low 32 bits
             word -= 1 << 32
@@ -413,6 +412,17 @@ def _string_equal(x: _Operators, text: str | bytes) -> Cond:
         parts.append(Cond("cmp", JumpOp.JEQ, loaded, word, width == 8, mem.b))
         pos += width
     return all_of(*parts)
+
+
+def aligned_widths(size: int, *offsets: int) -> Iterator[int]:
+    """Access widths covering *size* bytes from each of *offsets*, each access aligned in all of
+    them (the verifier refuses misaligned stack, map and context accesses): widest first."""
+    pos = 0
+    while pos < size:
+        width = next(w for w in (8, 4, 2, 1)
+                     if size - pos >= w and all((off + pos) % w == 0 for off in offsets))
+        yield width
+        pos += width
 
 
 def _byte_array_length(ty) -> int | None:
@@ -501,4 +511,5 @@ def scalar_of(ty) -> Scalar:
     raise DSLTypeError(f"{describe(ty)} is not a scalar")
 
 
-__all__ = ["Cond", "Ref", "Value", "Var", "all_of", "any_of", "as_cond", "describe", "fits_imm", "scalar_of"]
+__all__ = ["Cond", "Ref", "Value", "Var", "aligned_widths", "all_of", "any_of", "as_cond", "describe", "fits_imm",
+           "scalar_of"]
