@@ -119,15 +119,17 @@ def cache_dir() -> str:
 
 
 def private_dir(directory: str) -> bool:
-    """Whether *directory* is this user's own, reached without symlinks, and nobody else may
-    write it: what a cache must be before this process (root, say, under ``sudo -E`` with a
-    user's HOME) reads or writes it."""
-    try:
-        st = os.lstat(directory)
-    except OSError:
-        return False
-    return (stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o022
-            and os.path.realpath(directory) == os.path.abspath(directory))
+    """Whether *directory* and its parent are real directories (not symlinks) that only this
+    user (the parent: or root) may change: what a cache must be before this process (root,
+    say, under ``sudo -E`` with a user's HOME) reads or writes it."""
+    for path, owners in ((directory, {os.geteuid()}), (os.path.dirname(directory), {os.geteuid(), 0})):
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return False
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid not in owners or st.st_mode & 0o022:
+            return False
+    return True
 
 
 def write_atomically(path: str, *chunks: bytes | bytearray) -> None:

@@ -178,19 +178,24 @@ def test_kallsyms_cache_that_cannot_be_written_is_only_slower(tmp_path, reads):
     assert symbols.address("tcp_v4_rcv")
 
 
-@pytest.mark.parametrize("plant", ["symlink", "group-writable", "someone else's"])
+@pytest.mark.parametrize("plant", ["symlink", "group-writable", "someone else's",
+                                   "in someone else's directory"])
 def test_kallsyms_cache_only_in_a_directory_of_its_own(tmp_path, reads, plant):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir(mode=0o700)
-    directory = tmp_path / "cache"
+    base = tmp_path / "base"
+    base.mkdir(mode=0o755)
+    directory = base / "pybpfasm"
     if plant == "symlink":
         directory.symlink_to(elsewhere)
     else:
         directory.mkdir(mode=0o700)
         if plant == "group-writable":
             directory.chmod(0o770)
-        else:
+        elif plant == "someone else's":
             os.chown(directory, 65534, 65534)
+        else:
+            os.chown(base, 65534, 65534)
     Kallsyms(cache=str(directory / "kallsyms"))
     Kallsyms(cache=str(directory / "kallsyms"))
     assert len(reads) == 2  # neither read nor written: both went to /proc/kallsyms

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -85,12 +86,16 @@ def test_unprivileged_kallsyms_prefetch_hands_its_error_to_load() -> None:
                                     "kernel.kptr_restrict=0")
 
 
-def test_unprivileged_kallsyms_without_addresses_caches_nothing(tmp_path) -> None:
-    tmp_path.chmod(0o777)
-    child = _unprivileged_python(
-        "from pybpfasm.kernel import Kallsyms, KernelError\n"
-        "try:\n    Kallsyms.load()\nexcept KernelError as err:\n    print(err)\n",
-        XDG_CACHE_HOME=str(tmp_path))
-    assert child.returncode == 0, child.stderr
-    assert "shows no addresses" in child.stdout
-    assert list(tmp_path.iterdir()) == []
+def test_unprivileged_kallsyms_without_addresses_caches_nothing() -> None:
+    home = tempfile.mkdtemp(prefix="pbt-cache-")  # a cache base of the unprivileged user's own
+    try:
+        os.chown(home, 65534, 65534)
+        child = _unprivileged_python(
+            "from pybpfasm.kernel import Kallsyms, KernelError\n"
+            "try:\n    Kallsyms.load()\nexcept KernelError as err:\n    print(err)\n",
+            XDG_CACHE_HOME=home)
+        assert child.returncode == 0, child.stderr
+        assert "shows no addresses" in child.stdout
+        assert os.listdir(home) == []
+    finally:
+        shutil.rmtree(home)
