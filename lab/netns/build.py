@@ -16,6 +16,7 @@ from typing import Iterator, Sequence
 
 from pybpfasm.link.netns import entered
 
+from . import children, sysctl
 from .errors import LabError
 from .topology import PREFIX, Interface, Topology, check_name
 
@@ -66,11 +67,14 @@ def up(topology: Topology) -> None:
 
 
 def down(name: str) -> list[str]:
-    """Remove every namespace of topology ``name`` (leftovers included); returns their names."""
-    removed = namespaces_up(f"{PREFIX}{check_name(name)}-")
+    """Stop the processes and remove every namespace of topology ``name`` (leftovers of
+    killed runs included); returns what it removed: ``"pid N"`` for each process, then
+    the namespaces' names."""
+    stopped = children.stop_leftovers(check_name(name))
+    removed = namespaces_up(f"{PREFIX}{name}-")
     for netns in removed:
         _run(["ip", "netns", "del", netns])
-    return removed
+    return [f"pid {pid}" for pid in stopped] + removed
 
 
 @contextlib.contextmanager
@@ -143,9 +147,8 @@ def _write_sysctls(netns: str, sysctls: dict[str, str], missing_ok: bool) -> dic
     missing = {}
     with entered(netns):
         for key, value in sysctls.items():
-            path = Path("/proc/sys", *key.split("."))
             try:
-                path.write_text(value)
+                sysctl.write(key, value)
             except FileNotFoundError:
                 if not missing_ok:
                     raise LabError(f"{netns}: no sysctl {key}") from None

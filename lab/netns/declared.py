@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any, Mapping
 
 from .errors import DeclarationError
 
 _MISSING = object()
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _shown(value: Any) -> str:
+    """``repr(value)``, cut to a readable length."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _key(key: str) -> str:
+    """``key`` as a TOML path element in a message: bare if it can be, else quoted (one line)."""
+    return key if _BARE_KEY.fullmatch(key) else json.dumps(key)
 
 
 class Table:
@@ -30,7 +44,7 @@ class Table:
         kinds = kind if isinstance(kind, tuple) else (kind,)
         if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
             names = " or ".join(k.__name__ for k in kinds)
-            raise DeclarationError(f"{self.where}: {key!r} must be {names}, got {value!r}")
+            raise DeclarationError(f"{self.where}: {key!r} must be {names}, got {_shown(value)}")
         return value
 
     def strings(self, key: str) -> list[str]:
@@ -42,11 +56,11 @@ class Table:
 
     def table(self, key: str) -> Table:
         """A nested table (empty when absent)."""
-        return Table(self.get(key, dict, {}), f"{self.where}.{key}")
+        return Table(self.get(key, dict, {}), f"{self.where}.{_key(key)}")
 
     def tables(self, key: str) -> list[Table]:
         """An array of tables (empty when absent)."""
-        return [Table(item, f"{self.where}.{key}[{i}]") for i, item in enumerate(self.get(key, list, []))]
+        return [Table(item, f"{self.where}.{_key(key)}[{i}]") for i, item in enumerate(self.get(key, list, []))]
 
     def done(self) -> None:
         unknown = sorted(set(self.data) - self._read)

@@ -23,7 +23,7 @@ def demo(scenarios: ScenarioSet, out: TextIO = sys.stdout, monitor_args: Sequenc
                        "the scenarios are checked by the lab's own tests (pytest tests/lab)")
     started = time.monotonic()
     progress = Progress(out, len(scenarios.scenarios))
-    with build.built(scenarios.topology), DropMonitor(monitor_args) as monitor:
+    with build.built(scenarios.topology), DropMonitor(scenarios.topology.name, monitor_args) as monitor:
         verdicts = runner.run(scenarios, monitor, progress)
         lost, bad = monitor.lost, list(monitor.bad_lines)
     progress.clear()

@@ -4,6 +4,7 @@ JSON lines are collected by a reader thread."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -11,20 +12,26 @@ import threading
 from collections import deque
 from typing import Any, Sequence
 
+from . import children
 from .errors import LabError
 
-#: what dropmon prints on stderr once its programs are attached
-READY_LINE = "Tracing packet drops"
+#: the line every tool prints on stderr once its programs are attached
+READY_LINE = re.compile(r"Tracing .*Ctrl-C to end\.")
 START_TIMEOUT = 30.0
 
 
 class DropMonitor:
-    """A running ``pybpfasm dropmon --json``; ``events`` grows as the tool prints."""
+    """A running ``pybpfasm dropmon --json`` for ``topology``; ``events`` grows as the tool prints.
+
+    The tool is the lab's child (:mod:`.children`): it dies with this process, and
+    ``lab down TOPOLOGY`` stops it if it was left behind.
+    """
 
     #: the event keys it reports (None: every key of the JSON contract)
     keys: frozenset[str] | None = None
 
-    def __init__(self, extra_args: Sequence[str] = ()) -> None:
+    def __init__(self, topology: str, extra_args: Sequence[str] = ()) -> None:
+        self.topology = topology
         self.argv = [sys.executable, "-m", "pybpfasm.cli", "dropmon", "--json", *extra_args]
         self._events: list[dict[str, Any]] = []
         self.lost = 0
@@ -44,8 +51,8 @@ class DropMonitor:
 
     def start(self) -> None:
         """Start the tool and wait until it says it is tracing."""
-        self._proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                      text=True, bufsize=1)
+        self._proc = children.popen(self.argv, self.topology, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True, bufsize=1)
         self._threads = [threading.Thread(target=self._read_stdout, daemon=True),
                          threading.Thread(target=self._read_stderr, daemon=True)]
         for thread in self._threads:
@@ -53,7 +60,7 @@ class DropMonitor:
         started = self._ready.wait(START_TIMEOUT) and not self._stderr_closed.is_set()
         if not started or self._proc.poll() is not None:
             self.stop()
-            last = self._stderr[-1] if self._stderr else f"no '{READY_LINE}' within {START_TIMEOUT:.0f} s"
+            last = self._stderr[-1] if self._stderr else f"no 'Tracing ... Ctrl-C to end.' within {START_TIMEOUT:.0f} s"
             raise LabError(f"the drop monitor did not start: {last}")
 
     def stop(self) -> None:
@@ -94,7 +101,7 @@ class DropMonitor:
         assert self._proc is not None and self._proc.stderr is not None
         for line in self._proc.stderr:
             self._stderr.append(line.rstrip("\n"))
-            if READY_LINE in line:
+            if READY_LINE.fullmatch(line.rstrip("\n")):
                 self._ready.set()
         self._stderr_closed.set()
         self._ready.set()  # the tool exited: stop waiting

@@ -28,3 +28,7 @@ def read(path: Path) -> dict[str, Any]:
         raise DeclarationError(f"{path}: {err.strerror}") from None
     except tomllib.TOMLDecodeError as err:
         raise DeclarationError(f"{path}: {err}") from None
+    except UnicodeDecodeError as err:
+        raise DeclarationError(f"{path}: not UTF-8 text (byte {err.start})") from None
+    except RecursionError:
+        raise DeclarationError(f"{path}: arrays or tables nested too deep") from None

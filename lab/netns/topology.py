@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import tomlfile
+from . import sysctl, tomlfile
 from .declared import Table
 from .errors import DeclarationError
 
@@ -21,9 +21,9 @@ from .errors import DeclarationError
 PREFIX = "pbl-"
 TOPOLOGY_DIR = Path(__file__).resolve().parent.parent / "topologies"
 
-_NAME = re.compile(r"^[a-z][a-z0-9]*$")
-_IFNAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
-_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+_NAME = re.compile(r"[a-z][a-z0-9]{0,31}")
+_IFNAME = re.compile(r"[A-Za-z0-9_.-]{1,15}")
+_MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ class Topology:
 
 def check_name(name: str) -> str:
     """``name`` if it can name a topology (lower-case letters and digits, short)."""
-    if not _NAME.match(name) or len(PREFIX) + len(name) > 20:
+    if not _NAME.fullmatch(name) or len(PREFIX) + len(name) > 20:
         raise DeclarationError(f"bad topology name {name!r}: use a few lower-case letters and digits")
     return name
 
@@ -140,9 +140,9 @@ def parse(data: dict, where: str) -> Topology:
     ns_tables = doc.table("namespaces")
     for local in ns_tables.data:
         t = ns_tables.table(local)
-        if not _NAME.match(local):
-            raise DeclarationError(f"{t.where}: namespace names are lower-case letters and digits")
-        sysctls = {k: str(v) for k, v in t.get("sysctls", dict, {}).items()}
+        if not _NAME.fullmatch(local):
+            raise DeclarationError(f"{t.where}: namespace names are up to 32 lower-case letters and digits")
+        sysctls = _sysctls(t)
         namespaces[local] = Namespace(local, f"{PREFIX}{name}-{local}", sysctls, t.get("nft", str, ""))
         t.done()
     ns_tables.done()
@@ -191,12 +191,24 @@ def parse(data: dict, where: str) -> Topology:
     return topology
 
 
+def _sysctls(t: Table) -> dict[str, str]:
+    """A namespace's sysctls, names and values checked (:mod:`.sysctl`)."""
+    out = {}
+    for key, raw in t.get("sysctls", dict, {}).items():
+        try:
+            sysctl.components(key)
+            out[key] = sysctl.value(raw)
+        except DeclarationError as err:
+            raise DeclarationError(f"{t.where}.sysctls: {err}") from None
+    return out
+
+
 def _check_interface(iface: Interface, namespaces: dict[str, Namespace], where: str) -> None:
     if iface.netns not in namespaces:
         raise DeclarationError(f"{where}: unknown namespace {iface.netns!r}")
-    if not _IFNAME.match(iface.name):
+    if not _IFNAME.fullmatch(iface.name):
         raise DeclarationError(f"{where}: bad interface name {iface.name!r} (1-15 characters)")
-    if iface.mac is not None and not _MAC.match(iface.mac):
+    if iface.mac is not None and not _MAC.fullmatch(iface.mac):
         raise DeclarationError(f"{where}: bad MAC address {iface.mac!r}")
     if iface.mtu is not None and not 68 <= iface.mtu <= 65535:
         raise DeclarationError(f"{where}: MTU {iface.mtu} out of range 68-65535")
@@ -228,7 +240,7 @@ def _check_references(topology: Topology, where: str) -> None:
     for neigh in topology.neighbours:
         if (neigh.netns, neigh.dev) not in names:
             raise DeclarationError(f"{where}: neighbour on unknown device {neigh.dev!r} in {neigh.netns!r}")
-        if not _MAC.match(neigh.lladdr):
+        if not _MAC.fullmatch(neigh.lladdr):
             raise DeclarationError(f"{where}: bad neighbour MAC {neigh.lladdr!r}")
         try:
             ipaddress.ip_address(neigh.address)

@@ -18,7 +18,7 @@ NAMES = [s.name for s in scenario.load("drops").scenarios]
 
 @pytest.fixture(scope="module")
 def monitor(drops_lab) -> Iterator[DropMonitor]:
-    with DropMonitor() as mon:
+    with DropMonitor(drops_lab.topology.name) as mon:
         yield mon
     assert mon.bad_lines == []
 
