@@ -18,6 +18,7 @@ import argparse
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from contextlib import contextmanager
@@ -97,10 +98,15 @@ def tools(inum: int) -> dict[str, list[str]]:
 
 
 def cold_start(cmd: list[str]) -> tuple[float, float]:
-    """Seconds from spawn to the first event line, and the process's peak RSS (MiB)."""
+    """Seconds from spawn to the first event line, and the process's peak RSS (MiB).
+
+    Cold: an empty XDG_CACHE_HOME, so no cached program or kernel symbols help.
+    """
     trigger = sender(30, 0.005)
     try:
-        run = first_event(cmd, settle=0.5)  # steady state before its RSS is read
+        with tempfile.TemporaryDirectory(prefix="pbb-cache-") as cache:
+            run = first_event(cmd, {**os.environ, "XDG_CACHE_HOME": cache},
+                              settle=0.5)  # steady state before its RSS is read
     finally:
         trigger.kill()
         trigger.wait()
