@@ -11,6 +11,7 @@ a relative name by walking the directory's (or the descriptor's) dentries.
 from __future__ import annotations
 
 import argparse
+import pwd
 import re
 import signal
 import time
@@ -178,6 +179,19 @@ def on_process_exit(b, ctx, opts: Options):
 
 
 # -- user space ----------------------------------------------------------------------------
+_uid = types.integer(0, 2**32 - 2, "user id")
+
+
+def _user(text: str) -> int:
+    """A user id, or a user name looked up as bcc's execsnoop does."""
+    if text[:1].isdigit() or text[:1] in "+-":
+        return _uid(text)
+    try:
+        return pwd.getpwnam(text).pw_uid
+    except (KeyError, ValueError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a user id or user name") from None
+
+
 def _regex(text: str) -> re.Pattern:
     try:
         return re.compile(text)
@@ -219,8 +233,8 @@ class Execsnoop(Tool):
         parser.add_argument("-t", "--timestamp", action="store_true",
                             help="include a timestamp column (seconds since tracing began)")
         parser.add_argument("-x", "--fails", action="store_true", help="include failed exec()s")
-        parser.add_argument("-u", "--uid", type=types.integer(0, 2**32 - 2, "user id"),
-                            help="only execs by this user id")
+        parser.add_argument("-u", "--uid", type=_user, metavar="USER",
+                            help="only execs by this user (id or name)")
         parser.add_argument("-q", "--quote", action="store_true",
                             help="quote arguments (\" inside them is escaped)")
         parser.add_argument("-n", "--name", type=_regex,

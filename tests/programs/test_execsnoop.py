@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import re
 import signal
 import subprocess
@@ -103,7 +104,8 @@ def _model(rows: list[dict], args: list[str]) -> list[dict]:
     out = []
     for r in rows:
         read = r["args"][:limit]
-        if "-u" in opts and r["uid"] != int(opts["-u"]):
+        uid = opts.get("-u", "")
+        if uid and r["uid"] != (int(uid) if uid.isdigit() else pwd.getpwnam(uid).pw_uid):
             continue
         if "-n" in opts and not re.search(opts["-n"], r["comm"]):
             continue
@@ -113,7 +115,7 @@ def _model(rows: list[dict], args: list[str]) -> list[dict]:
     return out
 
 
-FILTERS = [["-u", "65534"], ["-n", "^tr"], ["-n", "pbt-f"], ["-l", r"k=1$|through"], ["--max-args", "2"],
+FILTERS = [["-u", "65534"], ["-u", "nobody"], ["-n", "^tr"], ["-n", "pbt-f"], ["-l", r"k=1$|through"], ["--max-args", "2"],
            ["--max-args", "2", "-l", "spaces"], ["-u", "0", "-n", "sh"]]
 
 
@@ -167,6 +169,27 @@ def test_timestamp_column(tool):
     assert len(stamps) == 6 and stamps == sorted(stamps) and 0 < stamps[0] < 30
 
 
+def _spawn(args: list[str]) -> int:
+    pid = os.posix_spawn(TRUE, args, {})
+    os.waitpid(pid, 0)
+    return pid
+
+
+def test_whole_argv_up_to_the_read_limit(file_tool):
+    """A 100 KiB argument arrives whole (25 reads); 1100 arguments stop at the limit of
+    1024 reads, marked '...' as bcc marks --max-args."""
+    from pybpfasm.tools.execsnoop import MAX_READS
+
+    mon = start(file_tool, "-P", str(os.getpid()))
+    long_one = ["true", "B" * 100_000, "end"]
+    many = ["true", *(f"{i}" for i in range(1099))]
+    pids = {_spawn(long_one): long_one, _spawn(many): many}
+    settle(lambda: None, 0, timeout=0.5)
+    rows = {r["pid"]: r["args"] for r in mon.events() if r["pid"] in pids}
+    assert rows == {pid: args if len(args) <= MAX_READS else [*args[:MAX_READS], "..."]
+                    for pid, args in pids.items()}
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
 def test_no_leftovers_after_any_exit(tool, sig):
     mon = tool("execsnoop", "--json", "--exit")
@@ -183,6 +206,7 @@ def test_no_leftovers_after_any_exit(tool, sig):
     (["--max-args", "0"], "out of range"),
     (["--max-args", "x"], "is not a valid argument count"),
     (["-u", "-1"], "out of range"),
+    (["-u", "no-such-user-pbt"], "is not a user id or user name"),
     (["-P", "\u0668"], "is not a valid process id"),
     (["-n", "("], "is not a regular expression"),
     (["-l", "[a"], "is not a regular expression"),
