@@ -18,7 +18,7 @@ import stat
 import struct
 import zlib
 from array import array
-from typing import BinaryIO, Callable, NamedTuple, Sequence
+from typing import BinaryIO, Callable, Iterator, NamedTuple, Sequence
 
 from .errors import BPFError
 from .sys.abi import ffi, libc
@@ -118,46 +118,59 @@ def cache_dir() -> str:
     return os.path.join(base, "pybpfasm")
 
 
+def _guarded(path: str, owners: set[int]) -> bool:
+    """Whether *path* is a real directory (not a symlink) of one of *owners* that nobody
+    else may write."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid in owners and not st.st_mode & 0o022
+
+
 def private_dir(directory: str) -> bool:
-    """Whether *directory* and its parent are real directories (not symlinks) that only this
-    user (the parent: or root) may change: what a cache must be before this process (root,
-    say, under ``sudo -E`` with a user's HOME) reads or writes it."""
-    for path, owners in ((directory, {os.geteuid()}), (os.path.dirname(directory), {os.geteuid(), 0})):
-        try:
-            st = os.lstat(path)
-        except OSError:
-            return False
-        if not stat.S_ISDIR(st.st_mode) or st.st_uid not in owners or st.st_mode & 0o022:
-            return False
-    return True
+    """Whether *directory* is this user's own and its parent this user's or root's, both
+    real directories nobody else may write: what a cache must be before this process
+    (root, say, under ``sudo -E`` with a user's HOME) reads or writes it."""
+    return (_guarded(directory, {os.geteuid()})
+            and _guarded(os.path.dirname(directory), {os.geteuid(), 0}))
 
 
-def write_atomically(path: str, *chunks: bytes | bytearray) -> None:
-    """Write *chunks* to *path* so that readers see the old file or the whole new one.
-
-    The directory is made if missing and must be :func:`private_dir`.
-    """
+@contextlib.contextmanager
+def atomic_file(path: str) -> Iterator[BinaryIO]:
+    """A new file that replaces *path* when the block ends without an error, so that
+    readers see the old file or the whole new one; its directory is made if missing
+    and must be :func:`private_dir`."""
     directory = os.path.dirname(path)
-    os.makedirs(directory, mode=0o700, exist_ok=True)
+    base = os.path.dirname(directory)
+    os.makedirs(base, mode=0o700, exist_ok=True)
+    if _guarded(base, {os.geteuid(), 0}):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(directory, 0o700)
     if not private_dir(directory):
         raise PermissionError(f"{directory} is not a directory of this user's own")
     tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.{os.urandom(4).hex()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
         with open(fd, "wb") as f:
-            for chunk in chunks:
-                f.write(chunk)
+            yield f
         os.replace(tmp, path)
     except BaseException:
-        os.unlink(tmp)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
         raise
 
 
+def _open_whole(path: str) -> BinaryIO:
+    """*path* opened to be read from start to end (a /proc file: its size unknown until read)."""
+    return open(path, "rb", buffering=0)
+
+
 def _read_all(path: str) -> bytearray:
-    """The whole of a /proc file (its size is unknown until read)."""
+    """The whole of a /proc file."""
     data = bytearray()
     try:
-        with open(path, "rb", buffering=0) as f:
+        with _open_whole(path) as f:
             while block := f.read(1 << 17):
                 data += block
     except OSError as err:
@@ -331,15 +344,13 @@ class Kallsyms:
         self._tail: _Dynamic | None = None
         self._tail_text: bytes | bytearray | None = None
         image = self._read_cache(cache) if cache else None
+        if image is None and cache:
+            with contextlib.suppress(OSError):  # unwritable: read into memory instead
+                image = self._fill_cache(cache)
         if image is None:
             data = self._read_live()
             image = _Image(lambda offset, size: data[offset:offset + size], len(data))
-            if image.size and not image.hi:  # all zeros (x86's per-CPU symbols are 0 anyway)
-                raise KernelError(f"{path} shows no addresses: run as root or set "
-                                  "kernel.kptr_restrict=0")
-            if cache and data:
-                with contextlib.suppress(OSError):  # unwritable: only a slower next start
-                    self._write_cache(cache, data)
+            self._check_addresses(image.hi if image.size else 1)
         self._image = image
         self._seen: dict[int, str] = {}
 
@@ -416,12 +427,48 @@ class Kallsyms:
         f.close()
         return None
 
-    @staticmethod
-    def _write_cache(cache: str, data: bytearray) -> None:
+    def _check_addresses(self, highest: int) -> None:
+        """Refuse a file whose addresses are hidden (they all read 0 then)."""
+        if not highest:
+            raise KernelError(f"{self._path} shows no addresses: run as root or set "
+                              "kernel.kptr_restrict=0")
+
+    def _fill_cache(self, cache: str) -> _Image:
+        """Copies the live file's image lines into *cache* as they are read (never all in
+        memory), keeps the rest for later, and returns the image read from the cache."""
         with open(BOOT_ID, "rb") as f:
             boot_id = f.read().strip()
-        trailer = b"%s %s %08x %d\n" % (_CACHE_MAGIC, boot_id, zlib.crc32(data), len(data))
-        write_atomically(cache, data, trailer)
+        with atomic_file(cache) as out:
+            crc = size = 0
+            carry, last = b"", b"1"
+            try:
+                with _open_whole(self._path) as src:
+                    while block := src.read(1 << 17):
+                        data = carry + block
+                        cut = data.rfind(b"\n") + 1  # whole lines only
+                        tab = data.find(b"\t", 0, cut)  # the first line with a [module]
+                        if tab >= 0:
+                            cut = data.rfind(b"\n", 0, tab) + 1
+                        if cut:
+                            last = data[data.rfind(b"\n", 0, cut - 1) + 1:cut]
+                        out.write(data[:cut])
+                        crc, size, carry = zlib.crc32(data[:cut], crc), size + cut, data[cut:]
+                        if tab >= 0:
+                            carry += src.read()
+                            break
+                    else:  # no [module] line: a last line without its newline is the image's too
+                        if carry:
+                            out.write(carry + b"\n")
+                            crc = zlib.crc32(carry + b"\n", crc)
+                            size, last, carry = size + len(carry) + 1, carry, b""
+            except OSError as err:
+                raise KernelError(f"cannot read {self._path}: {err.strerror}") from None
+            self._check_addresses(int(last.split(b" ", 1)[0] or b"0", 16))
+            self._tail_text = carry + (b"\n" if carry and not carry.endswith(b"\n") else b"")
+            out.write(b"%s %s %08x %d\n" % (_CACHE_MAGIC, boot_id, crc, size))
+        f = open(cache, "rb")  # noqa: SIM115 - kept open for the image's reads
+        return _Image(lambda offset, length: os.pread(
+            f.fileno(), max(0, min(length, size - offset)), offset), size)
 
     def _dynamic(self) -> _Dynamic:
         """The symbols after the image's (modules, BPF, trampolines), parsed on first use."""

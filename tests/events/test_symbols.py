@@ -54,15 +54,15 @@ def _expected(addrs: list[int], names: list[str], addr: int) -> str:
 
 @pytest.fixture()
 def reads(monkeypatch) -> list[str]:
-    """The paths Kallsyms reads in full (the live file), as it reads them."""
+    """The paths Kallsyms reads in full (the live file), as it opens them."""
     seen: list[str] = []
-    real = kernel._read_all
+    real = kernel._open_whole
 
-    def spy(path: str) -> bytearray:
+    def spy(path: str):
         seen.append(path)
         return real(path)
 
-    monkeypatch.setattr(kernel, "_read_all", spy)
+    monkeypatch.setattr(kernel, "_open_whole", spy)
     return seen
 
 
