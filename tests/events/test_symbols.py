@@ -109,6 +109,44 @@ def test_kallsyms_agrees_with_an_independent_parse(tmp_path, cached):
     assert [symbols.address(n) for n in sample] == [first[n] for n in sample]
 
 
+FAKE = (  # a KALLSYMS_ALL kernel's shape: per-CPU symbols at 0 first, data among the text
+    "0000000000000000 A fixed_percpu_data\n"
+    "0000000000001000 A cpu_debug_store\n"
+    "ffffffff81000000 T _stext\n"
+    "ffffffff81000010 t foo\n"
+    "ffffffff81000020 D some_data\n"
+    "ffffffff81000030 T bar\n"
+    "ffffffffc0001000 t bpf_prog_abc_x\t[bpf]\n"
+    "ffffffffc0000000 t mod_fn\t[mymod]\n"
+)
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_kallsyms_of_a_kernel_with_per_cpu_symbols_at_zero(tmp_path, cached):
+    path = tmp_path / "kallsyms"
+    path.write_text(FAKE)
+    cache = str(tmp_path / "cache" / "kallsyms") if cached else None
+    for _ in range(2 if cached else 1):  # fills the cache, then uses it
+        symbols = Kallsyms(str(path), cache=cache)
+        assert symbols.symbolize(0xFFFFFFFF81000015) == "foo+0x5"
+        assert symbols.symbolize(0xFFFFFFFF81000025) == "foo+0x15"  # data is not code
+        assert symbols.symbolize(0xFFFFFFFF81000031) == "bar+0x1"
+        assert symbols.symbolize(0xFFFFFFFFC0000004) == "mod_fn+0x4 [mymod]"
+        assert symbols.symbolize(0xFFFFFFFFC0001008) == "bpf_prog_abc_x+0x8 [bpf]"
+        assert symbols.symbolize(0x500) == "0x500"
+        assert symbols.address("bar") == 0xFFFFFFFF81000030
+        assert "mod_fn" in symbols and "some_data" not in symbols
+
+
+def test_kallsyms_with_every_address_hidden(tmp_path):
+    path = tmp_path / "kallsyms"
+    path.write_text("".join(f"{0:016x} {line[17:]}" for line in FAKE.splitlines(True)))
+    for cache in (None, str(tmp_path / "cache" / "kallsyms")):
+        with pytest.raises(KernelError, match="shows no addresses"):
+            Kallsyms(str(path), cache=cache)
+    assert not (tmp_path / "cache" / "kallsyms").exists()
+
+
 def test_kallsyms_cache_missing_then_used(tmp_path, reads):
     cache = tmp_path / "sub" / "kallsyms"
     Kallsyms(cache=str(cache))
