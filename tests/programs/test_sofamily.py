@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import signal
 import socket
+import subprocess
+import sys
 import time
 from collections import Counter
 
@@ -97,6 +99,22 @@ def test_text_is_the_books_maps(tool, workload):
         lines += [f"@{name}[{comm}, {r['family']}, {r['name']}]: {r['count']}" for r in rows] + [""]
     assert out.split("\n") == lines
     assert "note: hooks: syscalls:sys_enter_connect, sys_exit_accept and sys_exit_accept4" in err
+
+
+def test_an_accept_given_no_address_buffer_counts(tool, make_netns):
+    """accept(fd, NULL, NULL): the family is the new socket's (the book reads the peer
+    address buffer, so it misses these)."""
+    comm = unique_comm("pbt-sf")
+    code = ("import ctypes, socket, sys\n"
+            "libc = ctypes.CDLL(None, use_errno=True)\n"
+            "libc.prctl(15, ctypes.c_char_p(sys.argv[1].encode()), 0, 0, 0)\n"
+            "srv = socket.socket(socket.AF_INET6); srv.bind(('::1', 0)); srv.listen(1)\n"
+            "socket.socket(socket.AF_INET6).connect(srv.getsockname()[:2])\n"
+            "assert libc.accept(srv.fileno(), None, None) >= 0\n")
+    mon = tool("sofamily", "-c", comm, "--json")
+    subprocess.run(["ip", "netns", "exec", make_netns().name, sys.executable, "-c", code, comm], check=True)
+    assert mon.events() == [{"accept": [{"comm": comm, "family": 10, "name": "AF_INET6", "count": 1}],
+                             "connect": [{"comm": comm, "family": 10, "name": "AF_INET6", "count": 1}]}]
 
 
 def test_every_family_has_the_hosts_name():
