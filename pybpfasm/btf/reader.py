@@ -264,14 +264,19 @@ class BTF:
 
         Every BTF producer (pahole, LLVM, GCC, libbpf, this writer) stores a
         string once, so the search stops at the first copy of ``name`` in the
-        string table that names a wanted type; later copies matter only to a
-        blob that repeats strings, and are searched when the first names none.
+        string table when it names a wanted type. Later copies matter only to a
+        blob that repeats strings: they are found in the full index (built once),
+        not by a search per copy, which a blob of many copies makes quadratic.
         """
         key = (name, kinds)
         found = self._ids_by_name.get(key)
         if found is None:
             found = []
-            for offset in self._string_offsets(name):
+            for copy, offset in enumerate(self._string_offsets(name)):
+                if copy:
+                    everywhere = self.names().get(name, [])
+                    found = [i for i in everywhere if i >= self.first_id and (kinds is None or self.kind(i) in kinds)]
+                    break
                 found = [i for i in self._ids_using_string(offset) if kinds is None or self.kind(i) in kinds]
                 if found:
                     break
@@ -294,8 +299,10 @@ class BTF:
             for type_id, name_off in enumerate(array("I", self._name_words), start=self.first_id):
                 if name_off:
                     by_offset.setdefault(name_off, []).append(type_id)
-            for name_off, ids in by_offset.items():
-                name = self.string(name_off)
+            own: dict[str, list[int]] = {}
+            for name_off, ids in by_offset.items():  # several offsets per name only where strings repeat
+                own.setdefault(self.string(name_off), []).extend(ids)
+            for name, ids in own.items():
                 index[name] = index.get(name, []) + ids
             self._names = index
         return self._names
