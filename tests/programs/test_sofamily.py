@@ -117,6 +117,18 @@ def test_an_accept_given_no_address_buffer_counts(tool, make_netns):
                              "connect": [{"comm": comm, "family": 10, "name": "AF_INET6", "count": 1}]}]
 
 
+def test_a_process_name_cannot_forge_lines(tool):
+    comm = "x\nFAKE\x1b[2J"
+    code = ("import ctypes, socket, sys\n"
+            "ctypes.CDLL(None).prctl(15, ctypes.c_char_p(sys.argv[1].encode()), 0, 0, 0)\n"
+            "socket.socket(socket.AF_UNIX).connect_ex('\\0pbt-nobody-listens')\n")
+    mon = tool("sofamily", "-c", comm)
+    subprocess.run([sys.executable, "-c", code, comm], check=True)
+    code, out, err = mon.stop()
+    assert code == 0, err
+    assert out.split("\n") == ["", "@connect[x\\x0aFAKE\\x1b[2J, 1, AF_UNIX]: 1", ""]
+
+
 def test_every_family_has_the_hosts_name():
     for family in socket.AddressFamily:
         assert family_name(family.value) == socket.AddressFamily(family.value).name
