@@ -18,20 +18,28 @@ from pybpfasm.text import format_instruction, parse_unit
 
 HERE = Path(__file__).parent
 OBJDUMP = shutil.which("llvm-objdump-19") or shutil.which("llvm-objdump-14") or shutil.which("llvm-objdump")
-root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to load programs")
+
+
+def root(test):
+    """Marked root (for -m 'not root') and skipped without it."""
+    return pytest.mark.root(pytest.mark.skipif(os.geteuid() != 0, reason="needs root to load programs")(test))
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pybpfasm.cli", *args], capture_output=True, text=True)
 
 
-@pytest.fixture(scope="module")
-def clang_object(tmp_path_factory) -> Path:
+def clang(tmp_path_factory, target: str) -> Path:
     pytest.importorskip("ziglang", reason="clang from the ziglang wheel builds the object")
-    out = tmp_path_factory.mktemp("clang") / "objects.o"
-    subprocess.run([sys.executable, "-m", "ziglang", "cc", "-target", "bpfel-freestanding", "-mcpu=v3",
+    out = tmp_path_factory.mktemp("clang") / f"objects-{target}.o"
+    subprocess.run([sys.executable, "-m", "ziglang", "cc", "-target", f"{target}-freestanding", "-mcpu=v3",
                     "-O2", "-g", "-c", str(HERE / "objects.c"), "-o", str(out)], check=True)
     return out
+
+
+@pytest.fixture(scope="module")
+def clang_object(tmp_path_factory) -> Path:
+    return clang(tmp_path_factory, "bpfel")
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +84,14 @@ def test_clang_object_reads_like_llvm_objdump(clang_object: Path) -> None:
         ("counts", 2, 4, 8, 4, "u32"), ("table", 1, 4, 8, 16, None)]
     assert [p.name for p in obj.programs] == ["xdp_prog", "sock_prog"] and obj.license == "GPL"
     assert set(obj.data) == {".rodata", ".data", ".bss"}
+
+
+def test_big_endian_clang_object_reads_the_same(clang_object: Path, tmp_path_factory) -> None:
+    big = read_object(clang(tmp_path_factory, "bpfeb").read_bytes(), "big.o")
+    little = read_object(clang_object.read_bytes(), "little.o")
+    assert big.byteorder == "big" and big.maps == little.maps and big.license == little.license
+    assert {k: [format_instruction(i) for i in v] for k, v in big.sections.items()} == \
+        {k: [format_instruction(i) for i in v] for k, v in little.sections.items()}
 
 
 def test_disasm_shows_maps_relocations_and_btf(clang_object: Path) -> None:
