@@ -24,15 +24,15 @@ from .isa import (
     GOTOL,
     JA,
     LD_IMM64,
-    SRC_X,
+    Class,
     Instruction,
+    OpCode,
     PseudoCall,
     PseudoLoad,
     encode,
     gotol,
     ja,
 )
-from .isa import JUMP_BY_CODE as _JUMPS
 
 __all__ = ["AssemblyError", "Program", "assemble"]
 
@@ -124,10 +124,10 @@ def _long_form(insn: Instruction) -> list[Instruction]:
     if insn.opcode == JA:
         return [replace(gotol(target), symbol=insn.symbol, **meta)]
     far = replace(gotol(target), **meta)
-    op = _JUMPS[insn.opcode & 0xF0]
-    if op.inverse is not None:  # if !cond goto +1; gotol target
-        code = (insn.opcode & (0x07 | SRC_X)) | op.inverse.code
-        skip = replace(insn, opcode=code, off=1, reference=None)
+    code = insn.op
+    if code.jump_op.inverse is not None:  # if !cond goto +1; gotol target
+        inverse = OpCode.jump(code.jump_op.inverse, code.source, jmp32=code.cls == Class.JMP32)
+        skip = replace(insn, opcode=inverse, off=1, reference=None)
         return [skip, far]
     # no inverse (jset): if cond goto +1; goto +1; gotol target
     taken = replace(insn, off=1, reference=None)
