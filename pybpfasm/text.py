@@ -351,6 +351,8 @@ _ATOMIC_BY_SYMBOL = {"+=": AtomicOp.ADD, "|=": AtomicOp.OR, "&=": AtomicOp.AND, 
 #: GNU as binary operators and their precedence (LLVM's MC follows it, not C)
 _BINARY = {"+": 4, "-": 4, "|": 5, "^": 5, "&": 5, "*": 6, "/": 6, "%": 6, "<<": 6, ">>": 6}
 _U64 = (1 << 64) - 1
+#: parentheses and signs an expression may nest (far beyond any real source; bounds the recursion)
+_MAX_NESTING = 100
 #: helper name as the kernel prints it ("bpf_map_lookup_elem") -> id
 _HELPER_IDS = {f"bpf_{name}": i for i, name in enumerate(HELPER_NAMES) if i}
 _REG_AX = "r11 is BPF_REG_AX, the kernel's scratch register"
@@ -477,6 +479,7 @@ class _LineParser:
         self.unit, self.kernel = unit, kernel
         #: why the statement is a kernel-internal form that cannot be loaded
         self.internal: str | None = None
+        self.depth = 0  # of nested parentheses and signs in an expression
 
     # token helpers
     def peek(self, k: int = 0) -> Token | None:
@@ -558,12 +561,17 @@ class _LineParser:
 
     def unary(self) -> int:
         tok = self.next()
-        if tok.kind == "op" and tok.text in "-+":
-            value = self.unary()
-            return _wrap64(-value) if tok.text == "-" else value
-        if tok.kind == "op" and tok.text == "(":
-            value = self.expr()
-            self.expect(")")
+        if tok.kind == "op" and tok.text in ("-", "+", "("):
+            self.depth += 1
+            if self.depth > _MAX_NESTING:
+                raise self.fail(f"expression nested deeper than {_MAX_NESTING}", tok.col)
+            if tok.text == "(":
+                value = self.expr()
+                self.expect(")")
+            else:
+                value = self.unary()
+                value = _wrap64(-value) if tok.text == "-" else value
+            self.depth -= 1
             return value
         if tok.kind in ("num", "char"):
             try:

@@ -62,6 +62,8 @@ HUGE = "9" * 5000
     (f".equ X, {HUGE}", "1:9"),
     (f"{HUGE}:\nexit", "1:1"),
     (f"call bpf_map_lookup_elem#{HUGE}", "1:26"),
+    ("r1 = " + "(" * 5000 + "1" + ")" * 5000, "1:106"),
+    ("r1 = " + "-" * 5000 + "1", "1:106"),
 ])
 def test_huge_numbers_are_one_line(text: str, where: str) -> None:
     proc = run("asm", "-", stdin=text.encode())
