@@ -33,13 +33,15 @@ __all__ = ["BPFObject", "Function", "LoadedObject", "MapDef", "ObjectError", "lo
 SECTION_TYPES = (
     ("socket", "SOCKET_FILTER"), ("xdp", "XDP"), ("tc", "SCHED_CLS"), ("classifier", "SCHED_CLS"),
     ("action", "SCHED_ACT"), ("tracepoint/", "TRACEPOINT"), ("tp/", "TRACEPOINT"),
-    ("raw_tracepoint/", "RAW_TRACEPOINT"), ("raw_tp/", "RAW_TRACEPOINT"), ("kprobe/", "KPROBE"),
+    ("raw_tracepoint/", "RAW_TRACEPOINT"), ("raw_tp/", "RAW_TRACEPOINT"), ("tp_btf/", "TRACING"),
+    ("kprobe/", "KPROBE"),
     ("kretprobe/", "KPROBE"), ("perf_event", "PERF_EVENT"), ("cgroup_skb/", "CGROUP_SKB"),
     ("cgroup/sock", "CGROUP_SOCK"), ("sockops", "SOCK_OPS"), ("sk_skb", "SK_SKB"), ("sk_msg", "SK_MSG"),
     ("flow_dissector", "FLOW_DISSECTOR"), ("lwt_in", "LWT_IN"), ("lwt_out", "LWT_OUT"),
     ("lwt_xmit", "LWT_XMIT"), ("sk_lookup", "SK_LOOKUP"), ("syscall", "SYSCALL"),
     ("netfilter", "NETFILTER"),
 )
+TP_BTF_PREFIX = "tp_btf/"
 MAPS_SECTION = ".maps"
 LEGACY_MAPS_SECTION = "maps"
 LICENSE_SECTION = "license"
@@ -392,5 +394,9 @@ def _load_program(obj: BPFObject, prog: Function, maps: dict[str, Map]) -> Progr
         linked.add(name)
         insns += callee.insns
         todo += callee.callees
-    kind = ProgType[program_type(prog.section)]
-    return ProgramSpec(kind, insns, maps=maps, license=obj.license or "GPL", name=prog.name).load()
+    options = {"maps": maps, "license": obj.license or "GPL", "name": prog.name}
+    if prog.section.startswith(TP_BTF_PREFIX):  # attach target named by the section, in kernel BTF
+        from .link.tp_btf import tp_btf_spec
+
+        return tp_btf_spec(prog.section[len(TP_BTF_PREFIX):], insns, **options).load()
+    return ProgramSpec(ProgType[program_type(prog.section)], insns, **options).load()

@@ -147,6 +147,14 @@ def test_our_object_loads_and_runs(our_object: Path) -> None:
         assert obj.programs["sock_len"].test_run(bytes(60)).retval == 60 - 14
 
 
+@root
+def test_tp_btf_section_loads_against_kernel_btf(tmp_path: Path) -> None:
+    path = tmp_path / "tp.o"
+    path.write_bytes(write_object(parse_unit(".section tp_btf/netif_receive_skb\non_rx:\nr0 = 0\nexit")))
+    with load_object(path) as obj:
+        assert obj.programs["on_rx"].type.name == "TRACING"
+
+
 def test_listing_reassembles_to_the_same_object(our_object: Path, tmp_path: Path) -> None:
     listing = tmp_path / "listing.s"
     listing.write_text(cli("disasm", str(our_object)).stdout)
