@@ -30,15 +30,18 @@ def escape(text: str) -> str:
 
 
 def escape_row(row: dict[str, Any]) -> dict[str, Any]:
-    """A row whose strings (and lists of strings) are safe to print as text."""
-    out = {}
-    for key, value in row.items():
-        if isinstance(value, str):
-            value = escape(value)
-        elif isinstance(value, list):
-            value = [escape(v) if isinstance(v, str) else v for v in value]
-        out[key] = value
-    return out
+    """A row whose strings, however deep in lists and dicts, are safe to print as text."""
+    return {key: _escaped(value) for key, value in row.items()}
+
+
+def _escaped(value: Any) -> Any:
+    if isinstance(value, str):
+        return escape(value)
+    if isinstance(value, list):
+        return [_escaped(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _escaped(v) for k, v in value.items()}
+    return value
 
 
 def write_all(fd: int, data: bytes) -> None:

@@ -9,19 +9,12 @@ fewest first.
 
 from __future__ import annotations
 
-import argparse
-import math
 from collections.abc import Iterable
 from typing import Any
 
 from .output import escape
 from .table import interval_header
 from .tool import Tool
-
-#: the interval of a summary printed only at exit
-AT_EXIT = math.inf
-#: how long after a --duration summary the loop ends (its deadline must come after the tick)
-GRACE = 0.01
 
 
 def map_lines(name: str, counts: Iterable[tuple[tuple[Any, ...], int]]) -> list[str]:
@@ -45,22 +38,9 @@ class Totals:
 
 
 class Summary(Tool):
-    """A periodic tool that prints once, at exit, unless ``-i`` asks for every interval."""
+    """A tool that prints once, at exit, unless ``-i`` asks for every interval."""
 
-    interval = AT_EXIT
-
-    def configure(self, parser: argparse.ArgumentParser) -> None:
-        super().configure(parser)
-        for action in parser._actions:  # the frame's -i: say what its default means here
-            if action.dest == "interval":
-                action.help = "print every S seconds (default: once, at exit)"
-
-    def run(self, args: argparse.Namespace) -> int:
-        self.at_exit, self.printed = args.interval == AT_EXIT, False
-        if self.at_exit and args.duration is not None:
-            # the frame ticks at each interval before it checks its deadline
-            args.interval, args.duration = args.duration, args.duration + GRACE
-        return super().run(args)
+    at_exit = True
 
     def summary(self, coll: Any, opts: Any) -> dict[str, Any]:
         """The counts since the last summary (one tick's JSON object)."""
@@ -71,15 +51,10 @@ class Summary(Tool):
         raise NotImplementedError
 
     def tick(self, coll: Any, opts: Any) -> list[dict[str, Any]]:
-        if self.at_exit and self.printed:  # a signal in the grace after a --duration summary
-            return []
-        self.printed = True
         return [self.summary(coll, opts)]
 
     def tick_text(self, rows: list[dict[str, Any]]) -> list[str]:
-        if not rows:
-            return []
-        lines = [] if self.at_exit else [interval_header()]
+        lines = [] if self.args.interval is None else [interval_header()]
         for row in rows:
             lines += self.summary_text(row)
         return lines

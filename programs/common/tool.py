@@ -18,7 +18,8 @@ The frame owns the rest: the shared options (``--json``, ``--log-file``,
 BTF once everything is built, the readiness line (``Tracing ... Ctrl-C to
 end.`` on stderr, once attached), the reader loop, Ctrl-C and SIGTERM (what was
 read is printed, then the tool exits 0), and lost events (``{"lost": N}``
-lines in JSON, ``Lost N events`` on stderr).  Periodic tools implement
+lines in JSON, ``Lost N events`` on stderr).  Periodic tools (``interval``),
+and tools that report once at exit unless ``-i`` is given (``at_exit``), implement
 :meth:`Tool.tick` instead of (or as well as) :meth:`Tool.row`, and may give a
 :class:`~.table.Table` that sorts, cuts and aligns each interval's rows.
 """
@@ -53,6 +54,8 @@ class Tool:
     events: ClassVar[Events | None] = None
     #: seconds between ticks (None: not a periodic tool, no -i option)
     interval: ClassVar[float | None] = None
+    #: a tool that reports once, when it ends, unless ``-i`` asks for every interval
+    at_exit: ClassVar[bool] = False
     #: how periodic tools print a tick's rows (None: :meth:`text` per row)
     table: ClassVar[Table | None] = None
 
@@ -113,7 +116,10 @@ class Tool:
             shared.add_argument("--buffer", choices=("auto", "ringbuf", "perf"), default="auto",
                                 help="how events reach user space: a ring buffer (5.8+, auto where "
                                      "present) or per-CPU perf buffers")
-        if self.interval is not None:
+        if self.at_exit:
+            shared.add_argument("-i", "--interval", type=types.seconds, metavar="S",
+                                help="print every S seconds (default: once, at exit)")
+        elif self.interval is not None:
             shared.add_argument("-i", "--interval", type=types.seconds, default=self.interval,
                                 metavar="S", help=f"seconds between outputs (default {self.interval:g})")
         shared.add_argument("--duration", type=types.seconds, metavar="S", help="exit after S seconds")
@@ -126,6 +132,7 @@ class Tool:
     def run(self, args: argparse.Namespace) -> int:
         """Build, load, attach, read until done; the process exit status."""
         stop = _StopFlag()
+        self.args = args
         with stop:
             opts = self.options(args)
             out = Output(args.json, args.log_file)
@@ -218,6 +225,8 @@ class _Loop:
         self.tool, self.coll, self.opts, self.out, self.stop = tool, coll, opts, out, stop
         self.limit: int | None = getattr(args, "count", None)
         self.interval: float | None = getattr(args, "interval", None)
+        #: periodic or at-exit tools report the last (partial) interval however the run ends
+        self.reports = self.interval is not None or tool.at_exit
         self.deadline = None if args.duration is None else time.monotonic() + args.duration
         self.seen = 0
         self.reported_lost = 0
@@ -227,7 +236,8 @@ class _Loop:
         """Read *reader* (None: ticks only) until stopped, counted out or timed out; closes it."""
         if reader is not None:
             reader.wake_on(self.stop.wakeup)
-        next_tick = None if self.interval is None else time.monotonic() + self.interval
+        self.last_tick = time.monotonic()
+        next_tick = None if self.interval is None else self.last_tick + self.interval
         try:
             while not self.stop:
                 now = time.monotonic()
@@ -245,8 +255,8 @@ class _Loop:
                     break
             if reader is not None:
                 self._events(reader.read(), reader)
-            if self.interval is not None and self.stop:
-                self._tick()  # the partial interval, as bcc's tools print on Ctrl-C
+            if self.reports and time.monotonic() - self.last_tick > 0.001:
+                self._tick()  # the partial interval (all of it for at-exit tools)
         finally:
             if reader is not None:
                 self._lost(reader)
@@ -287,6 +297,7 @@ class _Loop:
             self.reported_lost = lost
 
     def _tick(self) -> None:
+        self.last_tick = time.monotonic()
         rows = self.tool.tick(self.coll, self.opts)
         if self.out.json:
             self.out.rows(self.tool.tick_json(rows), None)
