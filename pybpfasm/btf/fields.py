@@ -26,8 +26,8 @@ from .types import Array, Composite, Enum, Enum64, Int, Member, Ptr
 if TYPE_CHECKING:
     from .reader import BTF
 
-_SEGMENT = re.compile(r"\s*([A-Za-z_]\w*)\s*((?:\[\s*\d+\s*\]\s*)*)$")
-_INDEX = re.compile(r"\d+")
+_SEGMENT = re.compile(r"\s*([A-Za-z_]\w*)\s*((?:\[\s*[0-9]+\s*\]\s*)*)")  # ASCII digits only
+_INDEX = re.compile(r"[0-9]+")
 #: the largest index a path may hold: BTF array lengths are u32
 _MAX_INDEX = 0xFFFFFFFF
 #: member names an unknown-field message lists
@@ -79,7 +79,7 @@ def parse_path(path: str) -> List[Tuple[str, List[int]]]:
     """``"a.b[1][2]->c"`` -> ``[("a", []), ("b", [1, 2]), ("c", [])]``."""
     segments = []
     for text in re.split(r"\.|->", path):
-        match = _SEGMENT.match(text)
+        match = _SEGMENT.fullmatch(text)
         if not match:
             raise BTFError(f"bad field path {path!r}: cannot parse {text.strip()!r}")
         indexes = _INDEX.findall(match.group(2))

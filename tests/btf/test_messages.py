@@ -54,3 +54,9 @@ def test_function_pointer_parameters_are_spelt_as_c():
     b.add(Func("walk", b.add(FuncProto(2, (Param("cb", callback), Param("", 0)))), Linkage.GLOBAL))
     btf = BTF.from_bytes(b.build().btf)
     assert str(btf.func("walk")) == "int walk(int (*cb)(void *), ...)"
+
+
+@pytest.mark.parametrize("path", ["comm[\u0663]", "comm[\uff13]", "pid\u00a0x"])
+def test_paths_take_ascii_digits_only(btf, path):
+    with pytest.raises(BTFError, match=r"^bad field path "):
+        btf.field("event", path)
