@@ -42,11 +42,11 @@ def write_object(unit: AsmUnit, byteorder: str = "little", *, default_license: s
     elf_sections = [elf.Section(name, elf.SHT_PROGBITS, elf.SHF_ALLOC | elf.SHF_EXECINSTR, b"", align=8)
                     for name in sections]
     local_syms, global_syms, map_syms = [], [], []
-    for index, (name, insns) in enumerate(sections.items(), 1):
+    for index, name in enumerate(sections, 1):
         for fname, start, size in functions[name]:
-            sym = elf.Symbol(fname, 8 * start, 8 * size, elf.STB_GLOBAL if fname in unit.globals or
-                             name != SUBPROGRAM_SECTION and start == 0 else elf.STB_LOCAL,
-                             elf.STT_FUNC, index)
+            entry = name != SUBPROGRAM_SECTION and start == 0  # a program: global, as libbpf wants
+            bind = elf.STB_GLOBAL if fname in unit.globals or entry else elf.STB_LOCAL
+            sym = elf.Symbol(fname, 8 * start, 8 * size, bind, elf.STT_FUNC, index)
             (global_syms if sym.bind == elf.STB_GLOBAL else local_syms).append(sym)
     maps_index = len(elf_sections) + 1
     map_size = 0

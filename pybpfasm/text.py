@@ -1259,7 +1259,7 @@ class _Unit:
             insns = [replace(i, reference=self.aliases.get(i.reference, i.reference))
                      if i.reference else i for i in insns]
         sections = self.sections if self.sections and self.sections[0][1] == 0 else \
-            [(".text", 0)] + self.sections
+            [(".text", 0), *self.sections]
         return AsmUnit(insns, sections, frozenset(self.globals), self.maps, self.license)
 
 

@@ -102,7 +102,7 @@ def seed_objects() -> list[bytes]:
         subprocess.run([sys.executable, "-m", "ziglang", "cc", "-target", "bpfel-freestanding",
                         "-mcpu=v3", "-O2", "-g", "-c", str(ELF_DIR / "objects.c"), "-o", str(out)],
                        check=True)
-        return seeds + [out.read_bytes()]
+        return [*seeds, out.read_bytes()]
 
 
 SEEDS = seed_objects()

@@ -27,7 +27,7 @@ def test_accessors() -> None:
 def test_fixed_opcodes_come_from_the_enums() -> None:
     assert (isa.CALL, isa.EXIT, isa.JA, isa.GOTOL, isa.JCOND, isa.CALLX, isa.GOTOX, isa.LD_IMM64) == (
         0x85, 0x95, 0x05, 0x06, 0xE5, 0x8D, 0x0D, 0x18)
-    assert (isa.NEG_OP, isa.END_OP, isa.MOV_OP) == (AluOp.NEG.code, AluOp.SWAP.code, AluOp.MOV.code)
+    assert (AluOp.NEG.code, AluOp.SWAP.code, AluOp.MOV.code) == (isa.NEG_OP, isa.END_OP, isa.MOV_OP)
     assert set(JumpOp.every()) - set(JumpOp) == {JumpOp.JA, JumpOp.CALL, JumpOp.EXIT, JumpOp.JCOND}
     assert set(AluOp.every()) - set(AluOp) == {AluOp.NEG, AluOp.SWAP, AluOp.MOVSX8, AluOp.MOVSX16,
                                                AluOp.MOVSX32}

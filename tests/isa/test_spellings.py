@@ -11,7 +11,7 @@ from pybpfasm.text import AsmSyntaxError, parse
 
 pytest.importorskip("ziglang", reason="the LLVM oracle (ziglang wheel) comes with the test extra")
 
-from .llvm import llvm_assemble  # noqa: E402
+from .llvm import llvm_assemble
 
 pytestmark = pytest.mark.oracle
 
