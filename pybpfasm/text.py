@@ -75,7 +75,7 @@ from .isa import (
 )
 
 __all__ = ["AsmSyntaxError", "AsmUnit", "MapDirective", "dis", "disassemble", "format",
-           "format_instruction", "format_program", "literal", "parse", "parse_unit"]
+           "format_instruction", "format_program", "label_targets", "literal", "parse", "parse_unit"]
 
 
 class AsmSyntaxError(BPFError):
@@ -237,7 +237,7 @@ def format_program(insns: Iterable[Instruction], *, labels: bool = False, hex: b
     """
     insns = list(insns)
     if labels:
-        insns = _label_targets(insns)
+        insns = label_targets(insns)
     lines = []
     for insn in insns:
         if insn.symbol:
@@ -246,8 +246,8 @@ def format_program(insns: Iterable[Instruction], *, labels: bool = False, hex: b
     return "\n".join(lines) + ("\n" if lines else "")
 
 
-def _label_targets(insns: list[Instruction]) -> list[Instruction]:
-    """Replace numeric jump/call offsets by labels on their targets."""
+def label_targets(insns: list[Instruction], prefix: str = "LBB0_") -> list[Instruction]:
+    """Replace numeric jump/call offsets by labels (*prefix* + slot) on their targets."""
     starts, pc = [], 0
     for insn in insns:
         starts.append(pc)
@@ -269,7 +269,7 @@ def _label_targets(insns: list[Instruction]) -> list[Instruction]:
     for i, insn in enumerate(insns):
         t = target_of(i, insn)
         if t is not None and insns[t].symbol is None:
-            names.setdefault(t, f"LBB0_{starts[t]}")
+            names.setdefault(t, f"{prefix}{starts[t]}")
     out = []
     for i, insn in enumerate(insns):
         t = target_of(i, insn)

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ..objfile import BPFObject, read_object
-from ..text import dis, disassemble, format_instruction, format_program
+from ..text import dis, disassemble, format_instruction, format_program, label_targets
 from ._io import read_input
 
 
@@ -25,7 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     data, name = read_input(args.bytecode, binary=True)
     if data[:4] == b"\x7fELF":
-        sys.stdout.write(object_listing(read_object(data, name), hex=args.hex, raw=args.raw))
+        sys.stdout.write(object_listing(read_object(data, name), hex=args.hex, raw=args.raw,
+                                        labels=args.labels))
         return 0
     byteorder = "big" if args.big_endian else "little"
     if args.raw:
@@ -35,9 +36,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def object_listing(obj: BPFObject, *, hex: bool = False, raw: bool = False) -> str:
+def object_listing(obj: BPFObject, *, hex: bool = False, raw: bool = False, labels: bool = False) -> str:
     """An object as assembler text: its maps, then each section's functions, relocations
-    shown as the symbols they name (``r1 = counts ll``, ``call twice``)."""
+    shown as the symbols they name (``r1 = counts ll``, ``call twice``); with *labels*,
+    jump targets get labels unique across sections (``LBB<section>_<slot>``)."""
     from ..maps import MapType
 
     out = [f'// {obj.source}: BPF object, {obj.byteorder} endian, license "{_escape(obj.license)}"']
@@ -49,8 +51,10 @@ def object_listing(obj: BPFObject, *, hex: bool = False, raw: bool = False) -> s
                 f"max_entries={m.max_entries}" + (f", flags={m.flags}" if m.flags else ""))
         types = [f"{what} {t}" for what, t in (("key", m.key_type), ("value", m.value_type)) if t]
         out.append(line + (f"\t// {', '.join(types)}" if types else ""))
-    for section, insns in obj.sections.items():
+    for k, (section, insns) in enumerate(obj.sections.items()):
         out += ["", f".section {section}"]
+        if labels:
+            insns = label_targets(insns, f"LBB{k}_")
         if raw:
             out.append(_raw(insns, obj.byteorder, hex).rstrip("\n"))
             continue

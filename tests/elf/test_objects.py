@@ -155,9 +155,11 @@ def test_tp_btf_section_loads_against_kernel_btf(tmp_path: Path) -> None:
         assert obj.programs["on_rx"].type.name == "TRACING"
 
 
-def test_listing_reassembles_to_the_same_object(our_object: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("options", [(), ("--labels",), ("--hex", "--labels")])
+def test_listing_reassembles_to_the_same_object(our_object: Path, tmp_path: Path, options) -> None:
     listing = tmp_path / "listing.s"
-    listing.write_text(cli("disasm", str(our_object)).stdout)
+    listing.write_text(cli("disasm", *options, str(our_object)).stdout)
+    assert ("goto LBB0_" in listing.read_text()) == ("--labels" in options)
     again = tmp_path / "again.o"
     assert cli("asm", str(listing), "-o", str(again)).returncode == 0
     assert again.read_bytes() == our_object.read_bytes()
