@@ -202,27 +202,6 @@ def _file_crc(f: BinaryIO, end: int) -> int:
     return crc
 
 
-#: the child :meth:`Kallsyms.prefetch` started, until :meth:`Kallsyms.load` reaps it
-_prefetching: list[int] = []
-
-
-def _cache_file() -> str:
-    return os.path.join(cache_dir(), "kallsyms")
-
-
-def _names_this_boot(cache: str) -> bool:
-    """Whether *cache*'s trailer names this boot (cheap; :meth:`Kallsyms.load` checks the rest)."""
-    try:
-        with open(BOOT_ID, "rb") as f:
-            boot_id = f.read().strip()
-        with open(cache, "rb") as f:
-            f.seek(max(0, os.fstat(f.fileno()).st_size - 256))
-            trailer = f.read().rsplit(b"\n", 2)[-2]
-    except (OSError, IndexError):
-        return False
-    return trailer.startswith(_CACHE_MAGIC + b" " + boot_id + b" ")
-
-
 class _Dynamic(NamedTuple):
     """Text symbols after the kernel image's: in file order, and sorted by address."""
 
@@ -358,31 +337,7 @@ class Kallsyms:
     @functools.cache
     def load(cls) -> Kallsyms:
         """The kernel's symbols, read once per process, through the per-user cache."""
-        while _prefetching:
-            with contextlib.suppress(ChildProcessError):  # reaped elsewhere: done all the same
-                os.waitpid(_prefetching.pop(), 0)
-        return cls(cache=_cache_file())
-
-    @classmethod
-    def prefetch(cls) -> None:
-        """Fill the per-boot cache in a child process, if it lacks this boot's symbols.
-
-        Without a cache, ``/proc/kallsyms`` takes the kernel tens of milliseconds to
-        produce, one page per read(): a tool that calls this first overlaps that
-        with its own start-up (imports, build, load, attach) on another CPU, and
-        :meth:`load` waits for the child, then reads the cache.  A thread would not
-        do: every read() returns to Python and waits for the busy main thread's GIL.
-        """
-        cache = _cache_file()
-        if _prefetching or cls.load.cache_info().currsize or _names_this_boot(cache):
-            return
-        pid = os.fork()
-        if pid == 0:  # the child: fill the cache, and leave without running any cleanup
-            try:
-                cls(cache=cache)
-            finally:
-                os._exit(0)
-        _prefetching.append(pid)
+        return cls(cache=os.path.join(cache_dir(), "kallsyms"))
 
     # -- reading ------------------------------------------------------------------
 

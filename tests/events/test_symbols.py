@@ -7,8 +7,6 @@ import ctypes
 import os
 import random
 import re
-import subprocess
-import sys
 import zlib
 
 import pytest
@@ -253,36 +251,6 @@ def test_kallsyms_cache_never_hides_bpf_programs_loaded_later(tmp_path):
         symbols = Kallsyms(cache=cache)
         assert symbols.address(name) == int(addr, 16)
         assert symbols.symbolize(int(addr, 16) + 4) == f"{name}+0x4 [bpf]"
-
-
-def _child(code: str, cache_home) -> list[str]:
-    env = {**os.environ, "XDG_CACHE_HOME": str(cache_home)}
-    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
-    assert child.returncode == 0, child.stderr
-    return child.stdout.split()
-
-
-PREFETCH = """
-import os
-from pybpfasm import kernel
-kernel.Kallsyms.prefetch(); kernel.Kallsyms.prefetch()
-children = list(kernel._prefetching)
-symbols = kernel.Kallsyms.load()
-assert kernel.Kallsyms.load() is symbols and not kernel._prefetching
-try:
-    os.waitpid(-1, os.WNOHANG)
-    left = "zombie"
-except ChildProcessError:
-    left = "none"
-print(len(children), left, symbols.symbolize(symbols.address("tcp_v4_rcv") + 1))
-"""
-
-
-def test_kallsyms_prefetch_fills_the_cache_in_a_child_that_load_reaps(tmp_path):
-    assert _child(PREFETCH, tmp_path) == ["1", "none", "tcp_v4_rcv+0x1"]
-    assert (tmp_path / "pybpfasm" / "kallsyms").exists()
-    # with this boot's cache in place there is nothing to prefetch
-    assert _child(PREFETCH, tmp_path) == ["0", "none", "tcp_v4_rcv+0x1"]
 
 
 def test_kallsyms_load_uses_the_xdg_cache(tmp_path, monkeypatch):
