@@ -15,7 +15,7 @@ import subprocess
 import sys
 from collections import Counter
 
-from tests.programs.sockload import ACCEPTS, CONNECTS, Workload, calls
+from pybpfasm.lab.workloads.sockets import ACCEPTS, CONNECTS, Workload, calls
 
 UDP = 3
 #: send/recv calls of the workload that reach __sock_sendmsg / sock_recvmsg (sendto, sendmsg

@@ -13,8 +13,8 @@ from typing import Callable, Iterator
 
 import pytest
 
+from pybpfasm.lab.workloads.sockets import Workload
 from tests.link.kernel_state import programs_named, settle
-from tests.programs.sockload import Workload
 
 _serial = itertools.count()
 

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
+from pybpfasm.lab.workloads.sockets import calls
 from pybpfasm.link import kprobes_available
-from tests.programs.sockload import calls
 from tests.programs.socktools import (
     bad_flag,
     in_full_lab,

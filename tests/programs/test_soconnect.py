@@ -9,8 +9,8 @@ import socket
 
 import pytest
 
+from pybpfasm.lab.workloads.sockets import CONNECTS
 from pybpfasm.tools.soconnect import BOOK_RESULTS, result
-from tests.programs.sockload import CONNECTS
 from tests.programs.socktools import (
     bad_flag,
     json_lines,

@@ -11,8 +11,8 @@ from collections import Counter
 
 import pytest
 
+from pybpfasm.lab.workloads.sockets import ACCEPTS, CONNECTS
 from pybpfasm.tools.common.sockets import family_name
-from tests.programs.sockload import ACCEPTS, CONNECTS
 from tests.programs.socktools import (
     bad_flag,
     json_lines,

@@ -12,9 +12,9 @@ from collections import Counter
 
 import pytest
 
+from pybpfasm.lab.workloads.sockets import ACCEPTS, CONNECTS
 from pybpfasm.link import kprobes_available
 from pybpfasm.tools.common.sockets import protocol_name
-from tests.programs.sockload import ACCEPTS, CONNECTS
 from tests.programs.socktools import (
     bad_flag,
     in_full_lab,

@@ -1,10 +1,11 @@
-"""A scripted socket workload whose every socket call is known, for the socket tools' tests.
+"""A scripted socket workload whose every socket call is known: the socket tools' demo and tests.
 
-``python sockload.py COMM NETNS UDP`` names itself COMM, enters network namespace
+``python sockets.py COMM NETNS UDP`` names itself COMM, enters network namespace
 NETNS (only loopback up, so 192.0.2.1 has no route), waits for a line on stdin,
-then makes the calls below, prints one JSON line (its ports) and exits.  The
-counts each tool must report are :data:`CALLS`, :data:`CONNECTS` and
-:data:`ACCEPTS`, for *UDP* (at least 2) sockets made and bound first.
+then makes the calls below, prints one JSON line (the addresses it used) and exits.
+What each tool must report follows from :func:`calls`, :data:`CONNECTS` and
+:data:`ACCEPTS`, for *UDP* (at least 2) sockets made and bound first; every port is
+fixed (:data:`PORTS`), so the addresses are known before it runs.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 import socket
 import subprocess
 import sys
-from typing import Any
+from typing import Any, Callable
 
 PR_SET_NAME = 15
 CLONE_NEWNET = 0x40000000
@@ -24,6 +25,14 @@ CLONE_NEWNET = 0x40000000
 UNROUTABLE = ("192.0.2.1", 80)
 #: nothing listens on TCP port 1 of a fresh namespace's loopback
 CLOSED = ("127.0.0.1", 1)
+#: the listening ports (TCP on 127.0.0.1 and ::1) and the first UDP port (one more per socket)
+PORTS = {"tcp4": 7001, "tcp6": 7002, "udp": 7100}
+
+
+def addresses() -> dict[str, tuple[str, int]]:
+    """Where the workload's connects go, by the names :data:`CONNECTS` uses (IP ones only)."""
+    return {"tcp4": ("127.0.0.1", PORTS["tcp4"]), "tcp6": ("::1", PORTS["tcp6"]), "closed": CLOSED,
+            "unroutable": UNROUTABLE, "udp": ("127.0.0.1", PORTS["udp"] + 1)}
 
 
 def calls(udp: int) -> dict[str, int]:
@@ -62,15 +71,15 @@ def workload(udp: int) -> dict[str, Any]:
     AF_INET, AF_INET6, AF_UNIX, STREAM, DGRAM = (socket.AF_INET, socket.AF_INET6, socket.AF_UNIX,
                                                  socket.SOCK_STREAM, socket.SOCK_DGRAM)
     dgram = []
-    for _ in range(udp):
+    for i in range(udp):
         s = socket.socket(AF_INET, DGRAM)
-        s.bind(("127.0.0.1", 0))
+        s.bind(("127.0.0.1", PORTS["udp"] + i))
         dgram.append(s)
     srv4 = socket.socket(AF_INET, STREAM)
-    srv4.bind(("127.0.0.1", 0))
+    srv4.bind(("127.0.0.1", PORTS["tcp4"]))
     srv4.listen(8)
     srv6 = socket.socket(AF_INET6, STREAM)
-    srv6.bind(("::1", 0))
+    srv6.bind(("::1", PORTS["tcp6"]))
     srv6.listen(8)
     srvu = socket.socket(AF_UNIX, STREAM)
     srvu.bind(f"\0pbt-sockload-{os.getpid()}")
@@ -106,18 +115,23 @@ def workload(udp: int) -> dict[str, Any]:
 class Workload:
     """The workload as a child process: its pid is known before it makes a call."""
 
-    def __init__(self, comm: str, netns: str, udp: int = 5) -> None:
-        assert udp >= 2, "the workload connects one UDP socket to another"
+    def __init__(self, comm: str, netns: str, udp: int = 5,
+                 spawn: Callable[..., subprocess.Popen] = subprocess.Popen) -> None:
+        if udp < 2:
+            raise ValueError("the workload connects one UDP socket to another: udp >= 2")
         self.comm, self.udp = comm, udp
-        self.proc = subprocess.Popen([sys.executable, __file__, comm, netns, str(udp)],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.proc = spawn([sys.executable, __file__, comm, netns, str(udp)],
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.pid = self.proc.pid
-        assert self.proc.stdout.readline() == "ready\n"
+        if self.proc.stdout.readline() != "ready\n":
+            self.proc.wait()
+            raise RuntimeError(f"the socket workload did not start (exit status {self.proc.returncode})")
 
     def run(self) -> dict[str, Any]:
         """Make the calls; the addresses used (JSON lists)."""
         out, _ = self.proc.communicate("go\n", timeout=30)
-        assert self.proc.returncode == 0, out
+        if self.proc.returncode != 0:
+            raise RuntimeError(f"the socket workload failed (exit status {self.proc.returncode}): {out}")
         return json.loads(out)
 
 
