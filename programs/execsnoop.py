@@ -25,6 +25,8 @@ from pybpfasm.dsl import (
     ProgramDef,
     Record,
     char,
+    kprobe,
+    kretprobe,
     s32,
     s64,
     tracepoint,
@@ -35,6 +37,7 @@ from pybpfasm.dsl import (
 
 from .common import options as types
 from .common.columns import Columns
+from .common.hooks import Hook, unavailable
 from .common.process import (
     AT_EMPTY_PATH,
     Sink,
@@ -46,6 +49,7 @@ from .common.process import (
     who,
 )
 from .common.strings import Chunks, decode
+from .common.syscalls import SyscallArgs, wrapper
 from .common.tool import Tool
 
 #: bytes of a string one record carries (4095 and the NUL)
@@ -82,6 +86,7 @@ class Options:
     ppid: int | None = None
     max_args: int | None = None
     exit: bool = False
+    hook: str = "auto"
 
 
 def _enter(b, ctx, opts: Options, at: bool) -> None:
@@ -105,6 +110,8 @@ def _enter(b, ctx, opts: Options, at: bool) -> None:
         ev.len = got
         with b.if_(got.cast(s32) > 0):
             first.set(ev.data[0])
+        with b.if_(got == 0):  # an empty name, as 6.1 counts it (6.18 says 1)
+            first.set(0)
         if at:
             with b.if_((got.cast(s32) < 0) & (flags & AT_EMPTY_PATH != 0)):
                 first.set(0)
@@ -152,6 +159,30 @@ def on_execve_ret(b, ctx, opts: Options):
 @tracepoint("syscalls", "sys_exit_execveat")
 def on_execveat_ret(b, ctx, opts: Options):
     _exit(b, ctx, opts)
+
+
+#: the arguments of each syscall, named as its tracepoint names them
+ARGS = {"execve": ("filename", "argv", "envp"), "execveat": ("fd", "filename", "argv", "envp", "flags")}
+
+
+def _kprobes(syscall: str) -> tuple[ProgramDef, ProgramDef]:
+    """Entry and exit programs for *syscall* as a kprobe and kretprobe on its wrapper."""
+
+    def enter(b, ctx, opts: Options):
+        _enter(b, SyscallArgs(ctx, ARGS[syscall]), opts, at=syscall == "execveat")
+
+    def ret(b, ctx, opts: Options):
+        _exit(b, ctx, opts)
+
+    enter.__name__ = enter.__qualname__ = f"on_{syscall}"
+    ret.__name__ = ret.__qualname__ = f"on_{syscall}_ret"
+    return kprobe(wrapper(syscall))(enter), kretprobe(wrapper(syscall))(ret)
+
+
+#: (entry, exit) of each syscall, on the tracepoints (best) or kprobes of the wrappers
+HOOKS = {name: (Hook(tp_enter, kp[0]), Hook(tp_exit, kp[1]))
+         for name, tp_enter, tp_exit, kp in (("execve", on_execve, on_execve_ret, _kprobes("execve")),
+                                             ("execveat", on_execveat, on_execveat_ret, _kprobes("execveat")))}
 
 
 @tracepoint("sched", "sched_process_exit")
@@ -248,6 +279,9 @@ class Execsnoop(Tool):
         parser.add_argument("-P", "--ppid", type=types.pid, help="only execs whose parent is this process")
         parser.add_argument("--exit", action="store_true",
                             help="also a line when a traced process exits: exit code and lifetime")
+        parser.add_argument("--hook", choices=("auto", "tracepoint", "kprobe"), default="auto",
+                            help="where to hook execve/execveat: the syscall tracepoints (auto: "
+                                 "where present) or kprobes on the syscall wrappers")
 
     def options(self, args: argparse.Namespace) -> Options:
         self.args = args
@@ -260,14 +294,23 @@ class Execsnoop(Tool):
             cols.append(("uid", "UID", 5))
         self.columns = Columns([*cols, ("comm", "PCOMM", 16), ("pid", "PID", 7), ("ppid", "PPID", 7),
                                 ("ret", "RET", 3, ">"), ("args", "ARGS", 0, "<", self._args_text)])
-        return Options(uid=args.uid, ppid=args.ppid, max_args=args.max_args, exit=args.exit)
+        return Options(uid=args.uid, ppid=args.ppid, max_args=args.max_args, exit=args.exit, hook=args.hook)
 
     def programs(self, opts: Options) -> list[ProgramDef]:
-        progs = [on_execve_ret, on_execveat_ret, on_execve, on_execveat]
+        kind = opts.hook
+        if kind == "auto":  # one kind for all four: the tracepoints if this kernel has them all
+            tracepoints = [hook.candidates[0] for pair in HOOKS.values() for hook in pair]
+            kind = "tracepoint" if all(unavailable(p) is None for p in tracepoints) else "kprobe"
+        self.kind = kind
+        ret = "kretprobe" if kind == "kprobe" else kind
+        progs = [p for enter, exit_ in HOOKS.values() for p in (exit_.choose(ret), enter.choose(kind))]
         return [*progs, on_process_exit] if opts.exit else progs
 
     def notes(self, coll: Any, opts: Options) -> list[str]:
-        hooks = "tracepoints syscalls:sys_enter/sys_exit_execve and _execveat"
+        if self.kind == "tracepoint":
+            hooks = "tracepoints syscalls:sys_enter/sys_exit_execve and _execveat"
+        else:
+            hooks = f"kprobes and kretprobes on {wrapper('execve')} and {wrapper('execveat')}"
         return [f"hooks: {hooks}" + (", sched:sched_process_exit" if opts.exit else "")]
 
     def prepare(self, coll: Any, opts: Options) -> None:
@@ -282,7 +325,7 @@ class Execsnoop(Tool):
             return self._exit_row(ev)
         if kind == FILENAME:
             self.pending[ev.who.tid] = ex = _Exec()
-            ex.name = ev.data[:ev.len - 1] if ev.len > 0 else None
+            ex.name = ev.data[:max(ev.len - 1, 0)] if ev.len >= 0 else None
             ex.flags = ev.value
             return None
         ex = self.pending.get(ev.who.tid)

@@ -21,6 +21,8 @@ from pybpfasm.dsl import (
     Record,
     any_of,
     char,
+    kprobe,
+    kretprobe,
     s32,
     s64,
     tracepoint,
@@ -32,9 +34,10 @@ from pybpfasm.dsl import (
 from .common import openflags
 from .common import options as types
 from .common.columns import Columns
-from .common.hooks import unavailable
+from .common.hooks import Hook, unavailable
 from .common.process import AT_FDCWD, Sink, Who, current_task, dir_of, walk_path, who
 from .common.strings import decode
+from .common.syscalls import SyscallArgs, wrapper
 from .common.tool import Tool
 
 #: the longest path the kernel accepts, NUL included
@@ -83,6 +86,7 @@ class Options:
     failed: bool = False
     flags: tuple[str, ...] = ()
     full_path: bool = False
+    hook: str = "auto"
 
 
 def _enter(b, ctx, opts: Options, fname, flags, mode, dirfd, how) -> None:
@@ -101,19 +105,34 @@ def _enter(b, ctx, opts: Options, fname, flags, mode, dirfd, how) -> None:
     calls.update(b, pid_tgid.cast(u32), call)
 
 
+#: the arguments of each syscall, named as its tracepoint names them
+ARGS = {"open": ("filename", "flags", "mode"), "openat": ("dfd", "filename", "flags", "mode"),
+        "openat2": ("dfd", "filename", "how", "usize")}
+
+
+def _call(b, ctx, opts: Options, syscall: str) -> None:
+    """Remember one call of *syscall* (ctx: its tracepoint's, or a :class:`SyscallArgs`)."""
+    if syscall == "open":
+        _enter(b, ctx, opts, ctx.filename, ctx.flags, ctx.mode, AT_FDCWD, 0)
+    elif syscall == "openat":
+        _enter(b, ctx, opts, ctx.filename, ctx.flags, ctx.mode, ctx.dfd, 0)
+    else:
+        _enter(b, ctx, opts, ctx.filename, 0, 0, ctx.dfd, ctx.how)
+
+
 @tracepoint("syscalls", "sys_enter_open")
 def on_open(b, ctx, opts: Options):
-    _enter(b, ctx, opts, ctx.filename, ctx.flags, ctx.mode, AT_FDCWD, 0)
+    _call(b, ctx, opts, "open")
 
 
 @tracepoint("syscalls", "sys_enter_openat")
 def on_openat(b, ctx, opts: Options):
-    _enter(b, ctx, opts, ctx.filename, ctx.flags, ctx.mode, ctx.dfd, 0)
+    _call(b, ctx, opts, "openat")
 
 
 @tracepoint("syscalls", "sys_enter_openat2")
 def on_openat2(b, ctx, opts: Options):
-    _enter(b, ctx, opts, ctx.filename, 0, 0, ctx.dfd, ctx.how)
+    _call(b, ctx, opts, "openat2")
 
 
 def _flag_filter(b, flags, wanted: tuple[str, ...]):
@@ -180,9 +199,25 @@ def on_openat2_ret(b, ctx, opts: Options):
     _exit(b, ctx, opts)
 
 
-#: (entry, exit) programs of each open syscall
-SYSCALLS = {"open": (on_open, on_open_ret), "openat": (on_openat, on_openat_ret),
-            "openat2": (on_openat2, on_openat2_ret)}
+def _kprobes(syscall: str) -> tuple[ProgramDef, ProgramDef]:
+    """Entry and exit programs for *syscall* as a kprobe and kretprobe on its wrapper."""
+
+    def enter(b, ctx, opts: Options):
+        _call(b, SyscallArgs(ctx, ARGS[syscall]), opts, syscall)
+
+    def ret(b, ctx, opts: Options):
+        _exit(b, ctx, opts)
+
+    enter.__name__ = enter.__qualname__ = f"on_{syscall}"
+    ret.__name__ = ret.__qualname__ = f"on_{syscall}_ret"
+    return kprobe(wrapper(syscall))(enter), kretprobe(wrapper(syscall))(ret)
+
+
+#: (entry, exit) of each open syscall, on its tracepoints (best) or kprobes of its wrapper
+HOOKS = {name: (Hook(tp_enter, kp[0]), Hook(tp_exit, kp[1]))
+         for name, tp_enter, tp_exit, kp in (("open", on_open, on_open_ret, _kprobes("open")),
+                                             ("openat", on_openat, on_openat_ret, _kprobes("openat")),
+                                             ("openat2", on_openat2, on_openat2_ret, _kprobes("openat2")))}
 
 
 # -- user space ----------------------------------------------------------------------------
@@ -217,6 +252,9 @@ class Opensnoop(Tool):
                             help="only opens with this flag, e.g. O_WRONLY (repeatable: any of them)")
         parser.add_argument("-F", "--full-path", action="store_true",
                             help="absolute paths: relative names joined to the dirfd or working directory")
+        parser.add_argument("--hook", choices=("auto", "tracepoint", "kprobe"), default="auto",
+                            help="where to hook the open syscalls: their tracepoints (auto: where "
+                                 "present) or kprobes on the syscall wrappers")
 
     def options(self, args: argparse.Namespace) -> Options:
         self.args = args
@@ -231,14 +269,25 @@ class Opensnoop(Tool):
             cols.append(("flags", "FLAGS", 8, "<", lambda f: f"{openflags.value(f):08o}"))
         self.columns = Columns([*cols, ("path", "PATH")])
         return Options(pid=args.pid, tid=args.tid, uid=args.uid, failed=args.failed,
-                       flags=tuple(dict.fromkeys(args.flag_filter)), full_path=args.full_path)
+                       flags=tuple(dict.fromkeys(args.flag_filter)), full_path=args.full_path,
+                       hook=args.hook)
 
     def programs(self, opts: Options) -> list[ProgramDef]:
-        self.syscalls = [n for n, (enter, _) in SYSCALLS.items() if unavailable(enter) is None]
-        return [p for n in self.syscalls for p in reversed(SYSCALLS[n])]  # exits first
+        kind = opts.hook
+        if kind == "auto":  # the tracepoints if this kernel has openat's
+            kind = "tracepoint" if unavailable(on_openat) is None else "kprobe"
+        self.kind, ret = kind, "kretprobe" if kind == "kprobe" else kind
+        # the syscalls this architecture has (no open() on arm64)
+        self.syscalls = [n for n, (enter, _) in HOOKS.items()
+                         if any(c.kind == kind and unavailable(c) is None for c in enter.candidates)]
+        if not self.syscalls:
+            HOOKS["openat"][0].choose(kind)  # raises, saying why this kernel cannot
+        return [p for n in self.syscalls for p in (HOOKS[n][1].choose(ret), HOOKS[n][0].choose(kind))]
 
     def notes(self, coll: Any, opts: Options) -> list[str]:
-        return [f"hooks: tracepoints syscalls:sys_enter/sys_exit_ of {', '.join(self.syscalls)}"]
+        if self.kind == "tracepoint":
+            return [f"hooks: tracepoints syscalls:sys_enter/sys_exit_ of {', '.join(self.syscalls)}"]
+        return [f"hooks: kprobes and kretprobes on {', '.join(wrapper(n) for n in self.syscalls)}"]
 
     def prepare(self, coll: Any, opts: Options) -> None:
         self.wall = WallClock()

@@ -113,13 +113,16 @@ class _Walk(Record):
     ctx: u64
     dentry: u64
     mnt: u64
+    root_dentry: u64
+    root_mnt: u64
     depth: u64
     done: u64
     kind: u64
 
 
 def walk_path(b, ctx, sink: Sink, who_ref, dentry, vfsmount, kind: int) -> None:
-    """Send the names from *dentry* up to the root, crossing mounts: one record of *kind*
+    """Send the names from *dentry* up to the process's root (chroot, a container's root) or
+    the root of its mount namespace, crossing mounts: one record of *kind*
     each (``index`` 0 the leaf), then one of ``kind + 1`` whose ``index`` is the depth and
     ``len`` 1 if the root was reached (0: it stopped after :data:`MAX_DEPTH` turns, a turn
     a name or a mount crossed)."""
@@ -127,6 +130,8 @@ def walk_path(b, ctx, sink: Sink, who_ref, dentry, vfsmount, kind: int) -> None:
     st.who = who_ref
     st.ctx = ctx.value
     st.dentry, st.mnt, st.depth, st.done, st.kind = dentry, vfsmount, 0, 0, kind
+    root = current_task(b).fs.root
+    st.root_dentry, st.root_mnt = root.dentry, root.mnt
 
     def walk_step(sub, i, state):
         _walk_step(sub, state, sink)
@@ -142,6 +147,9 @@ def _walk_step(b, st, sink: Sink) -> None:
     mount_off = b.resolve_type("struct mount").member("mnt").offset
     d, m = st.dentry.rvalue(), st.mnt.rvalue()
     with b.if_((d == 0) | (m == 0)):
+        b.return_(1)
+    with b.if_((d == st.root_dentry) & (m == st.root_mnt)):  # the process's own root
+        st.done = 1
         b.return_(1)
     with b.if_(d == m.cast("struct vfsmount").mnt_root):
         mount = (m - mount_off).cast("struct mount")
