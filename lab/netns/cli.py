@@ -7,7 +7,7 @@ import signal
 import sys
 from typing import Sequence
 
-from . import build, scenario, topology
+from . import build, cases, topology
 from . import demo as demo_
 
 
@@ -34,7 +34,8 @@ def down(argv: Sequence[str], prog: str) -> int:
 
 
 def list_(argv: Sequence[str], prog: str) -> int:
-    parser = argparse.ArgumentParser(prog=prog, description="topologies, whether they are up, and scenarios")
+    parser = argparse.ArgumentParser(prog=prog, description="topologies, whether they are up, and "
+                                     "the demo's tools and scenarios")
     parser.parse_args(argv)
     shipped = {name: topology.load(name) for name in topology.available()}
     up_now = build.namespaces_up()
@@ -45,19 +46,23 @@ def list_(argv: Sequence[str], prog: str) -> int:
     strays = [n for n in up_now if not any(n.startswith(t.prefix) for t in shipped.values())]
     for netns in strays:
         print(f"{netns}: a lab namespace of no shipped topology (remove with 'lab down')")
-    print("\nscenarios (lab demo):")
-    for s in scenario.load().scenarios:
-        print(f"  {s.name:<24} {s.summary}")
+    print("\ntools and their scenarios (lab demo [TOOL|SCENARIO]...):")
+    for case in cases.all_cases():
+        print(f"  {case.tool}")
+        for s in case.scenarios():
+            print(f"    {s.name:<24} {s.summary}")
     return 0
 
 
 def demo(argv: Sequence[str], prog: str) -> int:
-    parser = argparse.ArgumentParser(prog=prog, description="build the drops topology, run every "
-                                     "scenario under 'pybpfasm dropmon --json' and compare "
-                                     "expected with observed events, then tear down")
-    parser.add_argument("scenarios", nargs="*", metavar="SCENARIO", help="only these (default: all)")
+    parser = argparse.ArgumentParser(prog=prog, description="run every tool that runs on this "
+                                     "kernel ('pybpfasm TOOL --json') on scenarios whose events "
+                                     "are known in advance, and print expected versus observed "
+                                     "per tool and scenario; everything built is torn down")
+    parser.add_argument("names", nargs="*", metavar="TOOL|SCENARIO",
+                        help="only these tools or scenarios (default: all; see 'lab list')")
     args = parser.parse_args(argv)
-    selected = scenario.load().select(args.scenarios)
+    selected = cases.select(cases.all_cases(), args.names)
     for sig in (signal.SIGTERM, signal.SIGHUP):  # unwind (tear down) as Ctrl-C does
         signal.signal(sig, _exit_on_signal)
     return 0 if demo_.demo(selected, sys.stdout) else 1

@@ -1,40 +1,38 @@
-"""``pybpfasm lab demo``: build the drops topology, start the drop monitor, run every
-scenario, print expected versus observed, tear everything down."""
+"""``pybpfasm lab demo``: every tool case (:mod:`.cases`) in turn, each scenario's expected
+versus observed events printed per tool, everything torn down after each case."""
 
 from __future__ import annotations
 
 import sys
 import time
-from typing import Sequence, TextIO
+from typing import Any, Mapping, Sequence, TextIO
 
-from . import build, runner
+from .cases import Case
 from .errors import LabError
-from .monitor import DropMonitor, dropmon_available
-from .scenario import Scenario, ScenarioSet
+from .scenario import shorten
 from .verdict import Verdict
 
 _MAX_SHOWN = 3  # unexpected events listed per scenario
 
 
-def demo(scenarios: ScenarioSet, out: TextIO = sys.stdout, monitor_args: Sequence[str] = ()) -> bool:
-    """Run the demo; True when every scenario matched exactly."""
-    if not dropmon_available():
-        raise LabError("this installation has no 'pybpfasm dropmon' yet; "
+def demo(chosen: Sequence[tuple[Case, list[str]]], out: TextIO = sys.stdout) -> bool:
+    """Run the chosen cases' scenarios; True when every one matched exactly."""
+    if not chosen:
+        raise LabError("this installation has none of the lab's tools yet; "
                        "the scenarios are checked by the lab's own tests (pytest tests/lab)")
     started = time.monotonic()
-    progress = Progress(out, len(scenarios.scenarios))
-    with build.built(scenarios.topology), DropMonitor(scenarios.topology.name, monitor_args) as monitor:
-        verdicts = runner.run(scenarios, monitor, progress)
-        lost, bad = monitor.lost, list(monitor.bad_lines)
+    total = sum(len(names) or len(case.scenarios()) for case, names in chosen)
+    progress = Progress(out, total)
+    results: list[tuple[str, list[Verdict]]] = []
+    for case, names in chosen:
+        progress.tool = case.tool
+        results.append((case.tool, case.run(names, progress)))
     progress.clear()
-    out.write(table(verdicts))
-    if lost:
-        out.write(f"\nthe monitor reported {lost} lost events: counts may be short\n")
-    if bad:
-        out.write(f"\nthe monitor printed {len(bad)} lines that are not JSON objects, e.g. {bad[0]!r}\n")
+    out.write(table(results))
+    verdicts = [v for _, vs in results for v in vs]
     passed = sum(v.ok for v in verdicts)
     out.write(f"\n{passed}/{len(verdicts)} scenarios matched exactly in {time.monotonic() - started:.1f} s\n")
-    return passed == len(verdicts) and not bad
+    return passed == len(verdicts)
 
 
 class Progress:
@@ -43,13 +41,17 @@ class Progress:
     def __init__(self, out: TextIO, total: int) -> None:
         self.out, self.total = out, total
         self.tty = out.isatty()
+        self.done = 0
+        self.tool = ""
 
-    def __call__(self, index: int, scenario: Scenario, verdict: Verdict | None) -> None:
-        step = f"[{index + 1}/{self.total}] {scenario.name}"
+    def __call__(self, scenario: Any, verdict: Verdict | None) -> None:
+        step = f"[{self.done + 1}/{self.total}] {self.tool} {scenario.name}"
         if verdict is None and self.tty:
             self.out.write(f"\r\033[K{step}: {scenario.summary}")
         elif verdict is not None and not self.tty:
             self.out.write(f"{step}: {'ok' if verdict.ok else 'MISMATCH'}\n")
+        if verdict is not None:
+            self.done += 1
         self.out.flush()
 
     def clear(self) -> None:
@@ -57,23 +59,27 @@ class Progress:
             self.out.write("\r\033[K")
 
 
-def table(verdicts: Sequence[Verdict]) -> str:
-    """Expected versus observed, one row per expectation, then what nobody expected."""
-    rows = [("SCENARIO", "EXPECTED", "OBSERVED", "RESULT", "EVENT")]
-    for v in verdicts:
-        for i, (expectation, seen) in enumerate(v.expected):
-            ok = "ok" if expectation.count == seen else "MISMATCH"
-            rows.append((v.scenario if i == 0 else "", str(expectation.count), str(seen), ok,
-                         expectation.describe()))
-        if v.unexpected:
-            rows.append(("", "0", str(len(v.unexpected)), "MISMATCH", "unexpected events (below)"))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[4] for row in rows]
-    for v in verdicts:
-        for event in v.unexpected[:_MAX_SHOWN]:
-            shown = {k: event.get(k) for k in ("reason", "proto", "src", "dst", "sport", "dport",
-                                                "ip_id", "vlan", "icmp_type", "ifname", "location")}
-            lines.append(f"{v.scenario}: unexpected {shown}")
-        if len(v.unexpected) > _MAX_SHOWN:
-            lines.append(f"{v.scenario}: ... {len(v.unexpected) - _MAX_SHOWN} more")
-    return "\n".join(lines) + "\n"
+def table(results: Sequence[tuple[str, Sequence[Verdict]]]) -> str:
+    """Expected versus observed, one row per expectation, per tool and scenario; then what
+    nobody expected and what made an observation unsound."""
+    rows = [("TOOL", "SCENARIO", "EXPECTED", "OBSERVED", "RESULT", "EVENT")]
+    notes = []
+    for tool, verdicts in results:
+        for n, v in enumerate(verdicts):
+            for i, (expectation, seen) in enumerate(v.expected):
+                ok = "ok" if expectation.count == seen else "MISMATCH"
+                rows.append((tool if n == 0 and i == 0 else "", v.scenario if i == 0 else "",
+                             str(expectation.count), str(seen), ok, expectation.describe()))
+            if v.unexpected:
+                rows.append(("", "", "0", str(len(v.unexpected)), "MISMATCH", "unexpected events (below)"))
+            notes += [f"{tool} {v.scenario}: unexpected {_shown(e)}" for e in v.unexpected[:_MAX_SHOWN]]
+            if len(v.unexpected) > _MAX_SHOWN:
+                notes.append(f"{tool} {v.scenario}: ... {len(v.unexpected) - _MAX_SHOWN} more")
+            notes += [f"{tool} {v.scenario}: {problem}" for problem in v.problems]
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[5] for row in rows]
+    return "\n".join([*lines, *notes]) + "\n"
+
+
+def _shown(event: Mapping[str, Any]) -> str:
+    return "{" + ", ".join(f"{k}: {shorten(v)}" for k, v in event.items() if v is not None) + "}"

@@ -1,5 +1,5 @@
-"""The drop monitor as the lab runs it: ``pybpfasm dropmon --json`` in a child process whose
-JSON lines are collected by a reader thread."""
+"""A tool as the lab runs it: ``pybpfasm TOOL --json ARGS`` in a child process whose JSON
+lines are collected by a reader thread."""
 
 from __future__ import annotations
 
@@ -18,31 +18,34 @@ from .errors import LabError
 #: the line every tool prints on stderr once its programs are attached
 READY_LINE = re.compile(r"Tracing .*Ctrl-C to end\.")
 START_TIMEOUT = 30.0
+STOP_TIMEOUT = 10.0
 
 
-class DropMonitor:
-    """A running ``pybpfasm dropmon --json`` for ``topology``; ``events`` grows as the tool prints.
+class ToolMonitor:
+    """A running ``pybpfasm TOOL --json ARGS``; ``events()`` grows as the tool prints.
 
-    The tool is the lab's child (:mod:`.children`): it dies with this process, and
-    ``lab down TOPOLOGY`` stops it if it was left behind.
+    The tool is the lab's child (:mod:`.children`) with ``marker`` (a topology name):
+    it dies with this process, and ``lab down MARKER`` stops it if it was left behind.
+    ``{"lost": N}`` lines add up in ``lost``; lines that are not JSON objects go to ``bad_lines``.
     """
 
-    #: the event keys it reports (None: every key of the JSON contract)
+    #: the event keys it reports (None: every key of the tool's JSON contract)
     keys: frozenset[str] | None = None
 
-    def __init__(self, topology: str, extra_args: Sequence[str] = ()) -> None:
-        self.topology = topology
-        self.argv = [sys.executable, "-m", "pybpfasm.cli", "dropmon", "--json", *extra_args]
+    def __init__(self, tool: str, args: Sequence[str], marker: str) -> None:
+        self.tool, self.marker = tool, marker
+        self.argv = [sys.executable, "-m", "pybpfasm.cli", tool, "--json", *args]
         self._events: list[dict[str, Any]] = []
         self.lost = 0
         self.bad_lines: list[str] = []
+        self.returncode: int | None = None
         self._stderr: deque[str] = deque(maxlen=20)
         self._ready = threading.Event()
         self._stderr_closed = threading.Event()
         self._proc: subprocess.Popen[str] | None = None
         self._threads: list[threading.Thread] = []
 
-    def __enter__(self) -> DropMonitor:
+    def __enter__(self) -> ToolMonitor:
         self.start()
         return self
 
@@ -51,7 +54,7 @@ class DropMonitor:
 
     def start(self) -> None:
         """Start the tool and wait until it says it is tracing."""
-        self._proc = children.popen(self.argv, self.topology, stdout=subprocess.PIPE,
+        self._proc = children.popen(self.argv, self.marker, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, text=True, bufsize=1)
         self._threads = [threading.Thread(target=self._read_stdout, daemon=True),
                          threading.Thread(target=self._read_stderr, daemon=True)]
@@ -61,22 +64,29 @@ class DropMonitor:
         if not started or self._proc.poll() is not None:
             self.stop()
             last = self._stderr[-1] if self._stderr else f"no 'Tracing ... Ctrl-C to end.' within {START_TIMEOUT:.0f} s"
-            raise LabError(f"the drop monitor did not start: {last}")
+            raise LabError(f"'pybpfasm {self.tool}' did not start: {last}")
 
     def stop(self) -> None:
-        """SIGINT (the tool's clean exit), then SIGKILL if it lingers."""
+        """SIGINT (the tool's clean exit: it prints what it read, or its summary), then
+        SIGKILL if it lingers; every line it printed is in ``events()`` afterwards."""
         if self._proc is None:
             return
         if self._proc.poll() is None:
             self._proc.send_signal(signal.SIGINT)
             try:
-                self._proc.wait(5)
+                self._proc.wait(STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait()
         for thread in self._threads:
-            thread.join(2)
+            thread.join(STOP_TIMEOUT)
+        self.returncode = self._proc.returncode
         self._proc = None
+
+    @property
+    def stderr(self) -> list[str]:
+        """The last lines the tool printed on stderr."""
+        return list(self._stderr)
 
     def events(self) -> list[dict[str, Any]]:
         """Every event printed so far, in order (a snapshot)."""
@@ -107,8 +117,8 @@ class DropMonitor:
         self._ready.set()  # the tool exited: stop waiting
 
 
-def dropmon_available() -> bool:
-    """Whether this installation has the ``dropmon`` subcommand."""
+def available(tool: str) -> bool:
+    """Whether this installation has the ``pybpfasm TOOL`` subcommand."""
     from pybpfasm.tools import TOOLS
 
-    return "dropmon" in TOOLS
+    return tool in TOOLS

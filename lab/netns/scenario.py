@@ -51,7 +51,16 @@ class Expectation:
         return all(key in event and event[key] == value for key, value in self.fields.items())
 
     def describe(self) -> str:
-        return " ".join(f"{key}={value}" for key, value in self.fields.items())
+        return " ".join(f"{key}={shorten(value)}" for key, value in self.fields.items())
+
+
+def shorten(value: Any, limit: int = 48) -> str:
+    """*value* as text, long strings (in lists too) cut to their start and length."""
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(shorten(v, limit) for v in value) + "]"
+    if isinstance(value, str) and (len(value) > limit or not value or " " in value):
+        return repr(value) if len(value) <= limit else f"{value[:8]!r}...({len(value)} chars)"
+    return str(value)
 
 
 @dataclass(frozen=True)

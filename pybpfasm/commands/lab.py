@@ -13,8 +13,8 @@ GROUPS: dict[str, tuple[str, str]] = {
     "vm": ("pybpfasm.lab.vm.cli", "qemu micro-VMs on Debian or user-supplied kernels"),
     "up": ("pybpfasm.lab.netns.cli:up", "build a namespace topology (lab/topologies/NAME.toml)"),
     "down": ("pybpfasm.lab.netns.cli:down", "remove a topology's namespaces, leftovers included"),
-    "list": ("pybpfasm.lab.netns.cli:list_", "topologies (up or down) and drop scenarios"),
-    "demo": ("pybpfasm.lab.netns.cli:demo", "every drop scenario under 'pybpfasm dropmon': expected vs observed"),
+    "list": ("pybpfasm.lab.netns.cli:list_", "topologies (up or down), the demo's tools and scenarios"),
+    "demo": ("pybpfasm.lab.netns.cli:demo", "every tool on its known scenarios: expected vs observed"),
 }
 
 

@@ -93,9 +93,9 @@ def test_sigkilled_owner_leaves_namespaces_that_down_removes():
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_interrupted_demo_removes_everything(signum):
-    from pybpfasm.lab.netns.monitor import dropmon_available
+    from pybpfasm.lab.netns.monitor import available
 
-    if not dropmon_available():
+    if not available("dropmon"):
         pytest.skip("no 'pybpfasm dropmon' in this tree")
     before = host_links()
     demo = run_lab("demo", "ip4-fragment-timeout", "udp4-closed-port")
@@ -129,14 +129,16 @@ def children(pid: int) -> list[int]:
 
 
 def test_demo_prints_expected_versus_observed():
-    from pybpfasm.lab.netns.monitor import dropmon_available
+    from pybpfasm.lab.netns.monitor import available
 
-    if not dropmon_available():
+    if not available("dropmon"):
         pytest.skip("no 'pybpfasm dropmon' in this tree")
     out, err = run_lab("demo", "udp4-closed-port", "ip4-bad-checksum").communicate(timeout=60)
     assert err == ""
-    rows = [line.split()[:4] for line in out.splitlines() if line.startswith(("udp4", "ip4"))]
-    assert rows == [["udp4-closed-port", "3", "3", "ok"], ["ip4-bad-checksum", "3", "3", "ok"]]
+    header = out.index("TOOL ")
+    first, second = out[header:].splitlines()[1:3]
+    assert first.split()[:5] == ["dropmon", "udp4-closed-port", "3", "3", "ok"]
+    assert second.startswith(" ") and second.split()[:4] == ["ip4-bad-checksum", "3", "3", "ok"]
     assert re.search(r"\n2/2 scenarios matched exactly in \d+\.\d s\n$", out), out
     assert build.namespaces_up("pbl-drops-") == []
 
@@ -144,7 +146,7 @@ def test_demo_prints_expected_versus_observed():
 def test_bad_names_are_one_line_usage_errors():
     for args, message in [(("down", "x;y"), "bad topology name 'x;y'"),
                           (("up", "nope"), "no topology 'nope'"),
-                          (("demo", "nope"), "no scenario 'nope'")]:
+                          (("demo", "nope"), "no tool or scenario 'nope'")]:
         proc = run_lab(*args)
         _, err = proc.communicate(timeout=30)
         assert proc.returncode == 2 and message in err and err.count("\n") == 1, (args, err)

@@ -9,16 +9,16 @@ from typing import Iterator
 import pytest
 
 from pybpfasm.lab.netns import runner, scenario
-from pybpfasm.lab.netns.monitor import DropMonitor, dropmon_available
+from pybpfasm.lab.netns.monitor import ToolMonitor, available
 
-pytestmark = pytest.mark.skipif(not dropmon_available(), reason="no 'pybpfasm dropmon' in this tree")
+pytestmark = pytest.mark.skipif(not available("dropmon"), reason="no 'pybpfasm dropmon' in this tree")
 
 NAMES = [s.name for s in scenario.load("drops").scenarios]
 
 
 @pytest.fixture(scope="module")
-def monitor(drops_lab) -> Iterator[DropMonitor]:
-    with DropMonitor(drops_lab.topology.name) as mon:
+def monitor(drops_lab) -> Iterator[ToolMonitor]:
+    with ToolMonitor("dropmon", (), drops_lab.topology.name) as mon:
         yield mon
     assert mon.bad_lines == []
 

@@ -18,7 +18,7 @@ import time
 import pytest
 
 from pybpfasm.lab.netns import build, children
-from pybpfasm.lab.netns.monitor import dropmon_available
+from pybpfasm.lab.netns.monitor import available
 from pybpfasm.sys import Cmd, SyscallError, bpf_fd, new_attr
 
 from .test_build import run_lab
@@ -138,7 +138,7 @@ def test_down_stops_marked_leftovers_and_nothing_else():
         marked.wait()
 
 
-@pytest.mark.skipif(not dropmon_available(), reason="no 'pybpfasm dropmon' in this tree")
+@pytest.mark.skipif(not available("dropmon"), reason="no 'pybpfasm dropmon' in this tree")
 @pytest.mark.parametrize("run", range(RUNS))
 def test_sigkilled_demo_leaves_nothing_after_down(run):
     """Run 0 kills once the monitor holds its links; the others at random points (before,

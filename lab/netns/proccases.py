@@ -1,0 +1,50 @@
+"""execsnoop's and opensnoop's demo cases on the scripted process workloads
+(:mod:`pybpfasm.lab.workloads.processes`): every exec of the workload's children
+(``-x -P PID``: failed ones too) and every open of the workload (``-p PID -F``)."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+from ..workloads import processes
+from .scenario import Expectation
+from .workcase import Setting, WorkloadCase, WorkloadScenario
+
+
+def _flags(names: tuple[str, ...]) -> list[str]:
+    """The access mode, then the other flags in the order of their bits (as opensnoop lists them)."""
+    return [names[0], *sorted(names[1:], key=lambda name: getattr(os, name))]
+
+
+def _execs(setting: Setting, work: processes.Workload) -> list[Expectation]:
+    out = []
+    for e in processes.EXECS:
+        path = os.path.realpath(e.path) if e.how == "fd" else e.path
+        out.append(Expectation(1, {"ppid": work.pid, "comm": setting.comm if e.errno else "true",
+                                   "ret": -e.errno, "path": path, "args": list(e.args)}))
+    return out
+
+
+def _opens(setting: Setting, work: processes.Workload) -> list[Expectation]:
+    out = []
+    for o in processes.opens(setting.folder):
+        out.append(Expectation(1, {"pid": work.pid, "comm": setting.comm,
+                                   "errno": errno.errorcode[o.errno] if o.errno else None,
+                                   "flags": _flags(o.flags), "mode": o.mode,
+                                   "path": o.full(setting.folder)}))
+    return out
+
+
+CASES = (
+    WorkloadCase("execsnoop", (WorkloadScenario(
+        "execsnoop-execs", "3 execs with spaces, an empty and a 4 KiB argument; an execveat "
+        "through a descriptor; a missing file (ENOENT)",
+        lambda s: processes.Workload("exec", s.comm, spawn=s.spawn),
+        lambda s, w: ["-x", "-P", str(w.pid), "--hook", "tracepoint"], _execs),)),
+    WorkloadCase("opensnoop", (WorkloadScenario(
+        "opensnoop-opens", "opens with known flags and modes, a missing file (ENOENT), openat2 "
+        "with RESOLVE_* (one EXDEV), a relative name under a dirfd",
+        lambda s: processes.Workload("open", s.comm, s.folder, spawn=s.spawn),
+        lambda s, w: ["-p", str(w.pid), "-F", "--hook", "tracepoint"], _opens),)),
+)
