@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from pybpfasm.dsl import Events, PerCPUArray, Record, s32, s64, u32, u64
+from pybpfasm.errors import BPFError
+from pybpfasm.helpers import has_helper
 
 #: AT_FDCWD, as the low 32 bits of a syscall's dirfd argument
 AT_FDCWD = -100 & 0xFFFF_FFFF
@@ -108,6 +110,11 @@ def dir_of(b, task, dirfd, at: bool):
     return dentry, mnt
 
 
+def _need_loop(what: str) -> None:
+    if not has_helper("loop"):
+        raise BPFError(f"{what} needs bpf_loop (Linux 5.17+), which this kernel does not have")
+
+
 class _Walk(Record):
     who: Who
     ctx: u64
@@ -126,6 +133,7 @@ def walk_path(b, ctx, sink: Sink, who_ref, dentry, vfsmount, kind: int) -> None:
     each (``index`` 0 the leaf), then one of ``kind + 1`` whose ``index`` is the depth and
     ``len`` 1 if the root was reached (0: it stopped after :data:`MAX_DEPTH` turns, a turn
     a name or a mount crossed)."""
+    _need_loop("walking a path")
     st = b.stack(_Walk, "a path walk")
     st.who = who_ref
     st.ctx = ctx.value
@@ -199,6 +207,7 @@ def send_argv(b, ctx, sink: Sink, who_ref, argv, kind: int, chunk: int, reads: i
     the argument, *chunk* bytes at most each, at most *reads* of them (and *max_args*
     arguments); then one record of ``kind + 1`` whose ``index`` is the count of arguments
     read and ``len`` 1 if that was all of them."""
+    _need_loop("reading argv")
     st = b.stack(_Argv, "an argv walk")
     st.who = who_ref
     st.ctx = ctx.value

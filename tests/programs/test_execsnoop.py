@@ -246,3 +246,14 @@ def test_says_which_hooks(tool):
     notes = [line for line in err.splitlines() if line.startswith("note: ")]
     assert notes == ["note: hooks: tracepoints syscalls:sys_enter/sys_exit_execve and _execveat, "
                      "sched:sched_process_exit"]
+
+
+def test_kernels_without_bpf_loop_are_told(monkeypatch):
+    """Before 5.17 (the 5.10 guest) the build stops with one sentence, not a verifier log."""
+    from pybpfasm.errors import BPFError
+    from pybpfasm.tools import execsnoop
+    from pybpfasm.tools.common import process
+
+    monkeypatch.setattr(process, "has_helper", lambda name: name != "loop")
+    with pytest.raises(BPFError, match=r"needs bpf_loop \(Linux 5.17\+\)"):
+        execsnoop.on_execve.build(execsnoop.Options())
