@@ -7,7 +7,7 @@ import signal
 import sys
 from typing import Sequence
 
-from . import build, cases, topology
+from . import build, cases, topology, workcase
 from . import demo as demo_
 
 
@@ -38,6 +38,7 @@ def list_(argv: Sequence[str], prog: str) -> int:
                                      "the demo's tools and scenarios")
     parser.parse_args(argv)
     shipped = {name: topology.load(name) for name in topology.available()}
+    shipped[workcase.TOPOLOGY.name] = workcase.TOPOLOGY  # built by the demo, declared in code
     up_now = build.namespaces_up()
     width = max(map(len, shipped), default=4)
     for name, topo in shipped.items():

@@ -20,6 +20,7 @@ from .verdict import expand
 from .workcase import Setting, WorkloadCase, WorkloadScenario
 
 UDP = 5  # UDP sockets the workload makes and binds first
+DECOY_UDP = 2  # ... and a decoy of the same name in the other namespace
 PROBE = "tracepoint:syscalls:sys_enter_{}"
 #: soprotocol's protocol names for the workload's protocols
 PROTOCOLS = {0: "IPPROTO_IP", socket.IPPROTO_TCP: "IPPROTO_TCP", socket.IPPROTO_UDP: "IPPROTO_UDP"}
@@ -32,8 +33,17 @@ def _start(setting: Setting) -> sockets.Workload:
     return sockets.Workload(setting.comm, setting.netns, UDP, spawn=setting.spawn)
 
 
+def _decoy(setting: Setting) -> list[sockets.Workload]:
+    """The workload under the same name in the other namespace, with fewer UDP sockets."""
+    return [sockets.Workload(setting.comm, setting.twin_netns, DECOY_UDP, spawn=setting.spawn)]
+
+
 def _by_comm(setting: Setting, _work: Any) -> list[str]:
     return ["-c", setting.comm, "--hook", "tracepoint"]
+
+
+def _by_pid(setting: Setting, work: sockets.Workload) -> list[str]:
+    return ["-p", str(work.pid), "--hook", "tracepoint"]
 
 
 def _calls(setting: Setting, _work: Any) -> list[Expectation]:
@@ -82,17 +92,24 @@ def _connects(setting: Setting, work: sockets.Workload) -> list[Expectation]:
 
 
 CALLS = f"the socket workload: {sum(sockets.calls(UDP).values())} socket calls"
+DECOY = "a decoy of the same name in another namespace"
 CASES = (
-    WorkloadCase("sockstat", (WorkloadScenario(
-        "sockstat-calls", f"{CALLS}, counted by syscall", _start, _by_comm, _calls, _probes),)),
+    WorkloadCase("sockstat", (
+        WorkloadScenario("sockstat-calls", f"{CALLS}, counted by syscall", _start, _by_comm, _calls, _probes),
+        WorkloadScenario("sockstat-pid", f"the same under -p PID, {DECOY} left out", _start, _by_pid,
+                         _calls, _probes, decoys=_decoy),
+    )),
     WorkloadCase("sofamily", (WorkloadScenario(
         "sofamily-families", f"{CALLS}: its accepts and connects by family", _start,
         lambda s, w: ["-c", s.comm], _families, _summary, objects=1),)),
     WorkloadCase("soprotocol", (WorkloadScenario(
         "soprotocol-protocols", f"{CALLS}: its accepts and connects by protocol", _start, _by_comm,
         _protocols, _summary, objects=1),)),
-    WorkloadCase("soconnect", (WorkloadScenario(
-        "soconnect-results", "IPv4/IPv6 connects: listening, closed (ECONNREFUSED), unroutable "
-        "(ENETUNREACH), non-blocking (EINPROGRESS)", _start, lambda s, w: ["-c", s.comm],
-        _connects),)),
+    WorkloadCase("soconnect", (
+        WorkloadScenario("soconnect-results", "IPv4/IPv6 connects: listening, closed (ECONNREFUSED), "
+                         "unroutable (ENETUNREACH), non-blocking (EINPROGRESS)", _start,
+                         lambda s, w: ["-c", s.comm], _connects),
+        WorkloadScenario("soconnect-pid", f"the same under -p PID, {DECOY} left out", _start,
+                         lambda s, w: ["-p", str(w.pid)], _connects, decoys=_decoy),
+    )),
 )

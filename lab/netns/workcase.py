@@ -3,7 +3,9 @@ the tool is started with a filter for it, the workload makes its calls, the tool
 with SIGINT (streaming tools print what they read, at-exit tools their summary) and what it
 printed is judged against what the workload is known to do.
 
-Every case of this kind runs in the ``demo`` topology (one namespace, only loopback up), and
+A scenario may also run decoys: workloads the tool's filter must leave out (the same process
+name in another namespace, for a pid filter). Every case of this kind runs in the ``demo``
+topology (namespaces ``box`` and ``twin``, only loopback up in each), and
 its workloads and tools are the lab's children marked ``demo``: ``lab down demo`` removes
 what a killed run left.
 """
@@ -17,14 +19,15 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional, Protocol, Sequence
 
 from . import build, children, topology
+from .errors import LabError
 from .monitor import ToolMonitor
 from .scenario import Expectation
 from .verdict import Verdict, judge
 
 #: the topology every workload case runs in
-TOPOLOGY = topology.parse({"name": "demo", "description": "the tool demo's namespace: only loopback up",
-                           "namespaces": {"box": {}}}, "the tool demo")
-NETNS = TOPOLOGY.namespaces["box"].full
+TOPOLOGY = topology.parse({"name": "demo", "description": "the tool demo's namespaces: only loopback up",
+                           "namespaces": {"box": {}, "twin": {}}}, "the tool demo")
+NETNS, TWIN_NETNS = TOPOLOGY.namespaces["box"].full, TOPOLOGY.namespaces["twin"].full
 
 
 class Workload(Protocol):
@@ -39,11 +42,12 @@ class Workload(Protocol):
 
 @dataclass(frozen=True)
 class Setting:
-    """What a scenario's workload runs with: a unique process name, the demo's namespace and
-    an empty directory of its own."""
+    """What a scenario's workload runs with: a unique process name, the demo's namespace (and
+    another for a decoy) and an empty directory of its own."""
 
     comm: str
     netns: str
+    twin_netns: str
     folder: str
 
     @staticmethod
@@ -63,6 +67,8 @@ class WorkloadScenario:
     events: Callable[[list[dict[str, Any]]], list[Mapping[str, Any]]] = lambda objs: list(objs)
     #: how many objects the tool must print (one summary for at-exit tools), None: any number
     objects: Optional[int] = None
+    #: workloads the tool must not report, started (waiting) and run before the scenario's own
+    decoys: Callable[[Setting], list[Workload]] = lambda setting: []
 
 
 #: called before each scenario (verdict None) and after it with its verdict
@@ -88,23 +94,31 @@ class WorkloadCase:
                 folder = os.path.join(os.path.realpath(scratch), str(index))
                 os.mkdir(folder)
                 comm = f"pbl-{self.tool[:6]}{os.getpid() % 1000}{index}"[:15]
-                verdict = run_one(self.tool, scenario, Setting(comm, NETNS, folder))
+                verdict = run_one(self.tool, scenario, Setting(comm, NETNS, TWIN_NETNS, folder))
                 verdicts.append(verdict)
                 progress(scenario, verdict)
         return verdicts
 
 
 def run_one(tool: str, scenario: WorkloadScenario, setting: Setting) -> Verdict:
-    """One scenario: the workload under ``pybpfasm TOOL --json ARGS``, judged."""
-    work = scenario.start(setting)
+    """One scenario: the workload under ``pybpfasm TOOL --json ARGS``, judged.  A workload
+    or a tool that fails is that scenario's mismatch, with the reason."""
+    started: list[Workload] = []
     try:
+        started += scenario.decoys(setting)
+        work = scenario.start(setting)
+        started.append(work)
         monitor = ToolMonitor(tool, scenario.args(setting, work), TOPOLOGY.name)
         with monitor:
-            work.run()
+            for workload in started:
+                workload.run()
+    except (RuntimeError, LabError) as err:
+        return judge(scenario.name, [], [], [str(err)])
     finally:
-        if work.proc.poll() is None:
-            work.proc.kill()
-            work.proc.wait()
+        for workload in started:
+            if workload.proc.poll() is None:
+                workload.proc.kill()
+                workload.proc.wait()
     objects = [{k: v for k, v in obj.items() if k != "time"} for obj in monitor.events()]
     problems = []
     if monitor.returncode != 0:

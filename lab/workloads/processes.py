@@ -147,18 +147,24 @@ class Workload:
                  spawn: Callable[..., subprocess.Popen] = subprocess.Popen) -> None:
         self.comm = comm
         self.proc = spawn([sys.executable, __file__, what, comm, *args],
-                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.pid = self.proc.pid
         if self.proc.stdout.readline() != "ready\n":
-            self.proc.wait()
-            raise RuntimeError(f"the {what} workload did not start (exit status {self.proc.returncode})")
+            _, err = self.proc.communicate()
+            raise RuntimeError(f"the {what} workload did not start: {_last(err, self.proc.returncode)}")
 
     def run(self) -> dict:
         """Make the calls; what the workload printed."""
-        out, _ = self.proc.communicate("go\n", timeout=60)
+        out, err = self.proc.communicate("go\n", timeout=60)
         if self.proc.returncode != 0:
-            raise RuntimeError(f"the workload failed (exit status {self.proc.returncode}): {out}")
+            raise RuntimeError(f"the workload failed: {_last(err, self.proc.returncode)}")
         return json.loads(out)
+
+
+def _last(stderr: str, status: int) -> str:
+    """A failed workload's last stderr line, or its exit status."""
+    lines = stderr.strip().splitlines()
+    return lines[-1] if lines else f"exit status {status}"
 
 
 def main(what: str, comm: str, args: list[str]) -> None:

@@ -76,9 +76,11 @@ def workload(udp: int) -> dict[str, Any]:
         s.bind(("127.0.0.1", PORTS["udp"] + i))
         dgram.append(s)
     srv4 = socket.socket(AF_INET, STREAM)
+    srv4.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the last run's connections in TIME_WAIT
     srv4.bind(("127.0.0.1", PORTS["tcp4"]))
     srv4.listen(8)
     srv6 = socket.socket(AF_INET6, STREAM)
+    srv6.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     srv6.bind(("::1", PORTS["tcp6"]))
     srv6.listen(8)
     srvu = socket.socket(AF_UNIX, STREAM)
@@ -121,18 +123,24 @@ class Workload:
             raise ValueError("the workload connects one UDP socket to another: udp >= 2")
         self.comm, self.udp = comm, udp
         self.proc = spawn([sys.executable, __file__, comm, netns, str(udp)],
-                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.pid = self.proc.pid
         if self.proc.stdout.readline() != "ready\n":
-            self.proc.wait()
-            raise RuntimeError(f"the socket workload did not start (exit status {self.proc.returncode})")
+            _, err = self.proc.communicate()
+            raise RuntimeError(f"the socket workload did not start: {_last(err, self.proc.returncode)}")
 
     def run(self) -> dict[str, Any]:
         """Make the calls; the addresses used (JSON lists)."""
-        out, _ = self.proc.communicate("go\n", timeout=30)
+        out, err = self.proc.communicate("go\n", timeout=30)
         if self.proc.returncode != 0:
-            raise RuntimeError(f"the socket workload failed (exit status {self.proc.returncode}): {out}")
+            raise RuntimeError(f"the socket workload failed: {_last(err, self.proc.returncode)}")
         return json.loads(out)
+
+
+def _last(stderr: str, status: int) -> str:
+    """A failed workload's last stderr line, or its exit status."""
+    lines = stderr.strip().splitlines()
+    return lines[-1] if lines else f"exit status {status}"
 
 
 def main(comm: str, netns: str, udp: int) -> None:

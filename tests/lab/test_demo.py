@@ -49,7 +49,7 @@ def test_the_demo_covers_every_tool_that_runs_here():
 def test_a_wrong_count_is_a_mismatch(privileged):
     """soconnect's scenario expecting one connect too many, and one unexpected: not ok."""
     (case,) = [c for c in CASES if c.tool == "soconnect"]
-    (real,) = case.scenarios()
+    real = case.scenarios()[0]
 
     def off(setting, work):
         first, *rest = real.expect(setting, work)
@@ -58,7 +58,7 @@ def test_a_wrong_count_is_a_mismatch(privileged):
     wrong = workcase.WorkloadScenario(real.name, real.summary, real.start, real.args, off)
     (verdict,) = workcase.WorkloadCase("soconnect", (wrong,)).run([], _no_progress)
     assert not verdict.ok
-    assert [seen for _, seen in verdict.expected][0] == 1 and len(verdict.unexpected) == 1
+    assert verdict.expected[0][1] == 1 and len(verdict.unexpected) == 1
     _nothing_left()
 
 
