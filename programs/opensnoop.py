@@ -168,7 +168,7 @@ def _exit(b, ctx, opts: Options) -> None:
     if opts.flags:
         with b.if_(~_flag_filter(b, call.flags.rvalue(), opts.flags)):
             b.return_(0)
-    w = who(b, b.ktime_get_ns())
+    w = who(b, b.ktime_get_ns(), parent=False)  # opensnoop shows no parent
     if opts.full_path:
         first = b.stack(u64, "the filename's first byte")
         first.store(0)

@@ -68,15 +68,16 @@ def current_task(b):
     return b.get_current_task().cast("struct task_struct")
 
 
-def who(b, ts) -> tuple:
-    """A :class:`Who` on the stack for the current task at *ts*; also (pid, tid, uid, ppid)."""
+def who(b, ts, parent: bool = True):
+    """A :class:`Who` on the stack for the current task at *ts* (``ppid`` 0 unless *parent*:
+    the parent costs two kernel reads)."""
     pid_tgid = b.get_current_pid_tgid()
     w = b.stack(Who, "who")
     w.ts = ts
     w.pid = pid_tgid >> 32
     w.tid = pid_tgid
     w.uid = b.get_current_uid_gid()
-    w.ppid = current_task(b).real_parent.tgid
+    w.ppid = current_task(b).real_parent.tgid if parent else 0
     return w
 
 
