@@ -10,33 +10,42 @@ module's size and mtime), the program and the options it was built with.
 
 Files live under ``${XDG_CACHE_HOME:-~/.cache}/pybpfasm/programs``, one JSON
 file per key, written atomically; anything unreadable or inconsistent is
-ignored and rebuilt, so deleting the directory is always safe.  Programs
-with bpf-to-bpf functions carry program BTF and are not cached.
+ignored and rebuilt, so deleting the directory is always safe.  A directory
+that is not this user's own (root under ``sudo -E`` with a user's HOME) is
+neither read nor written.  Each entry holds its whole key, so a file name
+(a 64-bit checksum of it) that two keys share is only a miss.  Programs with
+bpf-to-bpf functions carry program BTF and are not cached.
 """
 
 from __future__ import annotations
 
 import base64
 import functools
-import hashlib
 import json
 import os
 import struct
-import tempfile
-from pathlib import Path
-from typing import Any
+import zlib
+from typing import TYPE_CHECKING, Any
 
-from ..isa import Instruction, PseudoLoad
+from ..kernel import atomic_file, cache_dir, private_dir
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..isa import Instruction
 
 FORMAT = 1
 #: the imm field of a slot (host byte order)
 _IMM = struct.Struct("=i")
 
 
-def cache_dir() -> Path:
+def program_dir() -> str:
     """Where built programs are kept."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "pybpfasm" / "programs"
+    return os.path.join(cache_dir(), "programs")
+
+
+def _digest(text: str) -> str:
+    """A 64-bit checksum of *text*, as 16 hex digits (not a secret: a name)."""
+    data = text.encode()
+    return f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}"
 
 
 @functools.cache
@@ -44,15 +53,15 @@ def source_identity() -> str:
     """The pybpfasm version and the size and mtime of every module it is built from."""
     from .. import __version__
 
-    root = Path(__file__).resolve().parent.parent
-    h = hashlib.sha256(__version__.encode())
+    root = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+    parts = [__version__]
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         dirnames[:] = sorted(d for d in dirnames if d not in ("lab", "__pycache__"))
         for name in sorted(filenames):
             if name.endswith(".py"):
                 st = os.stat(os.path.join(dirpath, name))
-                h.update(f"{dirpath}/{name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()
+                parts.append(f"{dirpath}/{name}:{st.st_size}:{st.st_mtime_ns}")
+    return _digest("\n".join(parts))
 
 
 def kernel_identity(btf_path: str | None = None) -> str:
@@ -71,38 +80,39 @@ def kernel_identity(btf_path: str | None = None) -> str:
 class ProgramCache:
     """Built programs on disk, by key (see the module docstring)."""
 
-    def __init__(self, directory: Path | None = None, btf_path: str | None = None,
+    def __init__(self, directory: str | None = None, btf_path: str | None = None,
                  salt: Any = ()) -> None:
-        self.directory = directory or cache_dir()
+        self.directory = os.fspath(directory) if directory is not None else program_dir()
         self._kernel = kernel_identity(btf_path)
         #: whatever else the caller's builds depend on (e.g. the event stream kind)
         self.salt = salt
 
     def key(self, *parts: Any) -> str:
-        """The entry name for a program built from *parts* (program identity and options)."""
-        text = "\0".join([str(FORMAT), self._kernel, source_identity(), repr(self.salt),
+        """The key of a program built from *parts* (program identity and options)."""
+        return "\0".join([str(FORMAT), self._kernel, source_identity(), repr(self.salt),
                           *map(repr, parts)])
-        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    def _path(self, key: str) -> str:
+        return os.path.join(self.directory, f"{_digest(key)}.json")
 
     def get(self, key: str) -> dict[str, Any] | None:
-        """The entry saved under *key*, or None (missing, unreadable or of another format)."""
+        """The entry saved under *key*, or None (missing, unreadable, another key's or format)."""
+        if not private_dir(self.directory):
+            return None
         try:
-            with open(self.directory / f"{key}.json", "rb") as f:
+            with open(self._path(key), "rb") as f:
                 entry = json.load(f)
         except (OSError, ValueError):
             return None
-        if not isinstance(entry, dict) or entry.get("format") != FORMAT:
+        if not isinstance(entry, dict) or entry.get("format") != FORMAT or entry.get("key") != key:
             return None
         return entry
 
     def put(self, key: str, entry: dict[str, Any]) -> None:
         """Save *entry* atomically; a cache that cannot be written is skipped."""
         try:
-            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-")
-            with os.fdopen(fd, "w") as f:
-                json.dump({**entry, "format": FORMAT}, f)
-            os.replace(tmp, self.directory / f"{key}.json")
+            with atomic_file(self._path(key)) as f:
+                f.write(json.dumps({**entry, "format": FORMAT, "key": key}).encode())
         except OSError:
             pass
 
@@ -117,6 +127,8 @@ def decode_code(text: str) -> bytes:
 
 def map_slots(insns: list[Instruction]) -> list[tuple[int, int]]:
     """(slot, placeholder) of every map-fd ``ld_imm64`` in assembled *insns*."""
+    from ..isa import PseudoLoad
+
     out, slot = [], 0
     for insn in insns:
         if insn.is_ld_imm64 and insn.src == PseudoLoad.MAP_FD:

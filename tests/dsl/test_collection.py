@@ -130,3 +130,27 @@ def test_a_warm_start_needs_no_btf_and_no_builder(tmp_path):
                            timeout=60) for _ in range(2)]
     assert runs[0].stdout.split() == ["0", "pybpfasm.btf", "pybpfasm.dsl.builder"], runs[0].stderr
     assert runs[1].stdout.split() == ["0"], runs[1].stderr
+
+
+def test_a_cache_others_may_write_is_never_used(tmp_path):
+    """Root under ``sudo -E`` must not load programs a user planted in a shared directory."""
+    shared = tmp_path / "shared"
+    with Collection(cache=ProgramCache(shared)) as coll:
+        coll.load(on_getppid, os.getpid())
+    shared.chmod(0o777)
+    with Collection(cache=ProgramCache(shared)) as coll:
+        coll.load(on_getppid, os.getpid())
+        assert on_getppid not in coll.cached
+
+
+def test_an_entry_of_another_key_is_a_miss(tmp_path):
+    cache = ProgramCache(tmp_path)
+    with Collection(cache=cache) as coll:
+        coll.load(on_getppid, os.getpid())
+    (entry,) = tmp_path.glob("*.json")
+    data = json.loads(entry.read_text())
+    data["key"] += "x"  # as if another key had the same file name
+    entry.write_text(json.dumps(data))
+    with Collection(cache=ProgramCache(tmp_path)) as coll:
+        coll.load(on_getppid, os.getpid())
+        assert on_getppid not in coll.cached
