@@ -130,4 +130,8 @@ def run_one(tool: str, scenario: WorkloadScenario, setting: Setting) -> Verdict:
         problems.append(f"{len(monitor.bad_lines)} lines that are not JSON objects, e.g. {monitor.bad_lines[0]!r}")
     if scenario.objects is not None and len(objects) != scenario.objects:
         problems.append(f"{len(objects)} JSON objects printed, not {scenario.objects}")
-    return judge(scenario.name, scenario.expect(setting, work), scenario.events(objects), problems)
+    try:
+        events = scenario.events(objects)
+    except (KeyError, TypeError, ValueError, AttributeError) as err:  # not the tool's JSON contract
+        events, problems = [], [*problems, f"the tool's JSON objects are not what it promises: {err!r}"]
+    return judge(scenario.name, scenario.expect(setting, work), events, problems)

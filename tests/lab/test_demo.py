@@ -128,3 +128,14 @@ def test_every_case_runs_under_a_unique_name():
     assert len(names) == len(set(names))
     assert not set(names) & {c.tool for c in cases.all_cases()}
     assert os.path.basename(workcase.NETNS) == "pbl-demo-box"
+
+
+def test_json_of_another_shape_is_a_mismatch_not_a_traceback(privileged):
+    """sockstat's objects read as if they were sofamily's summaries."""
+    (case,) = [c for c in CASES if c.tool == "sockstat"]
+    real = case.scenarios()[0]
+    wrong = workcase.WorkloadScenario(real.name, real.summary, real.start, real.args, real.expect,
+                                      lambda objects: [o["accept"] for o in objects])
+    (verdict,) = workcase.WorkloadCase("sockstat", (wrong,)).run([], _no_progress)
+    assert not verdict.ok and "not what it promises: KeyError('accept')" in verdict.problems[0]
+    _nothing_left()
