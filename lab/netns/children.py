@@ -28,7 +28,7 @@ PR_SET_PDEATHSIG = 1
 STOP_TIMEOUT = 5.0
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _prctl() -> Callable[..., int]:
     """libc's prctl, looked up in the parent: the child between fork and exec only calls it."""
     return ctypes.CDLL(None, use_errno=True).prctl

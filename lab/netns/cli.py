@@ -29,6 +29,8 @@ def down(argv: Sequence[str], prog: str) -> int:
     args = parser.parse_args(argv)
     name = topology.load(args.topology).name if args.topology.endswith(".toml") else args.topology
     removed = build.down(name)
+    if name == workcase.TOPOLOGY.name:
+        removed += workcase.remove_stale_scratch()
     print(f"removed {', '.join(removed)}" if removed else f"{name}: nothing to remove")
     return 0
 

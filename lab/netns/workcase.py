@@ -13,6 +13,7 @@ what a killed run left.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ from .verdict import Verdict, judge
 TOPOLOGY = topology.parse({"name": "demo", "description": "the tool demo's namespaces: only loopback up",
                            "namespaces": {"box": {}, "twin": {}}}, "the tool demo")
 NETNS, TWIN_NETNS = TOPOLOGY.namespaces["box"].full, TOPOLOGY.namespaces["twin"].full
+#: the scratch directories' names: this prefix, the demo's pid, a dash and a random part
+SCRATCH = "pbl-demo-"
 
 
 class Workload(Protocol):
@@ -88,7 +91,8 @@ class WorkloadCase:
         """The scenarios named (all when none are), in order, in the demo topology."""
         chosen = [s for s in self.all if not names or s.name in names]
         verdicts = []
-        with build.built(TOPOLOGY), tempfile.TemporaryDirectory(prefix="pbl-demo-") as scratch:
+        prefix = f"{SCRATCH}{os.getpid()}-"
+        with build.built(TOPOLOGY), tempfile.TemporaryDirectory(prefix=prefix) as scratch:
             for index, scenario in enumerate(chosen):
                 progress(scenario, None)
                 folder = os.path.join(os.path.realpath(scratch), str(index))
@@ -135,3 +139,16 @@ def run_one(tool: str, scenario: WorkloadScenario, setting: Setting) -> Verdict:
     except (KeyError, TypeError, ValueError, AttributeError) as err:  # not the tool's JSON contract
         events, problems = [], [*problems, f"the tool's JSON objects are not what it promises: {err!r}"]
     return judge(scenario.name, scenario.expect(setting, work), events, problems)
+
+
+def remove_stale_scratch() -> list[str]:
+    """Remove the scratch directories of demos that died without cleaning up (SIGKILL);
+    returns their paths."""
+    base = tempfile.gettempdir()
+    removed = []
+    for entry in sorted(os.listdir(base)):
+        pid = entry[len(SCRATCH):].partition("-")[0]
+        if entry.startswith(SCRATCH) and pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+            shutil.rmtree(os.path.join(base, entry), ignore_errors=True)
+            removed.append(os.path.join(base, entry))
+    return removed

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -138,4 +139,29 @@ def test_json_of_another_shape_is_a_mismatch_not_a_traceback(privileged):
                                       lambda objects: [o["accept"] for o in objects])
     (verdict,) = workcase.WorkloadCase("sockstat", (wrong,)).run([], _no_progress)
     assert not verdict.ok and "not what it promises: KeyError('accept')" in verdict.problems[0]
+    _nothing_left()
+
+
+def test_sigkilled_demo_leaves_nothing_after_down(privileged):
+    """The tool and the workloads die with the demo (PR_SET_PDEATHSIG); 'lab down demo'
+    removes its namespaces and its scratch directory."""
+    demo_ = subprocess.Popen([sys.executable, "-m", "pybpfasm.cli", "lab", "demo", "opensnoop-opens"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not any(_is_tool(pid) for pid in children.leftovers(workcase.TOPOLOGY.name)):
+        assert time.monotonic() < deadline and demo_.poll() is None, "the demo never started a tool"
+        time.sleep(0.02)
+    scratch = [e for e in os.listdir(tempfile.gettempdir()) if e.startswith(f"{workcase.SCRATCH}{demo_.pid}-")]
+    assert len(scratch) == 1
+    demo_.kill()
+    demo_.wait()
+    deadline = time.monotonic() + 5
+    while children.leftovers(workcase.TOPOLOGY.name) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert children.leftovers(workcase.TOPOLOGY.name) == [], "a child outlived the demo"
+    done = subprocess.run([sys.executable, "-m", "pybpfasm.cli", "lab", "down", "demo"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert f"{tempfile.gettempdir()}/{scratch[0]}" in done.stdout and "pbl-demo-box" in done.stdout
+    assert not os.path.exists(os.path.join(tempfile.gettempdir(), scratch[0]))
     _nothing_left()
