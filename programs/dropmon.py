@@ -28,9 +28,7 @@ from pybpfasm.dsl import (
     StackTraceMap,
     char,
     kernel_enum,
-    kprobe,
     s32,
-    tracepoint,
     u8,
     u16,
     u32,
@@ -149,15 +147,13 @@ def _reason_filter(b, reason, opts: Options) -> None:
             b.return_(0)
 
 
-@tracepoint("net", "netif_receive_skb")
-def on_receive(b, ctx, opts: Options):
+def remember_vlan(b, skb_ptr) -> None:
     """Remember a received packet's VLAN tag: the stack removes it before most drops.
 
     This runs for every packet, so the common untagged case costs one read
     and one per-CPU slot test; the slot is written only for tagged packets
     (and cleared by the next untagged one, so a recycled skb is never mislabelled).
     """
-    skb_ptr = ctx.skbaddr.rvalue()
     skb_ref = skb_ptr.cast("struct sk_buff").deref()
     fields = packet.vlan_fields(b)
     hdr = b.read(skb_ref, *fields, "vlan_tci", "protocol", "data", name="sk_buff fields")
@@ -175,13 +171,33 @@ def on_receive(b, ctx, opts: Options):
             seen.skb = 0
 
 
-@tracepoint("skb", "kfree_skb")
-def on_kfree_skb(b, ctx, opts: Options):
-    reason = ctx.reason if ctx.has_field("reason") else None
+def drop(b, ctx_value, skb_ptr, protocol, reason, location, opts: Options) -> None:
+    """The drop program's body, whatever the hook: filter, build, send."""
     if reason is not None:
         _reason_filter(b, reason, opts)
-    ev = build_event(b, ctx.skbaddr.rvalue(), ctx.protocol, reason, ctx.location, opts)
-    emit_output(b, ctx.value, ev, opts)
+    ev = build_event(b, skb_ptr, protocol, reason, location, opts)
+    emit_output(b, ctx_value, ev, opts)
+
+
+def on_receive_raw(b, ctx, opts: Options):
+    remember_vlan(b, ctx.arg(0))
+
+
+def on_receive_tp(b, ctx, opts: Options):
+    remember_vlan(b, ctx.skbaddr.rvalue())
+
+
+def on_kfree_skb_raw(b, ctx, opts: Options):
+    """``kfree_skb(skb, location[, reason[, rx_sk]])``: arguments as the kernel passes them,
+    no trace buffer built (and its link detaches at once, where a perf event waits for RCU)."""
+    skb = ctx.arg(0)
+    reason = ctx.arg(2) if "reason" in ctx.names else None
+    drop(b, ctx.value, skb, skb.cast("struct sk_buff").protocol.to_host(), reason, ctx.arg(1), opts)
+
+
+def on_kfree_skb_tp(b, ctx, opts: Options):
+    reason = ctx.reason if ctx.has_field("reason") else None
+    drop(b, ctx.value, ctx.skbaddr.rvalue(), ctx.protocol, reason, ctx.location, opts)
 
 
 def kprobe_program(function: str, skb_arg: int, reason_arg: int | None) -> ProgramDef:
@@ -190,20 +206,22 @@ def kprobe_program(function: str, skb_arg: int, reason_arg: int | None) -> Progr
     def on_drop(b, ctx, opts: Options):
         skb = ctx.arg(skb_arg)
         reason = ctx.arg(reason_arg) if reason_arg is not None else None
-        if reason is not None:
-            _reason_filter(b, reason, opts)
-        proto = skb.cast("struct sk_buff").protocol.to_host()
-        ev = build_event(b, skb, proto, reason, ctx.caller, opts)
-        emit_output(b, ctx.value, ev, opts)
+        drop(b, ctx.value, skb, skb.cast("struct sk_buff").protocol.to_host(), reason, ctx.caller, opts)
 
     on_drop.__qualname__ = f"on_drop[{function}]"
-    return kprobe(function)(on_drop)
+    return ProgramDef(on_drop, "kprobe", (function,), name="on_kfree_skb")
 
 
-#: where drops are freed, newest kernels first: the tracepoint, then kprobes on
-#: (function, skb argument, reason argument)
+#: where received packets are seen, cheapest first
+receive_hook = Hook(
+    ProgramDef(on_receive_raw, "raw_tracepoint", ("netif_receive_skb",), name="on_receive"),
+    ProgramDef(on_receive_tp, "tracepoint", ("net", "netif_receive_skb"), name="on_receive"),
+)
+#: where drops are freed, cheapest first: the raw tracepoint (with BTF), the tracepoint,
+#: then kprobes on (function, skb argument, reason argument)
 drop_hook = Hook(
-    on_kfree_skb,
+    ProgramDef(on_kfree_skb_raw, "raw_tracepoint", ("kfree_skb",), name="on_kfree_skb"),
+    ProgramDef(on_kfree_skb_tp, "tracepoint", ("skb", "kfree_skb"), name="on_kfree_skb"),
     kprobe_program("sk_skb_reason_drop", 1, 2),   # 6.11+
     kprobe_program("kfree_skb_reason", 0, 1),     # 5.17 - 6.10
     kprobe_program("kfree_skb", 0, None),         # before drop reasons
@@ -233,8 +251,8 @@ class DropMon(Tool):
         stack.add_argument("--no-stack", action="store_true", help="do not record kernel stacks")
         stack.add_argument("--user-stack", action="store_true", help="also record the user stack")
         parser.add_argument("--hook", choices=("auto", *drop_hook.kinds), default="auto",
-                            help="where to hook: the kfree_skb tracepoint (auto: where present) "
-                                 "or a kprobe")
+                            help="where to hook: the kfree_skb raw tracepoint (auto: where the "
+                                 "kernel has BTF), the tracepoint, or a kprobe")
 
     def options(self, args: argparse.Namespace) -> Options:
         try:
@@ -247,7 +265,15 @@ class DropMon(Tool):
                        kstack=not args.no_stack, ustack=args.user_stack, hook=args.hook)
 
     def programs(self, opts: Options) -> list[ProgramDef]:
-        return [on_receive, drop_hook.choose(opts.hook)]
+        receive = receive_hook.choose("tracepoint" if opts.hook == "tracepoint" else "auto")
+        return [receive, drop_hook.choose(opts.hook)]
+
+    def notes(self, coll: Any, opts: Options) -> list[str]:
+        hooks = ", ".join(f"{p.kind} {':'.join(p.target)}" for p in coll.programs)
+        lines = [f"hooks: {hooks}"]
+        if not self.has_reasons:
+            lines.append("this kernel reports no drop reasons (they arrived in 5.17)")
+        return lines
 
     def prepare(self, coll: Any, opts: Options) -> None:
         from pybpfasm.events import StackTraces
@@ -259,8 +285,6 @@ class DropMon(Tool):
         self.wall = WallClock()
         self.has_reasons = bool(Reason.names())
 
-    def notes(self, coll: Any, opts: Options) -> list[str]:
-        return [] if self.has_reasons else ["this kernel reports no drop reasons (they arrived in 5.17)"]
 
     def row(self, ev: DropEvent) -> dict[str, Any]:
         pkt = packet.fields(ev.pkt)

@@ -7,8 +7,9 @@
     pdef = drop.choose("kprobe")                        # or the one the user asked for
 
 Each kind is asked of the kernel the cheap way: tracepoints by their tracefs
-directory, kprobes by the kprobe PMU (or tracefs ``kprobe_events``) and the
-symbol in ``/proc/kallsyms``, tp_btf/fentry by the BTF type or function.
+directory, raw tracepoints by that and the kernel's BTF file (their arguments
+are laid out from it), kprobes by the kprobe PMU (or tracefs ``kprobe_events``)
+and the symbol in ``/proc/kallsyms``, tp_btf/fentry by the BTF type or function.
 """
 
 from __future__ import annotations
@@ -16,15 +17,21 @@ from __future__ import annotations
 import os
 
 from pybpfasm.dsl import ProgramDef
-from pybpfasm.errors import BPFError, UsageError
+from pybpfasm.errors import UsageError
 from pybpfasm.kernel import Kallsyms, tracefs_path
+
+KERNEL_BTF = "/sys/kernel/btf/vmlinux"
 
 
 def _tracefs_has(*parts: str) -> bool:
-    try:
-        return os.path.exists(tracefs_path(*parts))
-    except BPFError:
-        return False
+    """Whether tracefs has this path (tracefs closed to this user is an error, not a no)."""
+    return os.path.exists(tracefs_path(*parts))
+
+
+def _tracepoint_named(event: str) -> bool:
+    """Whether some tracepoint category has *event* (raw tracepoints go by event alone)."""
+    return any(os.path.isdir(os.path.join(tracefs_path("events"), c, event))
+               for c in os.listdir(tracefs_path("events")))
 
 
 def kprobes_available() -> bool:
@@ -52,7 +59,10 @@ def unavailable(pdef: ProgramDef) -> str | None:
             return "no kprobes in this kernel"
         return None if target[0] in Kallsyms.load() else f"no kernel function {target[0]}"
     if kind == "raw_tracepoint":
-        return None if _tracefs_has("events") else "no tracefs to check raw tracepoints"
+        # the arguments' layout and names come from BTF: without it, the tracepoint
+        if not os.path.exists(KERNEL_BTF):
+            return f"no kernel BTF ({KERNEL_BTF}) to lay out raw tracepoint {target[0]}"
+        return None if _tracepoint_named(target[0]) else f"no tracepoint {target[0]}"
     if kind == "tp_btf":
         return None if _btf_has("type", f"btf_trace_{target[0]}") else f"no BTF for tracepoint {target[0]}"
     if kind in ("fentry", "fexit"):

@@ -138,8 +138,7 @@ class Tool:
             out = Output(args.json, args.log_file)
             try:
                 with self._collection(args) as coll:
-                    self._start(coll, opts)
-                    reader = self.events.reader(coll) if self.events is not None else None
+                    reader = self._start(coll, opts)
                     for line in self.notes(coll, opts):
                         print(f"note: {line}", file=sys.stderr)
                     print(f"Tracing {self.tracing}... Ctrl-C to end.", file=sys.stderr, flush=True)
@@ -167,15 +166,24 @@ class Tool:
         cache = None if args.no_cache else ProgramCache(btf_path=args.btf, salt=salt)
         return Collection(btf=btf, cache=cache)
 
-    def _start(self, coll: Collection, opts: Any) -> None:
-        """Load every program, free what the build needed, attach, prepare."""
+    def _start(self, coll: Collection, opts: Any) -> Any:
+        """Load every program, free what the build needed, open the event reader, attach,
+        prepare; the reader (None for tools without events).  The reader comes before the
+        links, so no event of an attached program finds its ring missing."""
         pdefs = self.programs(opts)
         for pdef in pdefs:
             coll.load(pdef, opts)
         _release_build_memory()
-        for pdef in pdefs:
-            coll.attach(pdef)
-        self.prepare(coll, opts)
+        reader = self.events.reader(coll) if self.events is not None else None
+        try:
+            for pdef in pdefs:
+                coll.attach(pdef)
+            self.prepare(coll, opts)
+        except BaseException:
+            if reader is not None:
+                reader.close()
+            raise
+        return reader
 
 
 def _release_build_memory() -> None:

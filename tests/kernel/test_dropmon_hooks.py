@@ -1,4 +1,5 @@
-"""The drop monitor on each hook this kernel offers: the tracepoint, and the kprobe fallback.
+"""The drop monitor on each hook this kernel offers: the raw tracepoint (with BTF), the
+tracepoint, and the kprobe fallback.
 
 Runs here and, through the VM lab, on the Debian kernels (``lab vm matrix -- pytest tests/kernel``):
 on 5.10 there are no drop reasons, on 6.1 the kprobe lands on kfree_skb_reason, on 6.12+ on
@@ -34,7 +35,7 @@ def netns():
         subprocess.run(["ip", "netns", "del", name], check=False)
 
 
-@pytest.mark.parametrize("hook", ["tracepoint", "kprobe"])
+@pytest.mark.parametrize("hook", ["raw_tracepoint", "tracepoint", "kprobe"])
 def test_drops_on_each_hook(hook, netns):
     if hook == "kprobe" and not kprobes_available():
         pytest.skip("kprobes: not in this kernel, covered in the VM lab")
