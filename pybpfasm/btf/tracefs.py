@@ -122,10 +122,13 @@ def parse_format(text: str, source: str = "tracefs format") -> TracepointFormat:
 
 
 def _tracefs_root() -> str:
-    for root in TRACEFS_MOUNTS:
-        if os.path.isdir(os.path.join(root, "events")):
-            return root
-    raise BTFError("tracefs is not mounted: mount -t tracefs tracefs /sys/kernel/tracing")
+    """tracefs, as the kernel layer finds it (mounted but closed to this user says so)."""
+    from ..kernel import KernelError, tracefs_root
+
+    try:
+        return tracefs_root()
+    except KernelError as err:
+        raise BTFError(str(err)) from None
 
 
 def read_format(category: str, event: str, root: str | None = None) -> TracepointFormat:

@@ -89,3 +89,16 @@ def test_unprivileged_kallsyms_without_addresses_caches_nothing() -> None:
         assert [name for _, _, files in os.walk(home) for name in files] == []
     finally:
         shutil.rmtree(home)
+
+
+def test_unprivileged_btf_tracepoint_says_tracefs_is_closed_not_missing() -> None:
+    """``pybpfasm btf tracepoint`` as a user tracefs is closed to (issue 12 item 8)."""
+    from pybpfasm.kernel import tracefs_root
+
+    root = tracefs_root()
+    if os.stat(root).st_mode & 0o005:
+        pytest.skip(f"{root} is readable by everyone here")
+    child = _unprivileged_python(
+        "import sys; from pybpfasm.cli import main; sys.exit(main(['btf', 'tracepoint', 'skb:kfree_skb']))")
+    assert child.returncode != 0 and child.stderr.count("\n") == 1, child.stderr
+    assert "may not read it: run as root" in child.stderr and "not mounted" not in child.stderr
