@@ -115,13 +115,25 @@ def test_filters_give_exactly_the_matching_subset(tool, make_netns):
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
 def test_no_leftovers_after_any_exit(tool, sig):
+    """This monitor's programs and maps go with it (another monitor may be running)."""
+    before = _ids(programs_named(PROG))
     mon = tool("dropmon", "--json")
-    assert programs_named(PROG), "the monitor's program is not loaded while it runs"
+    ours = _ids(programs_named(PROG)) - before
+    assert ours, "the monitor's program is not loaded while it runs"
+    maps = {m for p in programs_named(PROG) if p["id"] in ours for m in p.get("map_ids", [])}
     code, _, err = mon.stop(sig)
     assert code == (-signal.SIGKILL if sig == signal.SIGKILL else 0), err
     assert "Traceback" not in err
-    assert settle(lambda: programs_named(PROG), []) == []
-    assert settle(lambda: "drop_events" in _maps(), False) is False, _maps()
+    assert settle(lambda: _ids(programs_named(PROG)) & ours, set()) == set()
+    assert settle(lambda: maps & _map_ids(), set()) == set()
+
+
+def _ids(progs: list) -> set[int]:
+    return {p["id"] for p in progs}
+
+
+def _map_ids() -> set[int]:
+    return {m["id"] for m in json.loads(_maps() or "[]")}
 
 
 def _maps() -> str:
