@@ -68,14 +68,18 @@ class MapDecl:
     """A map used by programs: its spec, its place in programs, its live map."""
 
     type: MapType
-    #: the latest declaration of each name (a cached program names its maps)
+    #: the declaration of each name (a cached program names its maps); names declared
+    #: twice are ambiguous, and a cached program that uses one is rebuilt instead
     by_name: ClassVar[dict[str, MapDecl]] = {}
+    ambiguous: ClassVar[set[str]] = set()
 
     def __init__(self, key: KeyType | None, value: KeyType | None, max_entries: int,
                  name: str = "", flags: int = 0) -> None:
         self.key, self.value, self.max_entries, self.flags = key, value, max_entries, flags
         self.ref = f"map{next(_ids)}"
         self.name = name or self.ref
+        if self.name in MapDecl.by_name:
+            MapDecl.ambiguous.add(self.name)
         MapDecl.by_name[self.name] = self
 
     def companions(self) -> tuple[MapDecl, ...]:
@@ -256,7 +260,7 @@ class PerfEventArray(MapDecl):
     def __init__(self, record: type[Record], name: str = "") -> None:
         super().__init__(u32, u32, 0, name)  # 0: one slot per possible CPU
         self.record = record
-        self.lost = PerCPUArray(u64, 1, name=f"{self.name[:10]}_lost")
+        self.lost = PerCPUArray(u64, 1, name=f"{self.name[:9]}_plost")
 
     def companions(self) -> tuple[MapDecl, ...]:
         return (self.lost,)

@@ -266,6 +266,9 @@ class Collection:
         """The program saved in *entry*, loaded; None if the entry does not fit these declarations."""
         from .cache import decode_code, patch_fds
 
+        names = [shape[0] for shape in entry["maps"]] + [n for c in entry["companions"] for n in c]
+        if MapDecl.ambiguous.intersection(names):
+            return None  # two declarations share a name: only a build knows which is meant
         try:
             decls = [MapDecl.by_name[shape[0]] for shape in entry["maps"]]
             if [_map_shape(d) for d in decls] != entry["maps"]:

@@ -122,7 +122,7 @@ def test_a_warm_start_needs_no_btf_and_no_builder(tmp_path):
     """dropmon from a warm cache imports neither the BTF reader nor the eDSL builder."""
     code = ("import sys\n"
             "from pybpfasm.cli import main\n"
-            "status = main(['dropmon', '--json', '--duration', '0.2'])\n"
+            "status = main(['dropmon', '--json', '--netns', '1', '--duration', '0.2'])\n"
             "loaded = [m for m in ('pybpfasm.btf', 'pybpfasm.dsl.builder') if m in sys.modules]\n"
             "print(status, *loaded)\n")
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
