@@ -36,6 +36,7 @@ from typing import Any, ClassVar
 
 from pybpfasm.dsl import Collection, Events, ProgramDef
 from pybpfasm.errors import UsageError
+from pybpfasm.kernel import KernelError
 
 from . import options as types
 from .output import Output, escape_row
@@ -104,6 +105,11 @@ class Tool:
         """Lines for stderr before tracing starts (what this kernel cannot report)."""
         return []
 
+    def unavailable(self) -> str | None:
+        """Why this kernel cannot run the tool at all (None: it can), asked before any build:
+        e.g. "the openvswitch module is not loaded".  The run then ends with that one line."""
+        return None
+
     # -- the frame ---------------------------------------------------------------------------
     def configure(self, parser: argparse.ArgumentParser) -> None:
         """The tool's options and the shared ones."""
@@ -135,6 +141,9 @@ class Tool:
         self.args = args
         with stop:
             opts = self.options(args)
+            why = self.unavailable()
+            if why is not None:
+                raise KernelError(f"cannot trace on this kernel: {why}")
             out = Output(args.json, args.log_file)
             try:
                 with self._collection(args) as coll:
