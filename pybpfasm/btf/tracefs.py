@@ -17,8 +17,6 @@ from typing import Dict, Sequence, Tuple
 from .errors import BTFError
 from .fields import Field, Step, UnknownField, parse_path
 
-TRACEFS_MOUNTS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
-
 _FIELD_LINE = re.compile(
     r"^\s*field:(?P<decl>[^;]*);\s*offset:(?P<offset>\d+);\s*size:(?P<size>\d+);\s*(?:signed:(?P<signed>\d+);)?"
 )

@@ -22,11 +22,11 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from ..btf import Kind, StructLayout, read_format
-from ..btf.tracefs import TRACEFS_MOUNTS
 from ..btf.fields import member_names
 from ..btf.funcs import signature
 from ..errors import BPFError
 from ..isa import AluOp, OpCode, Source
+from ..kernel import TRACEFS_MOUNTS
 from .errors import DSLError, DSLTypeError, UnknownName, did_you_mean, public_methods, unknown_attribute
 from .ir import Op, VReg
 from .types import KernelType, PtrType, Scalar, Space, u32, u64

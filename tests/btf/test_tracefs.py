@@ -7,7 +7,8 @@ import os
 import pytest
 
 from pybpfasm.btf import BTFError, UnknownField, parse_format, read_format
-from pybpfasm.btf.tracefs import TRACEFS_MOUNTS, split_data_loc
+from pybpfasm.btf.tracefs import split_data_loc
+from pybpfasm.kernel import TRACEFS_MOUNTS
 
 #: tracepoint -> the event class whose trace_event_raw_<class> struct is its context
 #: (None: syscalls use struct syscall_trace_enter, whose argument fields are not named)
