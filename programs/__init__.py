@@ -16,6 +16,9 @@ class Entry(NamedTuple):
     module: str
     help: str
     aliases: tuple[str, ...] = ()
+    #: "tracer" (runs until stopped: :mod:`.common.tool`) or "command" (subcommands that act
+    #: and exit, their state pinned: :mod:`.common.command`)
+    kind: str = "tracer"
 
 
 TOOLS: dict[str, Entry] = {
@@ -27,6 +30,10 @@ TOOLS: dict[str, Entry] = {
     "sockstat": Entry("sockstat", "socket calls by probe, every interval", ("sockstat.bt",)),
     "opensnoop": Entry("opensnoop", "files opened (open, openat, openat2): flags and result", ("opensnoop.bt",)),
     "execsnoop": Entry("execsnoop", "new processes: each exec's whole argv, path and result", ("execsnoop.bt",)),
+    "xdp-dummy": Entry("xdp_dummy", "XDP_PASS on devices (what a veth needs before redirects into it)",
+                       ("xdp_dummy",), kind="command"),
+    "skbtracer": Entry("skbtracer", "packets through the stack: each skb at each hook, with its headers",
+                       ("skbtracer.py",)),
 }
 
 

@@ -77,6 +77,8 @@ class Packet(Record):
     icmp_type: u8
     icmp_code: u8
     tcp_flags: u8
+    #: ICMP/ICMPv6 echo identifier (as in the packet)
+    icmp_id: be16
 
 
 def vlan_fields(b) -> list[str]:
@@ -175,6 +177,7 @@ def _transport(b, pkt, l4, proto) -> None:
         icmp = b.read(l4.cast("struct icmphdr").deref(), name="icmp header")
         pkt.icmp_type = icmp.type
         pkt.icmp_code = icmp.code
+        pkt.icmp_id = icmp.un.echo.id
         pkt.flags = pkt.flags | F_ICMP
 
 
@@ -213,6 +216,12 @@ class PacketFilter:
     protocol: str = "all"
     sport: Union[int, None] = None
     dport: Union[int, None] = None
+    #: either address (``tcpdump host``)
+    host: Union[IPAddress, None] = None
+    #: either TCP/UDP port (``tcpdump port``)
+    port: Union[int, None] = None
+    #: ICMP/ICMPv6 echo identifier
+    icmp_id: Union[int, None] = None
 
     def conditions(self, pkt) -> list:
         """Conditions a matching packet meets (all of them)."""
@@ -228,6 +237,12 @@ class PacketFilter:
             conds.append(flags.test(F_PORTS) & (pkt.sport == self.sport))
         if self.dport is not None:
             conds.append(flags.test(F_PORTS) & (pkt.dport == self.dport))
+        if self.host is not None:
+            conds.append(address_cond(pkt.saddr, flags, self.host) | address_cond(pkt.daddr, flags, self.host))
+        if self.port is not None:
+            conds.append(flags.test(F_PORTS) & ((pkt.sport == self.port) | (pkt.dport == self.port)))
+        if self.icmp_id is not None:
+            conds.append(flags.test(F_ICMP) & (pkt.icmp_id == self.icmp_id))
         return conds
 
 

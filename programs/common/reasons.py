@@ -53,3 +53,10 @@ def reason_value(name: str) -> int:
         if known == short:
             return value
     raise BPFError(f"unknown drop reason {name!r} (see 'pybpfasm btf enum skb_drop_reason')")
+
+
+def reason_enum():
+    """The record field type of a drop reason: decoded to its name (``NO_SOCKET``)."""
+    from pybpfasm.dsl import kernel_enum, u32
+
+    return kernel_enum("skb_drop_reason", u32, prefix=PREFIX, fallback=tracefs_reasons)

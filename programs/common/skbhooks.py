@@ -1,0 +1,224 @@
+"""Where an skb can be seen without kprobes, and one program body for all of those places.
+
+::
+
+    class MyEvent(SkbEvent): ...                       # or SkbEvent itself
+    programs = [skb_program(hook, body) for hook in HOOKS]   # tp_btf, raw tp or tracepoint
+    def body(b, ctx_value, skb_ptr, hook, reason, opts):
+        ev = capture(b, skb_ptr, hook, reason, opts.filter)  # returns early if filtered out
+        ...
+
+:data:`HOOKS` are the kernel's skb tracepoints, each a *hop* of a packet's path
+(``rx``, ``tx``, ``drop``, ``free``); each is hooked as tp_btf (typed arguments,
+direct skb loads) where the kernel has it, else a raw tracepoint, else the
+tracepoint.  :func:`capture` reads the skb once and builds an :class:`SkbEvent`
+only for a packet that passes :class:`SkbFilter`: a filter not asked for emits no
+code, and the cheapest tests (device, namespace, mark) come before the headers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from pybpfasm.dsl import ProgramDef, Record, char, s32, u8, u32, u64
+
+from . import packet
+from .hooks import Hook
+from .packet import Packet, PacketFilter, bytes_cond
+from .reasons import reason_enum
+
+Reason = reason_enum()
+#: SkbEvent.flags bits
+F_REASON, F_KEPT = 1, 2
+
+
+@dataclass(frozen=True)
+class SkbHook:
+    """An skb tracepoint: its category and event, and the hop of a packet's path it marks."""
+
+    category: str
+    event: str
+    hop: str
+
+    @property
+    def name(self) -> str:
+        return self.event
+
+
+#: the skb tracepoints, in the order a packet meets them on a veth pair (sender's queue and
+#: start of transmission, the peer's netif_rx, the sender's completed transmission, the
+#: peer's receive), then the ends of an skb's life
+HOOKS: tuple[SkbHook, ...] = (
+    SkbHook("net", "net_dev_queue", "tx"),
+    SkbHook("net", "net_dev_start_xmit", "tx"),
+    SkbHook("net", "netif_rx", "rx"),
+    SkbHook("net", "net_dev_xmit", "tx"),
+    SkbHook("net", "napi_gro_receive_entry", "rx"),
+    SkbHook("net", "netif_receive_skb", "rx"),
+    SkbHook("skb", "kfree_skb", "drop"),
+    SkbHook("skb", "consume_skb", "free"),
+)
+HOOK_NAMES: tuple[str, ...] = tuple(h.name for h in HOOKS)
+#: the hooks after which an skb is gone (its per-skb state is forgotten there)
+END_HOOKS = frozenset(i for i, h in enumerate(HOOKS) if h.hop in ("drop", "free"))
+
+
+class SkbEvent(Record):
+    """One skb seen at one hook."""
+
+    ts: u64
+    skb: u64
+    pkt: Packet
+    ifname: char[16]
+    netns: u32
+    ifindex: u32
+    mark: u32
+    pid: u32
+    cpu: u32
+    reason: Reason
+    kstack: s32
+    #: the skb's length (skb->len)
+    len: u32
+    hook: u8
+    pkt_type: u8
+    flags: u8
+
+
+@dataclass(frozen=True)
+class SkbFilter:
+    """What a traced skb must be; absent parts emit no code."""
+
+    packet: PacketFilter = field(default_factory=PacketFilter)
+    netns: int | None = None
+    ifname: bytes | None = None
+    mark: int | None = None
+    pid: int | None = None
+    #: IP packets only (non-IP frames are never reported)
+    ip_only: bool = True
+
+    @property
+    def packet_conditions(self) -> bool:
+        return self.packet != PacketFilter()
+
+
+def _return_unless(b, conds: list) -> None:
+    for c in conds:
+        with b.if_(~c):
+            b.return_(0)
+
+
+def _netns_of(b, ev, net) -> None:
+    """``ev.netns`` from a ``struct net *`` (null-checked: an RCU pointer under tp_btf)."""
+    net = b.var(net)
+    with b.if_(net != 0):
+        ev.netns = net.deref().ns.inum
+
+
+def capture(b, skb_ptr, hook: int, reason, filt: SkbFilter, *, passes: Callable | None = None):
+    """An :class:`SkbEvent` on the stack for an skb at *hook* that passes *filt*, else return.
+
+    *passes* (``passes(b) -> Cond | None``) may let an skb through the packet filter anyway
+    (``--keep``: an skb once matched is followed through header changes); it is evaluated
+    only after the device filters.
+    """
+    ev = b.stack(SkbEvent, "the skb event")
+    b.zero(ev)
+    skb_ref = skb_ptr.cast("struct sk_buff").deref()
+    hdr = packet.read_skb(b, skb_ref, "dev", "sk", "mark", "len", "protocol", "pkt_type", mac=True)
+    dev_ptr = b.var(hdr.dev)
+    with b.if_(dev_ptr != 0):
+        dev = b.read(dev_ptr.cast("struct net_device").deref(), "name", "ifindex", "nd_net",
+                     name="net_device fields")
+        ev.ifname = dev.name
+        ev.ifindex = dev.ifindex
+        _netns_of(b, ev, dev.nd_net.net)
+    with b.if_(ev.netns == 0):  # no device yet: the socket's namespace
+        sk = b.var(hdr.sk)
+        with b.if_(sk != 0):
+            _netns_of(b, ev, sk.deref().__sk_common.skc_net.net)
+    ev.mark = hdr.mark
+    device = []
+    if filt.netns is not None:
+        device.append(ev.netns == filt.netns)
+    if filt.ifname is not None:
+        device.append(bytes_cond(ev.ifname, filt.ifname))
+    if filt.mark is not None:
+        device.append(ev.mark == filt.mark)
+    _return_unless(b, device)
+    if filt.pid is not None:
+        ev.pid = b.get_current_pid_tgid() >> 32
+        _return_unless(b, [ev.pid == filt.pid])
+    packet.parse(b, hdr, hdr.protocol.to_host(), ev.pkt, mac=True)
+    conds = filt.packet.conditions(ev.pkt)
+    if filt.ip_only:
+        conds.insert(0, ev.pkt.flags.test(packet.F_IPV4 | packet.F_IPV6))
+    kept = passes(b) if passes is not None else None
+    if kept is not None and conds:
+        with b.if_(kept):
+            ev.flags = ev.flags | F_KEPT
+        for c in conds:
+            with b.if_(~c & ~ev.flags.test(F_KEPT)):
+                b.return_(0)
+    else:
+        _return_unless(b, conds)
+    ev.ts = b.ktime_get_ns()
+    ev.skb = skb_ptr
+    ev.hook = hook
+    ev.len = hdr.len
+    ev.pkt_type = hdr.pkt_type
+    ev.cpu = b.get_smp_processor_id()
+    if filt.pid is None:
+        ev.pid = b.get_current_pid_tgid() >> 32
+    if reason is not None:
+        ev.reason = reason
+        ev.flags = ev.flags | F_REASON
+    return ev
+
+
+#: a hook program's body: (b, ctx value, skb pointer, hook index, drop reason or None, options)
+Body = Callable[[Any, Any, Any, int, Any, Any], None]
+
+
+def skb_programs(index: int, body: Body, prefix: str) -> Hook:
+    """The candidates for hook *index* of :data:`HOOKS`, best first: tp_btf, raw tracepoint,
+    tracepoint; each calls *body* with the skb (and the drop reason at ``kfree_skb``)."""
+    hook = HOOKS[index]
+    drops = hook.hop == "drop"
+
+    def on_args(b, ctx, opts):
+        reason = ctx.arg(2) if drops and "reason" in ctx.names else None
+        body(b, ctx.value, ctx.arg(0), index, reason, opts)
+
+    def on_tracepoint(b, ctx, opts):
+        reason = ctx.reason if drops and ctx.has_field("reason") else None
+        body(b, ctx.value, ctx.skbaddr.rvalue(), index, reason, opts)
+
+    name = f"{prefix}_{index}"
+    on_args.__qualname__ = f"on_args[{body.__module__}.{body.__qualname__}:{hook.name}]"
+    on_tracepoint.__qualname__ = f"on_tracepoint[{body.__module__}.{body.__qualname__}:{hook.name}]"
+    return Hook(
+        ProgramDef(on_args, "tp_btf", (hook.name,), name=name),
+        ProgramDef(on_args, "raw_tracepoint", (hook.name,), name=name),
+        ProgramDef(on_tracepoint, "tracepoint", (hook.category, hook.name), name=name),
+    )
+
+
+def choose(hooks: list[Hook], kind: str = "auto") -> list[ProgramDef]:
+    """The program of each hook this kernel has (hooks it lacks are left out); at least one."""
+    from pybpfasm.errors import UsageError
+
+    chosen, missing = [], []
+    for hook in hooks:
+        try:
+            chosen.append(hook.choose(kind))
+        except UsageError as err:
+            missing.append(str(err))
+    if not chosen:
+        raise UsageError(missing[0] if missing else "no skb hooks")
+    return chosen
+
+
+def describe(programs: list[ProgramDef]) -> str:
+    """The stderr line naming the hooks used: ``hooks: tp_btf net_dev_queue, ...``."""
+    return "hooks: " + ", ".join(f"{p.kind} {':'.join(p.target)}" for p in programs)
