@@ -97,6 +97,8 @@ def _context(kind: str, b: Any, reg: Any, *target: str) -> Any:
         return c.ArgsContext(b, reg, types, names, Space.BTF)
     if kind in ("kprobe", "kretprobe"):
         return c.KprobeContext(b, reg, target[0])
+    if kind == "netfilter":
+        return c.PacketContext(b, reg, "struct bpf_nf_ctx")  # ctx.skb, ctx.state: kernel pointers
     return c.PacketContext(b, reg, "struct xdp_md" if kind == "xdp" else "struct __sk_buff")
 
 
@@ -111,6 +113,7 @@ _PROG_TYPES = {
     "xdp": (ProgType.XDP, AttachType.XDP),
     "tc": (ProgType.SCHED_CLS, None),
     "socket_filter": (ProgType.SOCKET_FILTER, None),
+    "netfilter": (ProgType.NETFILTER, AttachType.NETFILTER),
 }
 
 
@@ -292,7 +295,8 @@ class Collection:
         return spec.load()
 
     def attach(self, pdef: ProgramDef, **where: Any) -> Any:
-        """Attach a loaded program at its target; xdp/tc take ``interface=``, ``netns=``..."""
+        """Attach a loaded program at its target; xdp/tc take ``interface=``, ``netns=``...,
+        netfilter ``family=``, ``hook=``, ``priority=``, ``netns=`` (once per namespace)."""
         from .. import link
 
         prog = self.programs.get(pdef)
@@ -313,6 +317,8 @@ class Collection:
             lnk = link.attach_xdp(prog, **{**pdef.where, **where})
         elif kind == "tc":
             lnk = link.attach_tc(prog, **{**pdef.where, **where})
+        elif kind == "netfilter":
+            lnk = link.attach_netfilter(prog, **{**pdef.where, **where})
         else:
             raise UsageError(f"{kind} programs are attached by the caller (e.g. to a socket)")
         self.links.append(lnk)

@@ -22,6 +22,7 @@ _EXPORTS = {
     "attach_fentry": "fentry", "fentry_spec": "fentry", "func_btf_id": "fentry",
     "KprobeError": "kprobe", "attach_kprobe": "kprobe", "kprobes_available": "kprobe",
     "attach_kprobe_multi": "kprobe_multi", "kprobe_multi_spec": "kprobe_multi",
+    "attach_netfilter": "netfilter",
     "PerfEventLink": "perf_event",
     "attach_raw_tracepoint": "raw_tracepoint",
     "SocketFilter": "socket_filter", "attach_socket_filter": "socket_filter",
