@@ -25,8 +25,6 @@ from pybpfasm.dsl import (
     ProgramDef,
     Record,
     char,
-    kprobe,
-    kretprobe,
     s32,
     s64,
     tracepoint,
@@ -37,7 +35,6 @@ from pybpfasm.dsl import (
 
 from .common import options as types
 from .common.columns import Columns
-from .common.hooks import Hook, unavailable
 from .common.process import (
     AT_EMPTY_PATH,
     Sink,
@@ -49,7 +46,7 @@ from .common.process import (
     who,
 )
 from .common.strings import Chunks, decode
-from .common.syscalls import SyscallArgs, wrapper
+from .common.syscalls import SyscallHooks
 from .common.tool import Tool
 
 #: bytes of a string one record carries (4095 and the NUL)
@@ -121,16 +118,6 @@ def _enter(b, ctx, opts: Options, at: bool) -> None:
     send_argv(b, ctx, sink, w, ctx.argv.rvalue(), ARG, CHUNK, MAX_READS, opts.max_args)
 
 
-@tracepoint("syscalls", "sys_enter_execve")
-def on_execve(b, ctx, opts: Options):
-    _enter(b, ctx, opts, at=False)
-
-
-@tracepoint("syscalls", "sys_enter_execveat")
-def on_execveat(b, ctx, opts: Options):
-    _enter(b, ctx, opts, at=True)
-
-
 def _exit(b, ctx, opts: Options) -> None:
     w = who(b, b.ktime_get_ns())
     caller = b.var(0, u64)
@@ -151,38 +138,11 @@ def _exit(b, ctx, opts: Options) -> None:
             traced.update(b, w.pid, 1)
 
 
-@tracepoint("syscalls", "sys_exit_execve")
-def on_execve_ret(b, ctx, opts: Options):
-    _exit(b, ctx, opts)
-
-
-@tracepoint("syscalls", "sys_exit_execveat")
-def on_execveat_ret(b, ctx, opts: Options):
-    _exit(b, ctx, opts)
-
-
-#: the arguments of each syscall, named as its tracepoint names them
-ARGS = {"execve": ("filename", "argv", "envp"), "execveat": ("fd", "filename", "argv", "envp", "flags")}
-
-
-def _kprobes(syscall: str) -> tuple[ProgramDef, ProgramDef]:
-    """Entry and exit programs for *syscall* as a kprobe and kretprobe on its wrapper."""
-
-    def enter(b, ctx, opts: Options):
-        _enter(b, SyscallArgs(ctx, ARGS[syscall]), opts, at=syscall == "execveat")
-
-    def ret(b, ctx, opts: Options):
-        _exit(b, ctx, opts)
-
-    enter.__name__ = enter.__qualname__ = f"on_{syscall}"
-    ret.__name__ = ret.__qualname__ = f"on_{syscall}_ret"
-    return kprobe(wrapper(syscall))(enter), kretprobe(wrapper(syscall))(ret)
-
-
-#: (entry, exit) of each syscall, on the tracepoints (best) or kprobes of the wrappers
-HOOKS = {name: (Hook(tp_enter, kp[0]), Hook(tp_exit, kp[1]))
-         for name, tp_enter, tp_exit, kp in (("execve", on_execve, on_execve_ret, _kprobes("execve")),
-                                             ("execveat", on_execveat, on_execveat_ret, _kprobes("execveat")))}
+#: execve and execveat at entry and exit: their tracepoints, or kprobes on their wrappers
+HOOKS = SyscallHooks("on_", {"execve": ("filename", "argv", "envp"),
+                             "execveat": ("fd", "filename", "argv", "envp", "flags")},
+                     enter=lambda b, ctx, opts, syscall: _enter(b, ctx, opts, at=syscall == "execveat"),
+                     leave=lambda b, ctx, opts, syscall: _exit(b, ctx, opts))
 
 
 @tracepoint("sched", "sched_process_exit")
@@ -279,7 +239,7 @@ class Execsnoop(Tool):
         parser.add_argument("-P", "--ppid", type=types.pid, help="only execs whose parent is this process")
         parser.add_argument("--exit", action="store_true",
                             help="also a line when a traced process exits: exit code and lifetime")
-        parser.add_argument("--hook", choices=("auto", "tracepoint", "kprobe"), default="auto",
+        parser.add_argument("--hook", choices=("auto", *HOOKS.KINDS), default="auto",
                             help="where to hook execve/execveat: the syscall tracepoints (auto: "
                                  "where present) or kprobes on the syscall wrappers")
 
@@ -297,21 +257,11 @@ class Execsnoop(Tool):
         return Options(uid=args.uid, ppid=args.ppid, max_args=args.max_args, exit=args.exit, hook=args.hook)
 
     def programs(self, opts: Options) -> list[ProgramDef]:
-        kind = opts.hook
-        if kind == "auto":  # one kind for all four: the tracepoints if this kernel has them all
-            tracepoints = [hook.candidates[0] for pair in HOOKS.values() for hook in pair]
-            kind = "tracepoint" if all(unavailable(p) is None for p in tracepoints) else "kprobe"
-        self.kind = kind
-        ret = "kretprobe" if kind == "kprobe" else kind
-        progs = [p for enter, exit_ in HOOKS.values() for p in (exit_.choose(ret), enter.choose(kind))]
+        self.kind, self.syscalls, progs = HOOKS.choose(opts.hook)
         return [*progs, on_process_exit] if opts.exit else progs
 
     def notes(self, coll: Any, opts: Options) -> list[str]:
-        if self.kind == "tracepoint":
-            hooks = "tracepoints syscalls:sys_enter/sys_exit_execve and _execveat"
-        else:
-            hooks = f"kprobes and kretprobes on {wrapper('execve')} and {wrapper('execveat')}"
-        return [f"hooks: {hooks}" + (", sched:sched_process_exit" if opts.exit else "")]
+        return [HOOKS.describe(self.kind, self.syscalls) + (", sched:sched_process_exit" if opts.exit else "")]
 
     def prepare(self, coll: Any, opts: Options) -> None:
         self.wall = WallClock()

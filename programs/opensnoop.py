@@ -21,11 +21,8 @@ from pybpfasm.dsl import (
     Record,
     any_of,
     char,
-    kprobe,
-    kretprobe,
     s32,
     s64,
-    tracepoint,
     u8,
     u32,
     u64,
@@ -34,10 +31,9 @@ from pybpfasm.dsl import (
 from .common import openflags
 from .common import options as types
 from .common.columns import Columns
-from .common.hooks import Hook, unavailable
 from .common.process import AT_FDCWD, Sink, Who, current_task, dir_of, walk_path, who
 from .common.strings import decode
-from .common.syscalls import SyscallArgs, wrapper
+from .common.syscalls import SyscallHooks
 from .common.tool import Tool
 
 #: the longest path the kernel accepts, NUL included
@@ -105,11 +101,6 @@ def _enter(b, ctx, opts: Options, fname, flags, mode, dirfd, how) -> None:
     calls.update(b, pid_tgid.cast(u32), call)
 
 
-#: the arguments of each syscall, named as its tracepoint names them
-ARGS = {"open": ("filename", "flags", "mode"), "openat": ("dfd", "filename", "flags", "mode"),
-        "openat2": ("dfd", "filename", "how", "usize")}
-
-
 def _call(b, ctx, opts: Options, syscall: str) -> None:
     """Remember one call of *syscall* (ctx: its tracepoint's, or a :class:`SyscallArgs`)."""
     if syscall == "open":
@@ -118,21 +109,6 @@ def _call(b, ctx, opts: Options, syscall: str) -> None:
         _enter(b, ctx, opts, ctx.filename, ctx.flags, ctx.mode, ctx.dfd, 0)
     else:
         _enter(b, ctx, opts, ctx.filename, 0, 0, ctx.dfd, ctx.how)
-
-
-@tracepoint("syscalls", "sys_enter_open")
-def on_open(b, ctx, opts: Options):
-    _call(b, ctx, opts, "open")
-
-
-@tracepoint("syscalls", "sys_enter_openat")
-def on_openat(b, ctx, opts: Options):
-    _call(b, ctx, opts, "openat")
-
-
-@tracepoint("syscalls", "sys_enter_openat2")
-def on_openat2(b, ctx, opts: Options):
-    _call(b, ctx, opts, "openat2")
 
 
 def _flag_filter(b, flags, wanted: tuple[str, ...]):
@@ -184,40 +160,11 @@ def _exit(b, ctx, opts: Options) -> None:
         b.get_current_comm(ev.comm)
 
 
-@tracepoint("syscalls", "sys_exit_open")
-def on_open_ret(b, ctx, opts: Options):
-    _exit(b, ctx, opts)
-
-
-@tracepoint("syscalls", "sys_exit_openat")
-def on_openat_ret(b, ctx, opts: Options):
-    _exit(b, ctx, opts)
-
-
-@tracepoint("syscalls", "sys_exit_openat2")
-def on_openat2_ret(b, ctx, opts: Options):
-    _exit(b, ctx, opts)
-
-
-def _kprobes(syscall: str) -> tuple[ProgramDef, ProgramDef]:
-    """Entry and exit programs for *syscall* as a kprobe and kretprobe on its wrapper."""
-
-    def enter(b, ctx, opts: Options):
-        _call(b, SyscallArgs(ctx, ARGS[syscall]), opts, syscall)
-
-    def ret(b, ctx, opts: Options):
-        _exit(b, ctx, opts)
-
-    enter.__name__ = enter.__qualname__ = f"on_{syscall}"
-    ret.__name__ = ret.__qualname__ = f"on_{syscall}_ret"
-    return kprobe(wrapper(syscall))(enter), kretprobe(wrapper(syscall))(ret)
-
-
-#: (entry, exit) of each open syscall, on its tracepoints (best) or kprobes of its wrapper
-HOOKS = {name: (Hook(tp_enter, kp[0]), Hook(tp_exit, kp[1]))
-         for name, tp_enter, tp_exit, kp in (("open", on_open, on_open_ret, _kprobes("open")),
-                                             ("openat", on_openat, on_openat_ret, _kprobes("openat")),
-                                             ("openat2", on_openat2, on_openat2_ret, _kprobes("openat2")))}
+#: the open syscalls at entry and exit: their tracepoints, or kprobes on their wrappers
+HOOKS = SyscallHooks("on_", {"open": ("filename", "flags", "mode"),
+                             "openat": ("dfd", "filename", "flags", "mode"),
+                             "openat2": ("dfd", "filename", "how", "usize")},
+                     enter=_call, leave=lambda b, ctx, opts, syscall: _exit(b, ctx, opts))
 
 
 # -- user space ----------------------------------------------------------------------------
@@ -252,7 +199,7 @@ class Opensnoop(Tool):
                             help="only opens with this flag, e.g. O_WRONLY (repeatable: any of them)")
         parser.add_argument("-F", "--full-path", action="store_true",
                             help="absolute paths: relative names joined to the dirfd or working directory")
-        parser.add_argument("--hook", choices=("auto", "tracepoint", "kprobe"), default="auto",
+        parser.add_argument("--hook", choices=("auto", *HOOKS.KINDS), default="auto",
                             help="where to hook the open syscalls: their tracepoints (auto: where "
                                  "present) or kprobes on the syscall wrappers")
 
@@ -273,21 +220,12 @@ class Opensnoop(Tool):
                        hook=args.hook)
 
     def programs(self, opts: Options) -> list[ProgramDef]:
-        kind = opts.hook
-        if kind == "auto":  # the tracepoints if this kernel has openat's
-            kind = "tracepoint" if unavailable(on_openat) is None else "kprobe"
-        self.kind, ret = kind, "kretprobe" if kind == "kprobe" else kind
         # the syscalls this architecture has (no open() on arm64)
-        self.syscalls = [n for n, (enter, _) in HOOKS.items()
-                         if any(c.kind == kind and unavailable(c) is None for c in enter.candidates)]
-        if not self.syscalls:
-            HOOKS["openat"][0].choose(kind)  # raises, saying why this kernel cannot
-        return [p for n in self.syscalls for p in (HOOKS[n][1].choose(ret), HOOKS[n][0].choose(kind))]
+        self.kind, self.syscalls, progs = HOOKS.choose(opts.hook)
+        return progs
 
     def notes(self, coll: Any, opts: Options) -> list[str]:
-        if self.kind == "tracepoint":
-            return [f"hooks: tracepoints syscalls:sys_enter/sys_exit_ of {', '.join(self.syscalls)}"]
-        return [f"hooks: kprobes and kretprobes on {', '.join(wrapper(n) for n in self.syscalls)}"]
+        return [HOOKS.describe(self.kind, self.syscalls)]
 
     def prepare(self, coll: Any, opts: Options) -> None:
         self.wall = WallClock()

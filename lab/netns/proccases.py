@@ -20,12 +20,11 @@ def _flags(names: tuple[str, ...]) -> list[str]:
 
 def _execs(setting: Setting, work: processes.Workload, fails: bool = True) -> list[Expectation]:
     out = []
-    for e in processes.EXECS:
+    for e in processes.execs():
         if e.errno and not fails:
             continue
-        path = os.path.realpath(e.path) if e.how == "fd" else e.path
-        out.append(Expectation(1, {"ppid": work.pid, "comm": setting.comm if e.errno else "true",
-                                   "ret": -e.errno, "path": path, "args": list(e.args)}))
+        out.append(Expectation(1, {"ppid": work.pid, "comm": e.comm or setting.comm, "ret": -e.errno,
+                                   "path": e.path or e.name, "args": list(e.args)}))
     return out
 
 
@@ -51,8 +50,9 @@ def _open_workload(setting: Setting) -> processes.Workload:
 
 CASES = (
     WorkloadCase("execsnoop", (
-        WorkloadScenario("execsnoop-execs", "3 execs with spaces, an empty and a 4 KiB argument; an "
-                         "execveat through a descriptor; a missing file (ENOENT, shown with -x)",
+        WorkloadScenario("execsnoop-execs", "3 execs with spaces, an empty and a 4 KiB argument; "
+                         "execveat through a descriptor and under a dirfd; a relative name; uid 65534; "
+                         "a missing file (ENOENT, shown with -x); a shell that kills itself",
                          _exec_workload, lambda s, w: ["-x", "-P", str(w.pid), "--hook", "tracepoint"],
                          _execs),
         WorkloadScenario("execsnoop-no-fails", "the same without -x: the missing file is not shown",
@@ -61,7 +61,8 @@ CASES = (
     )),
     WorkloadCase("opensnoop", (
         WorkloadScenario("opensnoop-opens", "opens with known flags and modes, a missing file (ENOENT), "
-                         "openat2 with RESOLVE_* (one EXDEV), a relative name under a dirfd (-F: absolute)",
+                         "openat2 with RESOLVE_* (one EXDEV), relative names under a dirfd and the working "
+                         "directory (-F: absolute), open() itself",
                          _open_workload, lambda s, w: ["-p", str(w.pid), "-F", "--hook", "tracepoint"],
                          _opens),
         WorkloadScenario("opensnoop-failed", "the same with -x: only the two failed opens",

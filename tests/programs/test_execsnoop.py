@@ -1,4 +1,4 @@
-"""execsnoop against a scripted workload whose execs are known exactly (tests/programs/procload.py)."""
+"""execsnoop against a scripted workload whose execs are known exactly (pybpfasm.lab.workloads.processes)."""
 
 from __future__ import annotations
 
@@ -11,37 +11,26 @@ import sys
 
 import pytest
 
+from pybpfasm.lab.workloads.processes import TRUE, Workload, execs
 from pybpfasm.link import kprobes_available
 from pybpfasm.tools.common.syscalls import wrapper
 from tests.link.kernel_state import programs_named, settle
-from tests.programs.procload import TRUE, Workload
 from tests.programs.procmon import file_tools
 
 K = 3
 KEYS = ["time", "pid", "ppid", "uid", "comm", "ret", "path", "args"]
-
-
 
 @pytest.fixture
 def file_tool(tmp_path):
     with file_tools(tmp_path) as start:
         yield start
 
-def _path(kind: str) -> str:
-    return {"fd": os.path.realpath(TRUE), "dirfd": "/usr/bin/true",
-            "relative": os.path.realpath("/usr/bin") + "/./true",
-            "missing": "/nonexistent-pbt/prog", "killed": "/bin/sh"}.get(kind, TRUE)
-
 
 def expected(load: dict, comm: str) -> list[dict]:
     """The exec events of *load*, as execsnoop -x reports them (time left out)."""
-    out = []
-    for e in load["execs"]:
-        kind = e["kind"]
-        out.append({"pid": e["pid"], "ppid": load["pid"], "uid": 65534 if kind == "nobody" else load["uid"],
-                    "comm": {"missing": comm, "killed": "sh"}.get(kind, "true"),
-                    "ret": -2 if kind == "missing" else 0, "path": _path(kind), "args": e["args"]})
-    return out
+    return [{"pid": done["pid"], "ppid": load["pid"], "uid": e.uid if e.uid is not None else load["uid"],
+             "comm": e.comm or comm, "ret": -e.errno, "path": e.path or e.name, "args": list(e.args)}
+            for e, done in zip(execs(len(load["execs"]) - len(execs(0))), load["execs"])]
 
 
 def of_load(rows: list[dict], load: dict) -> list[dict]:
@@ -244,7 +233,7 @@ def test_says_which_hooks(tool):
     code, _, err = mon.stop()
     assert code == 0, err
     notes = [line for line in err.splitlines() if line.startswith("note: ")]
-    assert notes == ["note: hooks: tracepoints syscalls:sys_enter/sys_exit_execve and _execveat, "
+    assert notes == ["note: hooks: tracepoints syscalls:sys_enter/sys_exit_ of execve, execveat, "
                      "sched:sched_process_exit"]
 
 
@@ -256,4 +245,4 @@ def test_kernels_without_bpf_loop_are_told(monkeypatch):
 
     monkeypatch.setattr(process, "has_helper", lambda name: name != "loop")
     with pytest.raises(BPFError, match=r"needs bpf_loop \(Linux 5.17\+\)"):
-        execsnoop.on_execve.build(execsnoop.Options())
+        next(p for p in execsnoop.HOOKS.choose("tracepoint")[2] if p.name == "on_execve").build(execsnoop.Options())

@@ -1,4 +1,4 @@
-"""opensnoop against a scripted workload whose opens are known exactly (tests/programs/procload.py)."""
+"""opensnoop against a scripted workload whose opens are known exactly (pybpfasm.lab.workloads.processes)."""
 
 from __future__ import annotations
 
@@ -11,23 +11,22 @@ import sys
 
 import pytest
 
+from pybpfasm.lab.workloads.processes import SYS_OPEN, Workload
 from pybpfasm.link import kprobes_available
 from pybpfasm.tools.common import openflags
 from pybpfasm.tools.common.syscalls import wrapper
 from tests.link.kernel_state import programs_named, settle
-from tests.programs.procload import SYS_OPEN, Workload
 from tests.programs.procmon import file_tools
 
 KEYS = ["time", "pid", "tid", "uid", "comm", "fd", "errno", "flags", "mode", "path"]
 #: the workload's opens: 2 creating, 1 missing, the dirfd, 2 openat2 (one EXDEV), 2 relative, open()
 COUNT = 8 + (SYS_OPEN is not None)
 
-
-
 @pytest.fixture
 def file_tool(tmp_path):
     with file_tools(tmp_path) as start:
         yield start
+
 
 def expected(load: dict, comm: str, full: bool) -> list[dict]:
     """The open events of *load* as opensnoop reports them (time left out)."""

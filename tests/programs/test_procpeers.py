@@ -13,8 +13,8 @@ import time
 
 import pytest
 
+from pybpfasm.lab.workloads.processes import SYS_OPEN, Workload
 from tests.link.kernel_state import settle
-from tests.programs.procload import SYS_OPEN, Workload
 from tests.programs.procmon import file_tools
 
 TOOLS = "/usr/sbin"
