@@ -30,10 +30,19 @@ TOOLS: dict[str, Entry] = {
     "sockstat": Entry("sockstat", "socket calls by probe, every interval", ("sockstat.bt",)),
     "opensnoop": Entry("opensnoop", "files opened (open, openat, openat2): flags and result", ("opensnoop.bt",)),
     "execsnoop": Entry("execsnoop", "new processes: each exec's whole argv, path and result", ("execsnoop.bt",)),
+    "ovs-dropmon": Entry("ovs_dropmon", "packets dropped in the OVS kernel datapath: reason, location, flow",
+                         ("ovs-kernel-module-drop-monitor",)),
+    "ovs-clone-summary": Entry("ovs_clone_summary", "OVS datapath actions by datapath, type and recirc_id, "
+                               "and nesting depth per CPU", ("ovs-clone-execute-summary",)),
+    "ovslatency": Entry("ovslatency", "time spent in ovs_vport_receive, in buckets, per port", ()),
     "xdp-dummy": Entry("xdp_dummy", "XDP_PASS on devices (what a veth needs before redirects into it)",
                        ("xdp_dummy",), kind="command"),
+    "xdp-l2fwd": Entry("xdp_l2fwd", "layer-2 forwarding in XDP by <MAC, VLAN>: attach, fdb, stats, detach",
+                       ("xdp_l2fwd",), kind="command"),
     "skbtracer": Entry("skbtracer", "packets through the stack: each skb at each hook, with its headers",
                        ("skbtracer.py",)),
+    "datapath": Entry("datapath", "each packet to or from a host, hop by hop: rx, forward, bridge, "
+                      "netfilter, tx, drop; --latency per edge", ("packet_datapath_tracing",)),
 }
 
 
