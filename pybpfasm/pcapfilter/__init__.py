@@ -1,0 +1,88 @@
+"""pcap-filter expressions (``tcp and dst port 80``) compiled into eBPF, in pure Python.
+
+The grammar is what people type into tcpdump (``pcap-filter(7)``), with
+libpcap's meaning for Ethernet frames (see :mod:`.semantics`); no libpcap is
+needed.  ::
+
+    from pybpfasm import pcapfilter
+
+    flt = pcapfilter.compile("tcp and dst port 80 and host 10.1.2.3")   # FilterError if bad
+
+    # skb hooks (tracepoint, raw_tracepoint, kprobe): an skb pointer value
+    with b.if_(~flt.matches_skb(b, ctx.skbaddr.rvalue())):
+        b.return_(0)
+
+    # XDP and tc: the program's context
+    with b.if_(~flt.matches_packet(b, ctx)):
+        b.return_(XDP_PASS)
+
+    # argparse: --filter EXPR, a bad expression is one line and exit status 2
+    parser.add_argument("--filter", type=pcapfilter.argument, metavar="EXPR")
+
+A bad expression raises :class:`FilterError` (a ``UsageError``), whose
+message is one line, ``filter: column N: what is wrong``, with ``.column``
+(from 1) and ``.reason``.  A compiled :class:`Filter` emits code each time
+it is used; it holds no kernel state.
+
+Semantics follow libpcap's, including the corner cases: a load past the end
+of the bytes the program can see rejects the packet (even under ``not``);
+``vlan`` shifts the offsets of everything after it; IPv4 ports are read only
+from first fragments, past the header's own length.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+from . import ast, ir
+from .errors import FilterError
+from .parser import parse
+from .semantics import meaning
+
+
+@dataclass(frozen=True)
+class Filter:
+    """A parsed and checked filter expression."""
+
+    text: str
+    tree: ast.Node
+    predicate: ir.Pred
+
+    def matches(self, b, frame) -> object:
+        """Emit the filter over *frame* (:mod:`.packetbytes`); the eDSL condition that it matched."""
+        from .codegen import emit
+
+        return emit(b, self.predicate, frame)
+
+    def matches_skb(self, b, skb_ptr) -> object:
+        """The condition that the packet of ``struct sk_buff *`` *skb_ptr* matches (skb hooks)."""
+        from .packetbytes import SkbBytes
+
+        return self.matches(b, SkbBytes(b, skb_ptr))
+
+    def matches_packet(self, b, ctx) -> object:
+        """The condition that the packet of an XDP or tc program's *ctx* matches."""
+        from .packetbytes import DirectBytes
+
+        return self.matches(b, DirectBytes(b, ctx))
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def compile(text: str) -> Filter:  # noqa: A001 - the name people expect (re.compile)
+    """Parse and check *text*; raises :class:`FilterError` with the column of the error."""
+    tree = parse(text)
+    return Filter(text, tree, meaning(tree))
+
+
+def argument(text: str) -> Filter:
+    """argparse type for ``--filter EXPR``."""
+    try:
+        return compile(text)
+    except FilterError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+__all__ = ["Filter", "FilterError", "argument", "compile"]
