@@ -30,6 +30,8 @@ TOOLS: dict[str, Entry] = {
     "sockstat": Entry("sockstat", "socket calls by probe, every interval", ("sockstat.bt",)),
     "opensnoop": Entry("opensnoop", "files opened (open, openat, openat2): flags and result", ("opensnoop.bt",)),
     "execsnoop": Entry("execsnoop", "new processes: each exec's whole argv, path and result", ("execsnoop.bt",)),
+    "defrag": Entry("defrag", "IP fragments and reassembly: every fragment's and datagram's fate",
+                    ("trace_ip_defrag",)),
     "ovs-dropmon": Entry("ovs_dropmon", "packets dropped in the OVS kernel datapath: reason, location, flow",
                          ("ovs-kernel-module-drop-monitor",)),
     "ovs-clone-summary": Entry("ovs_clone_summary", "OVS datapath actions by datapath, type and recirc_id, "

@@ -29,8 +29,9 @@ from .packet import Packet, PacketFilter, bytes_cond
 from .reasons import reason_enum
 
 Reason = reason_enum()
-#: SkbEvent.flags bits
-F_REASON, F_KEPT = 1, 2
+#: SkbEvent.flags bits: a drop reason was recorded; a kept skb (``--keep``); the device
+#: is a bridge port (:func:`capture` with ``bridge_port=True``)
+F_REASON, F_KEPT, F_BRIDGE_PORT = 1, 2, 4
 
 
 @dataclass(frozen=True)
@@ -115,12 +116,14 @@ def _netns_of(b, ev, net) -> None:
         ev.netns = net.deref().ns.inum
 
 
-def capture(b, skb_ptr, hook: int, reason, filt: SkbFilter, *, passes: Callable | None = None):
+def capture(b, skb_ptr, hook: int, reason, filt: SkbFilter, *, passes: Callable | None = None,
+            bridge_port: bool = False):
     """An :class:`SkbEvent` on the stack for an skb at *hook* that passes *filt*, else return.
 
     *passes* (``passes(b) -> Cond | None``) may let an skb through the packet filter anyway
     (``--keep``: an skb once matched is followed through header changes); it is evaluated
-    only after the device filters.
+    only after the device filters.  With *bridge_port*, ``F_BRIDGE_PORT`` says whether the
+    device is a bridge port (``IFF_BRIDGE_PORT``, from the kernel's BTF).
     """
     ev = b.stack(SkbEvent, "the skb event")
     b.zero(ev)
@@ -129,7 +132,11 @@ def capture(b, skb_ptr, hook: int, reason, filt: SkbFilter, *, passes: Callable 
     dev_ptr = b.var(hdr.dev)
     with b.if_(dev_ptr != 0):
         dev = b.read(dev_ptr.cast("struct net_device").deref(), "name", "ifindex", "nd_net",
-                     name="net_device fields")
+                     *(["priv_flags"] if bridge_port else []), name="net_device fields")
+        if bridge_port:
+            port = b.btf.enum("netdev_priv_flags")["IFF_BRIDGE_PORT"]
+            with b.if_(dev.priv_flags.test(port)):
+                ev.flags = F_BRIDGE_PORT
         ev.ifname = dev.name
         ev.ifindex = dev.ifindex
         _netns_of(b, ev, dev.nd_net.net)

@@ -259,7 +259,11 @@ class Builder:
             bit, width = ref.bits
             if bit:
                 self.emit(Op(OpCode.alu(AluOp.RSH), reg, 0, 0, bit))
-            self.emit(Op(OpCode.alu(AluOp.AND), reg, 0, 0, (1 << width) - 1))
+            if width < 32:
+                self.emit(Op(OpCode.alu(AluOp.AND), reg, 0, 0, (1 << width) - 1))
+            elif width < 64:  # a mask this wide is no immediate: shift the rest out
+                self.emit(Op(OpCode.alu(AluOp.LSH), reg, 0, 0, 64 - width))
+                self.emit(Op(OpCode.alu(AluOp.RSH), reg, 0, 0, 64 - width))
         elif isinstance(result, Scalar) and result.signed and result.size < 8:
             shift = 64 - 8 * result.size
             self.emit(Op(OpCode.alu(AluOp.LSH), reg, 0, 0, shift))
