@@ -155,7 +155,7 @@ class SkbTracer(Tool):
             "pkt_type": ev.pkt_type,
             "pid": ev.pid,
             "mark": ev.mark,
-            **{k: pkt[k] for k in ("src", "dst", "proto", "sport", "dport", "tcp_flags", "icmp_type")},
+            **{k: pkt[k] for k in ("src", "dst", "proto", "sport", "dport", "ip_id", "tcp_flags", "icmp_type")},
             "icmp_id": ev.pkt.icmp_id if pkt["icmp_type"] is not None else None,
             "reason": reason,
             "kstack": self._stack(ev.kstack),
