@@ -23,6 +23,7 @@ from pybpfasm.errors import UsageError
 
 from .common import options as types
 from .common import packet, skbhooks
+from .common.hooks import Hook
 from .common.packet import PacketFilter
 from .common.skbfilters import add_filter_arguments, filter_from
 from .common.skbhooks import HOOK_NAMES, HOOKS, SkbEvent, SkbFilter
@@ -56,7 +57,7 @@ def trace(b, ctx_value, skb_ptr, hook: int, reason, opts: Options) -> None:
     """One hook's body: filter, build, send (and remember or forget a kept skb)."""
     keep = opts.keep and opts.filter.packet_conditions
 
-    def passes(b):
+    def passes(b, hdr):
         return kept.lookup_ptr(b, skb_ptr) != 0
 
     ev = skbhooks.capture(b, skb_ptr, hook, reason, opts.filter, passes=passes if keep else None)
@@ -73,6 +74,28 @@ def trace(b, ctx_value, skb_ptr, hook: int, reason, opts: Options) -> None:
 
 
 HOOK_PROGRAMS = [skbhooks.skb_programs(i, trace, "skbt") for i in range(len(HOOKS))]
+
+
+def forget_freed(b, ptr) -> None:
+    """A slab object freed: if it held a kept skb, that skb is gone (most skbs end in
+    ``__kfree_skb``, which no skb tracepoint reports; the kernel reuses the address at once).
+    An fclone pair is freed as one object: its second skb follows the first."""
+    kept.delete(b, ptr)
+    kept.delete(b, ptr + b.btf.sizeof("struct sk_buff"))
+
+
+def _on_free_args(b, ctx, opts):
+    forget_freed(b, ctx.arg(ctx.names.index("ptr")))
+
+
+def _on_free_tp(b, ctx, opts):
+    forget_freed(b, ctx.ptr.rvalue())
+
+
+#: --keep: where skbs really end
+SLAB_FREE = Hook(ProgramDef(_on_free_args, "tp_btf", ("kmem_cache_free",), name="skbt_freed"),
+                 ProgramDef(_on_free_args, "raw_tracepoint", ("kmem_cache_free",), name="skbt_freed"),
+                 ProgramDef(_on_free_tp, "tracepoint", ("kmem", "kmem_cache_free"), name="skbt_freed"))
 
 
 class SkbTracer(Tool):
@@ -118,7 +141,10 @@ class SkbTracer(Tool):
     def programs(self, opts: Options) -> list[ProgramDef]:
         hooks = HOOK_PROGRAMS if opts.route else [h for i, h in enumerate(HOOK_PROGRAMS)
                                                  if HOOKS[i].hop == "drop"]
-        return skbhooks.choose(hooks, opts.hook)
+        chosen = skbhooks.choose(hooks, opts.hook)
+        if opts.keep and opts.filter.packet_conditions:
+            chosen.append(SLAB_FREE.choose(opts.hook))
+        return chosen
 
     def notes(self, coll: Any, opts: Options) -> list[str]:
         return [skbhooks.describe(list(coll.programs))]

@@ -48,6 +48,7 @@ TCP_OUT = f"{work.CLIENT}:{work.TCP_SPORT}->{work.SERVER}:{work.TCP_PORT}"
 TCP_BACK = f"{work.SERVER}:{work.TCP_PORT}->{work.CLIENT}:{work.TCP_SPORT}"
 UDP_BRIDGED = f"U:{work.B1}:{work.UDP_SPORT}->{work.B2}:{work.UDP_PORT}"
 UDP_DROPPED = f"U:{work.CLIENT}:{work.DROP_SPORT}->{work.SERVER}:{work.DROP_PORT}"
+R0_MAC = TOPOLOGY.interface("rt", "r0").mac
 BRIDGED = 2  # datagrams in the bridged flow
 DROPPED = 2  # datagrams nft drops
 
@@ -96,6 +97,16 @@ SKBTRACER = (
     PathScenario("skbtracer-router-netns", "the same under --filter-netns of the router: its hooks only",
                  work.tcp_handshake, ("-H", work.SERVER, "--filter-netns", f"/run/netns/{PREFIX}rt"),
                  _router_only),
+    PathScenario("skbtracer-pcap-filter", "the same under --filter 'tcp[tcpflags] & tcp-syn != 0': SYN, SYN-ACK",
+                 work.tcp_handshake, ("--filter", f"host {work.SERVER} and tcp[tcpflags] & tcp-syn != 0"),
+                 lambda: _skbtracer_handshake()[:2]),
+    PathScenario("skbtracer-mac-filter", "the handshake under --filter 'ether dst' of the router's r0: "
+                 "the first leg of each packet to it", work.tcp_handshake, ("--filter", f"ether dst {R0_MAC}"),
+                 lambda: [Expectation(1, {"packet": e.fields["packet"], "hops": _hops(*CL_RT)})
+                          for e in _skbtracer_handshake() if e.fields["packet"] != f"T_ACK,SYN:{TCP_BACK}"]),
+    PathScenario("skbtracer-keep", "the same with --keep: each packet matched once is followed to its end",
+                 work.tcp_handshake, ("--filter", f"ether dst {R0_MAC}", "--keep"),
+                 lambda: [e for e in _skbtracer_handshake() if e.fields["packet"] != f"T_ACK,SYN:{TCP_BACK}"]),
     PathScenario("skbtracer-bridged-udp", f"{BRIDGED} UDP datagrams across the bridge",
                  work.bridged_udp, ("-H", work.B2, "--proto", "udp"),
                  lambda: [Expectation(BRIDGED, {"packet": UDP_BRIDGED, "hops": _hops(*B1_SW, *SW_B2)})]),

@@ -1,11 +1,13 @@
-"""pwru's skb filters for every skb tracer: ``--filter-netns``, ``--filter-ifname``,
-``--filter-mark``, parsed into an :class:`~.skbhooks.SkbFilter`."""
+"""The skb filters every skb tracer shares: a pcap-filter expression (``--filter``, compiled
+into the program by :mod:`pybpfasm.pcapfilter`) and pwru's ``--filter-netns``,
+``--filter-ifname``, ``--filter-mark``, parsed into an :class:`~.skbhooks.SkbFilter`."""
 
 from __future__ import annotations
 
 import argparse
 import os
 
+from pybpfasm import pcapfilter
 from pybpfasm.errors import UsageError
 
 from . import options as types
@@ -26,6 +28,8 @@ def netns(text: str) -> int:
 
 
 def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--filter", type=pcapfilter.argument, metavar="EXPR",
+                        help="only packets this pcap-filter expression matches, e.g. 'tcp and dst port 80'")
     parser.add_argument("--filter-netns", type=netns, metavar="NS",
                         help="only skbs in this network namespace: inode:N or a file like /proc/PID/ns/net")
     parser.add_argument("--filter-ifname", type=types.ifname, metavar="NAME",
@@ -40,4 +44,4 @@ def filter_from(args: argparse.Namespace, pkt: PacketFilter, *, netns: int | Non
     if netns is not None and args.filter_netns is not None and netns != args.filter_netns:
         raise UsageError(f"two different network namespaces: {netns} and --filter-netns {args.filter_netns}")
     return SkbFilter(packet=pkt, netns=args.filter_netns if netns is None else netns,
-                     ifname=args.filter_ifname, mark=args.filter_mark, pid=pid)
+                     ifname=args.filter_ifname, mark=args.filter_mark, pid=pid, expr=args.filter)

@@ -95,12 +95,14 @@ class SkbFilter:
     ifname: bytes | None = None
     mark: int | None = None
     pid: int | None = None
+    #: a compiled pcap-filter expression (:mod:`pybpfasm.pcapfilter`)
+    expr: Any = None
     #: IP packets only (non-IP frames are never reported)
     ip_only: bool = True
 
     @property
     def packet_conditions(self) -> bool:
-        return self.packet != PacketFilter()
+        return self.packet != PacketFilter() or self.expr is not None
 
 
 def _return_unless(b, conds: list) -> None:
@@ -116,19 +118,8 @@ def _netns_of(b, ev, net) -> None:
         ev.netns = net.deref().ns.inum
 
 
-def capture(b, skb_ptr, hook: int, reason, filt: SkbFilter, *, passes: Callable | None = None,
-            bridge_port: bool = False):
-    """An :class:`SkbEvent` on the stack for an skb at *hook* that passes *filt*, else return.
-
-    *passes* (``passes(b) -> Cond | None``) may let an skb through the packet filter anyway
-    (``--keep``: an skb once matched is followed through header changes); it is evaluated
-    only after the device filters.  With *bridge_port*, ``F_BRIDGE_PORT`` says whether the
-    device is a bridge port (``IFF_BRIDGE_PORT``, from the kernel's BTF).
-    """
-    ev = b.stack(SkbEvent, "the skb event")
-    b.zero(ev)
-    skb_ref = skb_ptr.cast("struct sk_buff").deref()
-    hdr = packet.read_skb(b, skb_ref, "dev", "sk", "mark", "len", "protocol", "pkt_type", mac=True)
+def _device(b, ev, hdr, bridge_port: bool) -> None:
+    """The event's device, namespace and mark (and whether the device is a bridge port)."""
     dev_ptr = b.var(hdr.dev)
     with b.if_(dev_ptr != 0):
         dev = b.read(dev_ptr.cast("struct net_device").deref(), "name", "ifindex", "nd_net",
@@ -136,7 +127,7 @@ def capture(b, skb_ptr, hook: int, reason, filt: SkbFilter, *, passes: Callable 
         if bridge_port:
             port = b.btf.enum("netdev_priv_flags")["IFF_BRIDGE_PORT"]
             with b.if_(dev.priv_flags.test(port)):
-                ev.flags = F_BRIDGE_PORT
+                ev.flags = ev.flags | F_BRIDGE_PORT
         ev.ifname = dev.name
         ev.ifindex = dev.ifindex
         _netns_of(b, ev, dev.nd_net.net)
@@ -145,7 +136,25 @@ def capture(b, skb_ptr, hook: int, reason, filt: SkbFilter, *, passes: Callable 
         with b.if_(sk != 0):
             _netns_of(b, ev, sk.deref().__sk_common.skc_net.net)
     ev.mark = hdr.mark
+
+
+def capture(b, skb_ptr, hook: int, reason, filt: SkbFilter, *, passes: Callable | None = None,
+            bridge_port: bool = False):
+    """An :class:`SkbEvent` on the stack for an skb at *hook* that passes *filt*, else return.
+
+    *passes* (``passes(b, hdr) -> Cond``, *hdr* the skb's fields) may let an skb through the packet filter anyway
+    (``--keep``: an skb once matched is followed through header changes); it is evaluated
+    only after the device filters.  With *bridge_port*, ``F_BRIDGE_PORT`` says whether the
+    device is a bridge port (``IFF_BRIDGE_PORT``, from the kernel's BTF).
+    """
+    ev = b.stack(SkbEvent, "the skb event")
+    b.zero(ev)
+    skb_ref = skb_ptr.cast("struct sk_buff").deref()
+    hdr = packet.read_skb(b, skb_ref, "dev", "sk", "mark", "len", "protocol", "pkt_type", mac=True)
     device = []
+    early = filt.netns is not None or filt.ifname is not None or filt.mark is not None
+    if early:  # device filters are the cheapest: first
+        _device(b, ev, hdr, bridge_port)
     if filt.netns is not None:
         device.append(ev.netns == filt.netns)
     if filt.ifname is not None:
@@ -156,11 +165,15 @@ def capture(b, skb_ptr, hook: int, reason, filt: SkbFilter, *, passes: Callable 
     if filt.pid is not None:
         ev.pid = b.get_current_pid_tgid() >> 32
         _return_unless(b, [ev.pid == filt.pid])
+    kept = passes(b, hdr) if passes is not None else None
+    if filt.expr is not None and kept is None:  # reads the frame itself: before the parse
+        _return_unless(b, [filt.expr.matches_skb(b, skb_ptr)])
     packet.parse(b, hdr, hdr.protocol.to_host(), ev.pkt, mac=True)
     conds = filt.packet.conditions(ev.pkt)
     if filt.ip_only:
         conds.insert(0, ev.pkt.flags.test(packet.F_IPV4 | packet.F_IPV6))
-    kept = passes(b) if passes is not None else None
+    if filt.expr is not None and kept is not None:
+        conds.append(filt.expr.matches_skb(b, skb_ptr))
     if kept is not None and conds:
         with b.if_(kept):
             ev.flags = ev.flags | F_KEPT
@@ -169,6 +182,8 @@ def capture(b, skb_ptr, hook: int, reason, filt: SkbFilter, *, passes: Callable 
                 b.return_(0)
     else:
         _return_unless(b, conds)
+    if not early:
+        _device(b, ev, hdr, bridge_port)
     ev.ts = b.ktime_get_ns()
     ev.skb = skb_ptr
     ev.hook = hook
