@@ -1,4 +1,4 @@
-"""Frames built byte by byte with ``struct`` (Ethernet, 802.1Q, IPv4, UDP, fragments) and sent
+"""Frames built byte by byte with ``struct`` (Ethernet, 802.1Q, IPv4, IPv6, UDP, fragments) and sent
 through an ``AF_PACKET`` socket, for the drops that kernel sockets cannot cause (bad checksums,
 truncated packets, VLAN tags, fragment trains)."""
 
@@ -13,7 +13,9 @@ from pybpfasm.link.netns import entered
 
 ETH_P_IP = 0x0800
 ETH_P_8021Q = 0x8100
+ETH_P_IPV6 = 0x86DD
 IPPROTO_UDP = 17
+IPPROTO_FRAGMENT = 44
 IP_MF = 0x2000
 
 
@@ -31,9 +33,12 @@ def mac_bytes(mac: str) -> bytes:
     return bytes.fromhex(mac.replace(":", ""))
 
 
-def ethernet(dst: str, src: str, payload: bytes, ethertype: int = ETH_P_IP,
+def ethernet(dst: str, src: str, payload: bytes, ethertype: int | None = None,
              vlan: int | None = None) -> bytes:
-    """An Ethernet frame, 802.1Q-tagged with VLAN id ``vlan`` when given (priority 0)."""
+    """An Ethernet frame, 802.1Q-tagged with VLAN id ``vlan`` when given (priority 0); the
+    type is the payload's IP version unless given."""
+    if ethertype is None:
+        ethertype = ETH_P_IPV6 if payload[:1] and payload[0] >> 4 == 6 else ETH_P_IP
     tag = struct.pack("!HH", ETH_P_8021Q, vlan) if vlan is not None else b""
     return mac_bytes(dst) + mac_bytes(src) + tag + struct.pack("!H", ethertype) + payload
 
@@ -74,6 +79,42 @@ def fragment(src: str, dst: str, proto: int, datagram: bytes, ident: int,
         more = IP_MF if offset + size < len(datagram) else 0
         out.append(ipv4(src, dst, proto, datagram[offset:offset + size], ident,
                         frag=more | offset // 8))
+    return out
+
+
+def udp6(src: str, dst: str, sport: int, dport: int, data: bytes) -> bytes:
+    """A UDP header with the checksum over the IPv6 pseudo-header (RFC 8200), and ``data``."""
+    length = 8 + len(data)
+    pseudo = (socket.inet_pton(socket.AF_INET6, src) + socket.inet_pton(socket.AF_INET6, dst)
+              + struct.pack("!IxxxB", length, IPPROTO_UDP))
+    header = struct.pack("!HHHH", sport, dport, length, 0)
+    csum = checksum(pseudo + header + data) or 0xFFFF
+    return struct.pack("!HHHH", sport, dport, length, csum) + data
+
+
+def ipv6(src: str, dst: str, nexthdr: int, payload: bytes, hop_limit: int = 64) -> bytes:
+    """An IPv6 header and ``payload``."""
+    return (struct.pack("!IHBB", 6 << 28, len(payload), nexthdr, hop_limit)
+            + socket.inet_pton(socket.AF_INET6, src) + socket.inet_pton(socket.AF_INET6, dst) + payload)
+
+
+def fragment_spans(src: str, dst: str, proto: int, datagram: bytes, ident: int,
+                   spans: Iterable[tuple[int, int]]) -> list[bytes]:
+    """IPv4 or IPv6 (by the addresses) fragments of ``datagram`` (an L4 header and data), one
+    per ``(start, end)`` byte span, in the order given: spans may repeat (duplicates), overlap,
+    or leave holes.  A fragment has the more-fragments bit unless it reaches the datagram's end."""
+    out = []
+    for start, end in spans:
+        if start % 8 or not 0 <= start < end <= len(datagram) or (end % 8 and end != len(datagram)):
+            raise ValueError(f"fragment span {start}-{end}: start and end must be multiples of 8 "
+                             f"within the {len(datagram)}-byte datagram (the last may end at its end)")
+        more = end < len(datagram)
+        piece = datagram[start:end]
+        if is_ipv6(src):
+            header = struct.pack("!BxHI", proto, start | more, ident)
+            out.append(ipv6(src, dst, IPPROTO_FRAGMENT, header + piece))
+        else:
+            out.append(ipv4(src, dst, proto, piece, ident, frag=(IP_MF if more else 0) | start // 8))
     return out
 
 

@@ -156,6 +156,28 @@ def incomplete_fragments(s: Sender, t: Table) -> Callable[[], None]:
     return lambda: f.send([f.frame(first)])
 
 
+def fragments(s: Sender, t: Table) -> Callable[[], None]:
+    """Crafted IPv4 or IPv6 (by the addresses) UDP fragments: ``send`` lists ``[ip_id, start,
+    end]`` byte spans of ``size``-byte datagrams (UDP header included), sent in that order,
+    so that one train can interleave datagrams, repeat, overlap or leave out fragments."""
+    iface, dst_mac = s.interface(t)
+    src, dst, sport, dport = t.get("src", str), t.get("dst", str), t.get("sport", int), t.get("dport", int)
+    size, spans = t.get("size", int), t.get("send", list)
+    if size < 8 or not all(isinstance(x, list) and len(x) == 3 and all(type(v) is int for v in x)
+                           for x in spans):
+        raise DeclarationError(f"{t.where}: 'send' is a list of [ip_id, start, end] and 'size' >= 8")
+    udp = packets.udp6 if packets.is_ipv6(src) else packets.udp4
+    data = bytes(range(size - 8))
+    try:
+        ips = [packets.fragment_spans(src, dst, packets.IPPROTO_UDP, udp(src, dst, sport, dport, data),
+                                      ident, [(start, end)])[0] for ident, start, end in spans]
+    except ValueError as err:
+        raise DeclarationError(f"{t.where}: {err}") from None
+    assert iface.mac is not None
+    frames = [packets.ethernet(dst_mac, iface.mac, ip) for ip in ips]
+    return lambda: packets.send_frames(s.netns, iface.name, frames)
+
+
 KINDS: dict[str, Callable[[Sender, Table], Callable[[], None]]] = {
     "udp": udp,
     "tcp_syn": tcp_syn,
@@ -165,4 +187,5 @@ KINDS: dict[str, Callable[[Sender, Table], Callable[[], None]]] = {
     "vlan_tagged": vlan_tagged,
     "duplicate_fragment": duplicate_fragment,
     "incomplete_fragments": incomplete_fragments,
+    "fragments": fragments,
 }

@@ -16,12 +16,13 @@ last descriptor closes.  Hook numbers and priorities are the kernel's own
 
 from __future__ import annotations
 
+import errno
 import functools
 import socket
 
 from ..errors import UsageError
 from ..prog import Program
-from ..sys import AttachType
+from ..sys import AttachType, SyscallError
 from .base import FDLink, link_create
 from .netns import entered
 
@@ -52,14 +53,15 @@ def priorities(family: str) -> dict[str, int]:
     return {name[len(prefix):].lower(): value for name, value in BTF.kernel().enum(enum).items()}
 
 
-def attach_netfilter(prog: Program, family: str, hook: str, priority: int, *,
+def attach_netfilter(prog: Program, family: str, hook: str, priority: int | range, *,
                      netns: str | None = None, defrag: bool = False) -> FDLink:
     """Attach *prog* at *hook* (``local_in``...) of *family* (``ipv4``/``ipv6``) in *netns*
     (a name under /run/netns or a path such as /proc/PID/ns/net; None: this thread's).
 
     *priority* orders it among the hook's other functions (lower runs first); the kernel
     refuses the extreme values (``NF_IP_PRI_FIRST``/``LAST``) and a priority already
-    taken by another BPF program on the same hook.  ``defrag=True`` asks the kernel
+    taken by another BPF program on the same hook (EBUSY): a ``range`` of priorities
+    takes the first free one.  ``defrag=True`` asks the kernel
     to reassemble fragments first (it enables conntrack's defrag in that namespace).
     """
     if family not in FAMILIES:
@@ -67,10 +69,17 @@ def attach_netfilter(prog: Program, family: str, hook: str, priority: int, *,
     numbers = hooks()
     if hook not in numbers:
         raise UsageError(f"unknown netfilter hook {hook!r} (one of {', '.join(numbers)})")
-    spec = {"pf": FAMILIES[family], "hooknum": numbers[hook], "priority": priority,
-            "flags": IP_DEFRAG if defrag else 0}
+    candidates = priority if isinstance(priority, range) else range(priority, priority + 1)
     with entered(netns):
-        fd = link_create(prog.fileno(), 0, AttachType.NETFILTER, netfilter=spec,
-                         hint="a netfilter program needs expected_attach_type NETFILTER, a "
-                              "priority no other BPF program holds on this hook, and 6.4+")
-    return FDLink(fd)
+        for number in candidates:
+            spec = {"pf": FAMILIES[family], "hooknum": numbers[hook], "priority": number,
+                    "flags": IP_DEFRAG if defrag else 0}
+            try:
+                return FDLink(link_create(prog.fileno(), 0, AttachType.NETFILTER, netfilter=spec,
+                                          hint="a netfilter program needs expected_attach_type "
+                                               "NETFILTER, a priority no other BPF program holds "
+                                               "on this hook, and 6.4+"))
+            except SyscallError as err:
+                if err.errno != errno.EBUSY or number == candidates[-1]:
+                    raise
+    raise UsageError("attach_netfilter: an empty range of priorities")
