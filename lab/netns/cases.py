@@ -62,11 +62,14 @@ class DropsCase:
 
 def all_cases() -> list[Case]:
     """Every case whose tool this installation has, in demo order."""
+    from .datapathcases import CASES as DATAPATH_CASES
     from .defragcases import CASES as DEFRAG_CASES
     from .proccases import CASES as PROCESS_CASES
     from .sockcases import CASES as SOCKET_CASES
+    from .xdpcases import CASES as XDP_CASES
 
-    cases: list[Case] = [DropsCase(scenario.load("drops")), *SOCKET_CASES, *PROCESS_CASES, *DEFRAG_CASES]
+    cases: list[Case] = [DropsCase(scenario.load("drops")), *SOCKET_CASES, *PROCESS_CASES, *XDP_CASES, *DATAPATH_CASES,
+                         *DEFRAG_CASES]
     return [c for c in cases if available(c.tool)]
 
 

@@ -4,8 +4,9 @@ A tool that runs with no daemon (``xdp-l2fwd attach`` exits, the forwarder stays
 its programs, maps and links pinned under ``/sys/fs/bpf/pybpfasm/TOOL/netns-INODE``, so
 later commands in that namespace find them and ``detach`` removes them.  A new set of
 pins is made in a staging directory named after the process and renamed into place, so a
-killed command leaves either every pin or none at the final path (a staging directory
-left by a killed command is removed by the next command of that tool).
+killed command leaves either every pin or none at the final path.  The next command of
+that tool removes what a killed command left in staging, and the pins of namespaces that
+were deleted with the tool still attached.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pybpfasm.sys.bpffs import DEFAULT_ROOT, ensure_mounted
 
 #: the project's own directory in bpffs
 ROOT = f"{DEFAULT_ROOT}/pybpfasm"
-_STAGING = "staging-"
+_STAGING, _NETNS = "staging-", "netns-"
 
 
 def netns_inode(netns: str | None) -> int:
@@ -39,8 +40,9 @@ class PinDir:
     def __init__(self, tool: str, netns: str | None) -> None:
         self.tool, self.netns = tool, netns
         self.base = f"{ROOT}/{tool}"
-        self.path = f"{self.base}/netns-{netns_inode(netns)}"
+        self.path = f"{self.base}/{_NETNS}{netns_inode(netns)}"
         clean_stale(self.base)
+        clean_orphans(self.base)
 
     def __repr__(self) -> str:
         return f"<PinDir {self.path}>"
@@ -103,6 +105,40 @@ def clean_stale(base: str) -> None:
         pid = entry[len(_STAGING):].split("-", 1)[0]
         if pid.isdigit() and not _alive(int(pid)):
             shutil.rmtree(f"{base}/{entry}", ignore_errors=True)
+
+
+def clean_orphans(base: str) -> None:
+    """Remove the pins under *base* of network namespaces that no longer exist (deleted
+    with the tool still attached: their devices, and so the attachments, are gone)."""
+    try:
+        entries = [e for e in os.listdir(base) if e.startswith(_NETNS)]
+    except FileNotFoundError:
+        return
+    if not entries:
+        return
+    alive = _netns_inodes()
+    for entry in entries:
+        inode = entry[len(_NETNS):]
+        if inode.isdigit() and int(inode) not in alive:
+            shutil.rmtree(f"{base}/{entry}", ignore_errors=True)
+
+
+def _netns_inodes() -> set[int]:
+    """The inodes of every network namespace that exists: named ones and those of processes."""
+    paths = [f"/run/netns/{n}" for n in _listdir("/run/netns")]
+    paths += [f"/proc/{p}/ns/net" for p in _listdir("/proc") if p.isdigit()]
+    inodes = set()
+    for path in paths:
+        with contextlib.suppress(OSError):
+            inodes.add(os.stat(path).st_ino)
+    return inodes
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
 
 
 def _alive(pid: int) -> bool:

@@ -11,10 +11,12 @@ short frames here are cut inside a VLAN tag.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import struct
 import subprocess
+import sys
 from dataclasses import dataclass
 from typing import NamedTuple, Optional
 
@@ -203,3 +205,84 @@ def test_model_rules(loaded, frame: bytes, verdict: str, output: bytes | None) -
     run = program.test_run(frame)
     assert run.retval == BTF.kernel().enum("xdp_action")[ACTIONS[verdict]]
     assert run.data == want.data
+
+
+# -- the commands ----------------------------------------------------------------------------
+
+CLI = [sys.executable, "-m", "pybpfasm.cli", "xdp-l2fwd"]
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture
+def switch(make_netns):
+    """A namespace with veths p0 and p1 (peers p0b, p1b), nothing attached; detached after."""
+    ns = make_netns().name
+    for name in ("p0", "p1"):
+        _ip("-n", ns, "link", "add", name, "type", "veth", "peer", "name", f"{name}b")
+    yield ns
+    _run("detach", "--netns", ns)
+
+
+def _one_line(done: subprocess.CompletedProcess, code: int, text: str) -> None:
+    assert done.returncode == code, done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+    assert text in done.stderr, done.stderr
+
+
+def test_bad_input_is_one_line(switch):
+    ns = ["--netns", switch]
+    _one_line(_run("fdb", "add", "--mac", "02:00:00:00:00:01", "--dev", "p1", *ns), 2, "not attached")
+    _one_line(_run("stats", *ns), 2, "run 'xdp-l2fwd attach' first")
+    _one_line(_run("attach", "nosuch0", *ns), 2, "no network device 'nosuch0'")
+    assert _run("attach", "p0", *ns).returncode == 0
+    _one_line(_run("attach", "p0", *ns), 2, "p0 already has an XDP program attached")
+    for mac in ("02:00:00:00:00", "02:00:00:00:00:0g", "02:00:00:00:00:01:02", "0200.0000.0001"):
+        _one_line(_run("fdb", "add", "--mac", mac, "--dev", "p1", *ns), 2, "is not a MAC address")
+    for vid in ("0", "4095", "-1", "x"):
+        done = _run("fdb", "add", "--mac", "02:00:00:00:00:01", "--vlan", vid, "--dev", "p1", *ns)
+        _one_line(done, 2, "VLAN id")
+    _one_line(_run("fdb", "add", "--mac", "02:00:00:00:00:01", "--dev", "nosuch0", *ns), 2,
+              "no network device 'nosuch0'")
+    _one_line(_run("fdb", "del", "--mac", "02:00:00:00:00:01", *ns), 2, "no FDB entry")
+    _one_line(_run("stats", "--netns", "pxd-no-such-ns"), 2, "no network namespace")
+
+
+def test_fdb_and_stats_as_json(switch):
+    ns = ["--netns", switch]
+    assert _run("attach", "p0", "--mode", "native", *ns).returncode == 0
+    for args in (["--vlan", "10"], [], ["--vlan", "20", "--push-vlan", "30"]):
+        assert _run("fdb", "add", "--mac", "02:00:00:00:00:01", *args, "--dev", "p1", *ns).returncode == 0
+    with entered(switch):
+        p1 = socket.if_nametoindex("p1")
+    listed = [json.loads(line) for line in _run("fdb", "list", "--json", *ns).stdout.splitlines()]
+    assert listed == [{"mac": "02:00:00:00:00:01", "vlan": v, "dev": "p1", "ifindex": p1,
+                       "packets": 0, "bytes": 0} for v in (None, 10, 20)]
+    assert _run("fdb", "del", "--mac", "02:00:00:00:00:01", "--vlan", "10", *ns).returncode == 0
+    assert len(_run("fdb", "list", "--json", *ns).stdout.splitlines()) == 2
+    (stats,) = [json.loads(line) for line in _run("stats", "--json", *ns).stdout.splitlines()]
+    assert stats == {v: {"packets": 0, "bytes": 0} for v in prog.VERDICTS}
+    done = _run("detach", *ns)
+    assert done.returncode == 0 and "detached from p0" in done.stdout
+    assert not os.path.exists(f"/sys/fs/bpf/pybpfasm/xdp-l2fwd/netns-{os.stat('/run/netns/' + switch).st_ino}")
+
+
+# -- the lab -------------------------------------------------------------------------------
+
+
+def test_lab_scenarios_match_exactly(privileged):
+    """The veth lab (lab/netns/xdpcases.py): every frame where its FDB entry sends it, tags
+    popped or pushed (the received bytes), misses at the switch's own stack, short frames
+    nowhere, and ``stats``/``fdb list`` grown by exactly what was sent."""
+    from pybpfasm.lab.netns import build, xdpcases
+
+    (case,) = [c for c in xdpcases.CASES if c.tool == "xdp-l2fwd"]
+    verdicts = case.run([], lambda *_: None)
+    assert [v.scenario for v in verdicts] == [s.name for s in xdpcases.SCENARIOS]
+    for v in verdicts:
+        assert v.ok, (v.scenario, v.expected, v.unexpected, v.problems)
+        assert v.observed == sum(e.count for e, _ in v.expected) > 0
+    assert not build.namespaces_up(xdpcases.TOPOLOGY.prefix)
+    assert not os.path.exists("/sys/fs/bpf/pybpfasm/xdp-l2fwd")
