@@ -273,10 +273,16 @@ class KprobeContext(_NamedArgs):
         return Ref(self.b, self.reg, f.offset + 8 * index, u64, Space.CTX)
 
     def arg(self, index: int) -> Value:
+        """Argument *index*: from its register, or (x86_64, at function entry) from the
+        caller's stack, where arguments past the sixth sit above the return address."""
         regs = PT_REGS_ARGS[self.arch]
-        if index >= len(regs):
+        if index >= len(regs) and self.arch == "x86_64":
+            sp = self.b.load(self._reg_ref("sp"))
+            v = self.b.load(Ref(self.b, sp.reg, 8 * (index - len(regs) + 1), u64, Space.KERNEL))
+        elif index >= len(regs):
             raise ContextError(f"argument {index} is not in a register on {self.arch}")
-        v = self.b.load(self._reg_ref(regs[index]))
+        else:
+            v = self.b.load(self._reg_ref(regs[index]))
         ty = self.arg_types[index] if index < len(self.arg_types) else None
         if ty is not None and ty.is_pointer:
             return Value(self.b, v.reg, PtrType(ty.pointee(), Space.KERNEL))
