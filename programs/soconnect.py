@@ -4,7 +4,10 @@
 The address is copied from the caller's ``sockaddr`` when ``connect`` is entered
 (other families are left out there), and the event is sent when it returns,
 with the time it took and its result: the book's strings where the book has
-one, the C library's (``os.strerror``) for every other errno.
+one, the C library's (``os.strerror``) for every other errno.  The calls are
+seen at the connect tracepoints, as in the book, or with ``--hook kprobe`` (and
+where the kernel has no syscall tracepoints) at a kprobe and a kretprobe on the
+syscall's wrapper.
 """
 
 from __future__ import annotations
@@ -16,10 +19,11 @@ import os
 import socket
 from typing import Any
 
-from pybpfasm.dsl import Events, LRUHashMap, ProgramDef, Record, char, s32, tracepoint, u8, u32, u64
+from pybpfasm.dsl import Events, LRUHashMap, ProgramDef, Record, char, s32, u8, u32, u64
 
 from .common.columns import Columns
-from .common.sockets import Who, add_who_arguments, emit_who, who
+from .common.sockets import Options, add_who_arguments, emit_who, who
+from .common.syscalls import SyscallHooks
 from .common.tool import Tool
 
 #: bytes of the largest address kept: a sockaddr_in6 (a sockaddr_in is the first 16)
@@ -68,11 +72,10 @@ events = Events(Connect, 1 << 18, name="soconnect_ev")
 pending = LRUHashMap(u64, Pending, 10240, name="soconnect_pend")  # a thread killed mid-call leaves its entry
 
 
-@tracepoint("syscalls", "sys_enter_connect")
-def soconnect_enter(b, ctx, only: Who):
+def _enter(b, ctx, opts: Options, syscall: str) -> None:
     from pybpfasm.dsl.types import Space
 
-    emit_who(b, only)
+    emit_who(b, opts.only)
     sa = ctx.uservaddr.cast("struct sockaddr_in6", Space.USER).deref()
     family = sa.sin6_family.rvalue()
     start = b.stack(Pending, "the pending connect")
@@ -86,8 +89,7 @@ def soconnect_enter(b, ctx, only: Who):
     pending.update(b, b.get_current_pid_tgid(), start)
 
 
-@tracepoint("syscalls", "sys_exit_connect")
-def soconnect_exit(b, ctx, only: Who):
+def _exit(b, ctx, opts: Options, syscall: str) -> None:
     tid = b.get_current_pid_tgid()
     with pending.lookup(b, tid) as start:
         with events.reserve(b, ctx.value) as ev:
@@ -97,6 +99,10 @@ def soconnect_exit(b, ctx, only: Who):
             b.get_current_comm(ev.comm)
             ev.sockaddr = start.sockaddr
         pending.delete(b, tid)
+
+
+#: connect at entry and exit: its tracepoints (the book's), or kprobes on its wrapper
+HOOKS = SyscallHooks("socon_", {"connect": ("fd", "uservaddr", "addrlen")}, enter=_enter, leave=_exit)
 
 
 def result(err: int) -> str:
@@ -115,15 +121,21 @@ class SoConnect(Tool):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         add_who_arguments(parser)
+        parser.add_argument("--hook", choices=("auto", *SyscallHooks.KINDS), default="auto",
+                            help="the connect tracepoints, as the book (auto: where present), or "
+                                 "kprobes on the syscall wrapper")
 
-    def options(self, args: argparse.Namespace) -> Who:
-        return who(args)
+    def options(self, args: argparse.Namespace) -> Options:
+        return Options(who(args), args.hook)
 
-    def programs(self, only: Who) -> list[ProgramDef]:
-        return [soconnect_enter, soconnect_exit]
+    def programs(self, opts: Options) -> list[ProgramDef]:
+        self.kind, _, programs = HOOKS.choose(opts.hook)
+        return programs
 
-    def notes(self, coll: Any, only: Who) -> list[str]:
-        return ["hooks: syscalls:sys_enter_connect and sys_exit_connect tracepoints (as the book)"]
+    def notes(self, coll: Any, opts: Options) -> list[str]:
+        if self.kind == "tracepoint":
+            return ["hooks: syscalls:sys_enter_connect and sys_exit_connect tracepoints (as the book)"]
+        return [HOOKS.describe(self.kind, ["connect"])]
 
     def row(self, ev: Connect) -> dict[str, Any]:
         raw = bytes(ev.sockaddr)

@@ -5,6 +5,9 @@ Connects are counted on entry by the family of the address asked for, as the
 book does; accepts when they return a socket, by the family of that socket
 (the book reads the peer address the caller's buffer received, so it misses
 accepts given no buffer).  Family names are the host's (Python's ``AF_*``).
+The calls are seen at their syscall tracepoints, as in the book, or with
+``--hook kprobe`` (and where the kernel has no syscall tracepoints) at kprobes
+on the syscall wrappers.
 """
 
 from __future__ import annotations
@@ -12,10 +15,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from pybpfasm.dsl import HashMap, ProgramDef, Record, char, tracepoint, u16, u64
+from pybpfasm.dsl import HashMap, ProgramDef, Record, char, u16, u64
 
-from .common.sockets import Who, add_who_arguments, emit_who, family_name, socket_of_fd, who
+from .common.sockets import Options, add_who_arguments, emit_who, family_name, socket_of_fd, who
 from .common.summary import Summary, Totals, map_lines
+from .common.syscalls import SyscallHooks
 
 
 class Key(Record):
@@ -36,31 +40,28 @@ def _count(b, counts: HashMap, family) -> None:
     counts.increment(b, key)
 
 
-@tracepoint("syscalls", "sys_enter_connect")
-def sofamily_conn(b, ctx, only: Who):
+def _connect(b, ctx, opts: Options, syscall: str) -> None:
+    """Count a connect by the family of the address asked for."""
     from pybpfasm.dsl.types import Space
 
-    emit_who(b, only)
+    emit_who(b, opts.only)
     _count(b, connects, ctx.uservaddr.cast("struct sockaddr", Space.USER).sa_family)
 
 
-def accept_program(syscall: str) -> ProgramDef:
-    """Count the socket *syscall* (accept or accept4) returns, by its family."""
-
-    def count(b, ctx, only: Who):
-        emit_who(b, only)
-        fd = ctx.ret.rvalue()
-        with b.if_(fd >= 0):
-            sock = socket_of_fd(b, fd)
-            with b.if_(sock != 0):
-                _count(b, accepts, sock.sk.rvalue().__sk_common.skc_family)
-
-    count.__name__ = f"sofamily_{syscall}"
-    count.__qualname__ = f"count[{syscall}]"
-    return tracepoint("syscalls", f"sys_exit_{syscall}")(count)
+def _accept(b, ctx, opts: Options, syscall: str) -> None:
+    """Count the socket an accept returned, by its family."""
+    emit_who(b, opts.only)
+    fd = ctx.ret.rvalue()
+    with b.if_(fd >= 0):
+        sock = socket_of_fd(b, fd)
+        with b.if_(sock != 0):
+            _count(b, accepts, sock.sk.rvalue().__sk_common.skc_family)
 
 
-PROGRAMS = [sofamily_conn, accept_program("accept"), accept_program("accept4")]
+#: connect at entry, accept and accept4 at exit: their tracepoints, or kprobes on their wrappers
+HOOKS = (SyscallHooks("sofam_", {"connect": ("fd", "uservaddr", "addrlen")}, enter=_connect),
+         SyscallHooks("sofam_", {"accept": ("fd", "upeer_sockaddr", "upeer_addrlen"),
+                                 "accept4": ("fd", "upeer_sockaddr", "upeer_addrlen", "flags")}, leave=_accept))
 
 
 class SoFamily(Summary):
@@ -70,21 +71,28 @@ class SoFamily(Summary):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         add_who_arguments(parser)
+        parser.add_argument("--hook", choices=("auto", *SyscallHooks.KINDS), default="auto",
+                            help="the syscall tracepoints, as the book (auto: where present), or "
+                                 "kprobes on the syscall wrappers")
 
-    def options(self, args: argparse.Namespace) -> Who:
-        return who(args)
+    def options(self, args: argparse.Namespace) -> Options:
+        return Options(who(args), args.hook)
 
-    def programs(self, only: Who) -> list[ProgramDef]:
-        return PROGRAMS
+    def programs(self, opts: Options) -> list[ProgramDef]:
+        chosen = [hooks.choose(opts.hook) for hooks in HOOKS]
+        self.kind, self.syscalls = chosen[0][0], [name for _, names, _ in chosen for name in names]
+        return [p for _, _, programs in chosen for p in programs]
 
-    def prepare(self, coll: Any, only: Who) -> None:
+    def prepare(self, coll: Any, opts: Options) -> None:
         self.maps = {name: coll.map(decl) for name, decl in MAPS.items()}
         self.totals = {name: Totals() for name in MAPS}
 
-    def notes(self, coll: Any, only: Who) -> list[str]:
-        return ["hooks: syscalls:sys_enter_connect, sys_exit_accept and sys_exit_accept4 tracepoints"]
+    def notes(self, coll: Any, opts: Options) -> list[str]:
+        if self.kind == "tracepoint":
+            return ["hooks: syscalls:sys_enter_connect, sys_exit_accept and sys_exit_accept4 tracepoints"]
+        return [SyscallHooks.describe(self.kind, self.syscalls)]
 
-    def summary(self, coll: Any, only: Who) -> dict[str, Any]:
+    def summary(self, coll: Any, opts: Options) -> dict[str, Any]:
         out = {}
         for name, live in self.maps.items():
             gained = self.totals[name].gained({(key.comm, key.family): n for key, n in live.items()})

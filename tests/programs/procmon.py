@@ -13,6 +13,10 @@ from typing import Callable, Iterator
 
 from tests.programs.conftest import Tool
 
+#: seconds a tool may take to become ready: in a TCG guest (the VM lab) building execsnoop's
+#: programs alone takes longer than the harness's default 20 s
+READY_TIMEOUT = 180.0
+
 
 class FileTool(Tool):
     """``python -m pybpfasm.cli ARGS`` with stdout in *path*."""
@@ -41,7 +45,7 @@ def file_tools(folder) -> Iterator[Callable[..., FileTool]]:
     def start(*args: str) -> FileTool:
         t = FileTool(folder / f"out{len(started)}", *args)
         started.append(t)
-        t.wait_ready()
+        t.wait_ready(READY_TIMEOUT)
         return t
 
     try:

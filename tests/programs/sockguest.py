@@ -1,13 +1,14 @@
-"""sockstat and soprotocol on each of their hooks against the scripted workload, in a
-guest whose kernel has kprobes (the VM lab; bpftool and pytest not needed there).
+"""The socket tools on each of their hooks against the scripted workload, in a guest
+whose kernel has kprobes (the VM lab; bpftool and pytest not needed there).
 
-``python3 -m tests.programs.sockguest TOOL HOOK...`` prints one JSON line per
-hook: what the tool counted for the workload's process name and what was
+``python3 -m tests.programs.sockguest TOOL:HOOK...`` prints one JSON line per
+pair: what the tool reported for the workload's process name and what was
 expected; the exit status is 0 only when every count is exact.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -15,7 +16,7 @@ import subprocess
 import sys
 from collections import Counter
 
-from pybpfasm.lab.workloads.sockets import ACCEPTS, CONNECTS, Workload, calls
+from pybpfasm.lab.workloads.sockets import ACCEPTS, CONNECTS, Workload, addresses, calls
 
 UDP = 3
 #: send/recv calls of the workload that reach __sock_sendmsg / sock_recvmsg (sendto, sendmsg
@@ -55,8 +56,39 @@ def soprotocol_counted(summaries: list[dict]) -> dict[str, list]:
     return out
 
 
+def sofamily_expected(hook: str) -> dict[str, list]:
+    return {"accept": sorted([f, n] for f, n in Counter(a[0] for a in ACCEPTS).items()),
+            "connect": sorted([f, n] for f, n in Counter(c[0] for c in CONNECTS).items())}
+
+
+def sofamily_counted(summaries: list[dict]) -> dict[str, list]:
+    out = {}
+    for name in ("accept", "connect"):
+        total: Counter = Counter()
+        for summary in summaries:
+            for row in summary[name]:
+                total[row["family"]] += row["count"]
+        out[name] = sorted([f, n] for f, n in total.items())
+    return out
+
+
+def soconnect_expected(hook: str) -> list[list]:
+    where = addresses()
+    return sorted(([f, *where[to], errno_name(err)] for f, _, _, err, to in CONNECTS if to in where), key=str)
+
+
+def soconnect_counted(events: list[dict]) -> list[list]:
+    return sorted(([e["family"], e["address"], e["port"], e["errno"]] for e in events), key=str)
+
+
+def errno_name(err: int) -> str | None:
+    return errno.errorcode[err] if err else None
+
+
 CHECKS = {"sockstat": (sockstat_expected, sockstat_counted),
-          "soprotocol": (soprotocol_expected, soprotocol_counted)}
+          "soprotocol": (soprotocol_expected, soprotocol_counted),
+          "sofamily": (sofamily_expected, sofamily_counted),
+          "soconnect": (soconnect_expected, soconnect_counted)}
 
 
 def run(name: str, hook: str, serial: int) -> dict:
@@ -83,9 +115,10 @@ def run(name: str, hook: str, serial: int) -> dict:
             "notes": notes, "status": mon.returncode, "stderr": err.strip()}
 
 
-def main(name: str, hooks: list[str]) -> int:
+def main(pairs: list[str]) -> int:
     exact = True
-    for serial, hook in enumerate(hooks):
+    for serial, pair in enumerate(pairs):
+        name, _, hook = pair.partition(":")
         result = run(name, hook, serial)
         exact = exact and result["exact"] and result["status"] == 0
         print(json.dumps(result), flush=True)
@@ -93,4 +126,4 @@ def main(name: str, hooks: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], sys.argv[2:]))
+    sys.exit(main(sys.argv[1:]))

@@ -1,5 +1,5 @@
 """What the socket tools' tests share: the scripted workload in a namespace of its own,
-the bad-flag check, the nothing-left-attached check and the kprobe hooks in a guest."""
+the bad-flag check and the nothing-left-attached check."""
 
 from __future__ import annotations
 
@@ -17,11 +17,6 @@ from pybpfasm.lab.workloads.sockets import Workload
 from tests.link.kernel_state import programs_named, settle
 
 _serial = itertools.count()
-
-#: guests boot only in the full lab run (ci/matrix sets it)
-in_full_lab = pytest.mark.skipif(os.environ.get("PYBPFASM_VM_FULL") != "1",
-                                 reason="boots a guest: set PYBPFASM_VM_FULL=1 (ci/matrix does)")
-
 
 def unique_comm(stem: str) -> str:
     """A process name no other process here has (at most 15 bytes)."""
@@ -65,16 +60,3 @@ def no_leftovers(tool, name: str, prefix: str, sig: int) -> None:
     assert code == (-signal.SIGKILL if sig == signal.SIGKILL else 0), err
     assert "Traceback" not in err
     assert settle(lambda: programs_named(prefix), []) == []
-
-
-def in_guest(series: str, tool: str, *hooks: str) -> list[dict]:
-    """``tests.programs.sockguest TOOL HOOK...`` in a lab guest of kernel *series*: one
-    result per hook (the guest's exit status must be 0: every count exact)."""
-    from pybpfasm.lab.vm import hosttools, kernels, qemu, userland
-
-    hosttools.install_missing()
-    userland.ensure()
-    result = qemu.run(kernels.debian(series), ["python3", "-m", "tests.programs.sockguest", tool, *hooks],
-                      qemu.GuestConfig(timeout=400))
-    assert result.exit_code == 0, result.stdout + result.stderr
-    return json_lines(result.stdout)

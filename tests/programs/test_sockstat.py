@@ -11,8 +11,6 @@ from pybpfasm.lab.workloads.sockets import calls
 from pybpfasm.link import kprobes_available
 from tests.programs.socktools import (
     bad_flag,
-    in_full_lab,
-    in_guest,
     json_lines,
     no_leftovers,
     unique_comm,
@@ -93,16 +91,6 @@ def test_no_kprobes_here_is_one_line():
     if kprobes_available():
         pytest.skip("this kernel has kprobes")
     bad_flag("sockstat", ["--hook", "kprobe"], "cannot hook with kprobes here: no kprobes in this kernel")
-
-
-@pytest.mark.vm
-@in_full_lab
-def test_kprobes_count_sends_and_receives_exactly_in_a_61_guest():
-    """Debian 6.1: __sock_sendmsg (out of line there) sees the 3 sends, sock_recvmsg the 3 receives."""
-    results = in_guest("6.1", "sockstat", "kprobe", "tracepoint")
-    assert [r["hook"] for r in results] == ["kprobe", "tracepoint"]
-    assert results[0]["counted"]["kprobe:__sock_sendmsg"] == 3
-    assert "__sock_sendmsg/sock_recvmsg kprobes" in results[0]["notes"][0]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])

@@ -103,7 +103,7 @@ def test_results_are_the_books_then_the_c_librarys():
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
 def test_no_leftovers_after_any_exit(tool, sig):
-    no_leftovers(tool, "soconnect", "soconnect_", sig)
+    no_leftovers(tool, "soconnect", "socon_", sig)
 
 
 @pytest.mark.parametrize("args,message", [

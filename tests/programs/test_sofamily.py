@@ -137,7 +137,7 @@ def test_every_family_has_the_hosts_name():
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
 def test_no_leftovers_after_any_exit(tool, sig):
-    no_leftovers(tool, "sofamily", "sofamily_", sig)
+    no_leftovers(tool, "sofamily", "sofam_", sig)
 
 
 @pytest.mark.parametrize("args,message", [

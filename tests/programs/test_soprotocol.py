@@ -17,8 +17,6 @@ from pybpfasm.link import kprobes_available
 from pybpfasm.tools.common.sockets import protocol_name
 from tests.programs.socktools import (
     bad_flag,
-    in_full_lab,
-    in_guest,
     no_leftovers,
     unique_comm,
     workload_fixture,  # noqa: F401 - the workload fixture
@@ -121,15 +119,6 @@ def test_no_kprobes_here_is_one_line():
     if kprobes_available():
         pytest.skip("this kernel has kprobes")
     bad_flag("soprotocol", ["--hook", "kprobe"], "cannot hook with kprobes here: no kprobes in this kernel")
-
-
-@pytest.mark.vm
-@in_full_lab
-def test_the_books_kprobes_count_exactly_in_a_61_guest():
-    results = in_guest("6.1", "soprotocol", "kprobe", "tracepoint")
-    assert [r["hook"] for r in results] == ["kprobe", "tracepoint"]
-    assert results[0]["counted"] == results[1]["counted"]
-    assert "security_socket_accept and security_socket_connect kprobes" in results[0]["notes"][0]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
