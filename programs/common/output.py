@@ -91,10 +91,11 @@ class Output:
         if self._log is not None:
             write_all(self._log, data)
 
-    def lost(self, count: int) -> None:
-        """Report *count* events lost since the last report (JSON: a ``{"lost": N}`` line)."""
-        if count and self.json:
-            self.lines([json.dumps({"lost": count})])
+    def lost(self, causes: dict[str, int]) -> None:
+        """Report the events lost since the last report, by cause (JSON: a line
+        ``{"lost": N, "full": N, ...}``, the total and each cause that lost some)."""
+        if causes and self.json:
+            self.lines([json.dumps({"lost": sum(causes.values()), **causes})])
 
     def close(self) -> None:
         if self._log is not None:

@@ -141,11 +141,11 @@ class Tool:
         self.args = args
         with stop:
             opts = self.options(args)
-            why = self.unavailable()
-            if why is not None:
-                raise KernelError(f"cannot trace on this kernel: {why}")
-            out = Output(args.json, args.log_file)
+            out = Output(args.json, args.log_file)  # bad input is exit 2, before "cannot run here"
             try:
+                why = self.unavailable()
+                if why is not None:
+                    raise KernelError(f"cannot trace on this kernel: {why}")
                 with self._collection(args) as coll:
                     reader = self._start(coll, opts)
                     for line in self.notes(coll, opts):
@@ -205,6 +205,11 @@ def _release_build_memory() -> None:
         gc.collect()  # the builder's objects are cycles that still hold the BTF
 
 
+def lost_causes(losses: dict[str, int]) -> str:
+    """``full 3, reserve 1``: the causes that lost events."""
+    return ", ".join(f"{cause} {n}" for cause, n in losses.items() if n)
+
+
 class _StopFlag:
     """SIGINT and SIGTERM set a flag (the loop ends after printing what it read) and
     write to a wakeup pipe, so a reader waiting for events wakes at once."""
@@ -246,7 +251,7 @@ class _Loop:
         self.reports = self.interval is not None or tool.at_exit
         self.deadline = None if args.duration is None else time.monotonic() + args.duration
         self.seen = 0
-        self.reported_lost = 0
+        self.reported_lost: dict[str, int] = {}
         self.headed = args.json
 
     def run(self, reader: Any) -> None:
@@ -278,7 +283,7 @@ class _Loop:
             if reader is not None:
                 self._lost(reader)
                 if reader.lost:
-                    print(f"Lost {reader.lost} events", file=sys.stderr)
+                    print(f"Lost {reader.lost} events ({lost_causes(reader.losses)})", file=sys.stderr)
                 reader.close()
 
     def _header(self) -> None:
@@ -306,12 +311,15 @@ class _Loop:
         return self.limit is not None and self.seen >= self.limit
 
     def _lost(self, reader: Any) -> None:
-        lost = reader.lost
-        if lost > self.reported_lost:
-            self.out.lost(lost - self.reported_lost)
+        """Report the events lost since the last report, by cause."""
+        losses = reader.losses
+        new = {cause: n - self.reported_lost.get(cause, 0) for cause, n in losses.items()}
+        new = {cause: n for cause, n in new.items() if n > 0}
+        if new:
+            self.out.lost(new)
             if not self.out.json:
-                print(f"Lost {lost - self.reported_lost} events", file=sys.stderr)
-            self.reported_lost = lost
+                print(f"Lost {sum(new.values())} events ({lost_causes(new)})", file=sys.stderr)
+            self.reported_lost = losses
 
     def _tick(self) -> None:
         self.last_tick = time.monotonic()

@@ -22,6 +22,7 @@ same declaration decodes what user space reads from the live map.
 
 from __future__ import annotations
 
+import errno
 import itertools
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Union
@@ -40,6 +41,13 @@ if TYPE_CHECKING:  # pragma: no cover
 
 KeyType = Union[Scalar, ArrayType, "type[Record]"]
 _ids = itertools.count()
+
+#: why a record did not reach user space, by way out: the slot of each cause in its loss counter
+RING_LOSSES = ("full", "reserve")
+PERF_LOSSES = ("full", "busy")
+#: bpf_ringbuf_query's flag for the bytes not yet consumed; a ring record's header size
+BPF_RB_AVAIL_DATA = 0
+RINGBUF_HDR_SZ = 8
 
 
 class _Codec:
@@ -204,7 +212,17 @@ class StackTraceMap(MapDecl):
 
 
 class RingBuf(MapDecl):
-    """A ring buffer of records, with an exact count of records that found no room."""
+    """A ring buffer of records, with an exact count of records that found no room.
+
+    Every record that does not reach the ring is counted, per CPU, in the
+    slot of its cause (:data:`RING_LOSSES`): ``full`` when the ring had no room
+    (the reader was behind), ``reserve`` when the reservation failed with room
+    left (since 6.16 the ring's lock is a resilient spinlock whose acquisition
+    can fail: deadlock detection or a timeout, where the old lock spun).  The
+    cause is told apart by asking the ring right after the failure
+    (``bpf_ringbuf_query``), so a reader that frees room in that instant makes
+    a ``full`` loss count as ``reserve``; the total is exact either way.
+    """
 
     type = MapType.RINGBUF
 
@@ -213,16 +231,25 @@ class RingBuf(MapDecl):
             raise DSLTypeError("a ring buffer's size is a power of two of at least 4096 bytes")
         super().__init__(None, None, size, name)
         self.record = record
-        self.lost = PerCPUArray(u64, 1, name=f"{self.name[:10]}_lost")
+        self.lost = PerCPUArray(u64, len(RING_LOSSES), name=f"{self.name[:10]}_lost")
 
     def companions(self) -> tuple[MapDecl, ...]:
         return (self.lost,)
+
+    def count_loss(self, b) -> None:
+        """Count one record that did not fit, in the slot of its cause."""
+        need = (self.record.size + RINGBUF_HDR_SZ + 7) & ~7
+        avail = b.call("ringbuf_query", self.pointer(b), BPF_RB_AVAIL_DATA)
+        with b.if_(avail + need > self.max_entries - 1):  # the kernel's own test of room
+            self.lost.increment(b, RING_LOSSES.index("full"))
+        with b.else_():
+            self.lost.increment(b, RING_LOSSES.index("reserve"))
 
     @contextmanager
     def reserve(self, b) -> Iterator[Ref]:
         """Reserve a record; the body fills it, and it is submitted at the end.
 
-        If the buffer is full the body is skipped and the lost counter grows.
+        If there is no room the body is skipped and the loss is counted.
         Call ``b.discard(ev)`` to drop a reservation instead.
         """
         from .types import PtrType, Space
@@ -234,15 +261,15 @@ class RingBuf(MapDecl):
             yield ev
             b.call("ringbuf_submit", ptr, 0)
         with b.else_():
-            self.lost.increment(b, 0)
+            self.count_loss(b)
 
     def output(self, b, record: Ref) -> None:
-        """Copy *record* (e.g. built on the stack) into the buffer; count it lost if full."""
+        """Copy *record* (e.g. built on the stack) into the buffer; count it lost if it does not fit."""
         _check_record(self.record, record)
         ret = b.call("ringbuf_output", self.pointer(b), record.addr(), self.record.size, 0,
                      returns=Scalar(8, True))
         with b.if_(ret != 0):
-            self.lost.increment(b, 0)
+            self.count_loss(b)
 
 
 class PerfEventArray(MapDecl):
@@ -250,7 +277,9 @@ class PerfEventArray(MapDecl):
 
     The kernel reports what did not fit as PERF_RECORD_LOST, but only when
     a later sample reaches the same CPU's ring; so every failed output is
-    also counted here, per CPU, in :attr:`lost`, which is exact.
+    also counted here, per CPU, in the slot of its cause (:data:`PERF_LOSSES`):
+    ``full`` (-ENOSPC: no room in this CPU's ring) or ``busy`` (any other
+    error, e.g. -EBUSY when outputs nest too deep on one CPU).
     """
 
     type = MapType.PERF_EVENT_ARRAY
@@ -260,7 +289,7 @@ class PerfEventArray(MapDecl):
     def __init__(self, record: type[Record], name: str = "") -> None:
         super().__init__(u32, u32, 0, name)  # 0: one slot per possible CPU
         self.record = record
-        self.lost = PerCPUArray(u64, 1, name=f"{self.name[:9]}_plost")
+        self.lost = PerCPUArray(u64, len(PERF_LOSSES), name=f"{self.name[:9]}_plost")
 
     def companions(self) -> tuple[MapDecl, ...]:
         return (self.lost,)
@@ -270,8 +299,10 @@ class PerfEventArray(MapDecl):
         _check_record(self.record, record)
         ret = b.call("perf_event_output", ctx, self.pointer(b), self.CURRENT_CPU, record.addr(),
                      self.record.size, returns=Scalar(8, True))
-        with b.if_(ret != 0):
-            self.lost.increment(b, 0)
+        with b.if_(ret == -errno.ENOSPC):
+            self.lost.increment(b, PERF_LOSSES.index("full"))
+        with b.if_((ret != 0) & (ret != -errno.ENOSPC)):
+            self.lost.increment(b, PERF_LOSSES.index("busy"))
         return ret
 
 
@@ -347,8 +378,9 @@ class Events:
 
         decl = self.map
         if decl is self.ring:
-            return RingBuffer(coll.map(decl), self.record, lost=coll.map(decl.lost))
-        return PerfBuffer(coll.map(decl), self.record, pages=self.perf_pages, lost=coll.map(decl.lost))
+            return RingBuffer(coll.map(decl), self.record, lost=coll.map(decl.lost), causes=RING_LOSSES)
+        return PerfBuffer(coll.map(decl), self.record, pages=self.perf_pages, lost=coll.map(decl.lost),
+                          causes=PERF_LOSSES)
 
 
 __all__ = ["ArrayMap", "Events", "HashMap", "LRUHashMap", "MapDecl", "PerCPUArray", "PerCPUHash", "PerfEventArray",
