@@ -43,12 +43,11 @@ from pybpfasm.lab.netns import xdpcases as lab  # noqa: E402
 from pybpfasm.lab.workloads import frames as wire  # noqa: E402
 from pybpfasm.link.netns import entered  # noqa: E402
 from pybpfasm.sys import Cmd, bpf, ffi, new_attr  # noqa: E402
+from pybpfasm.sys.consts import TEST_XDP_LIVE_FRAMES  # noqa: E402
 from pybpfasm.sys.syscall import address  # noqa: E402
 
 NS = lab.NS
 arrived = PerCPUArray(u64, 1, name="bench_arrived")
-#: BPF_F_TEST_XDP_LIVE_FRAMES (uapi bpf.h): test-run frames really leave through the device
-TEST_XDP_LIVE_FRAMES = 1 << 1
 # ethtool.h: set generic receive offload (what gives a veth without XDP its NAPI)
 SIOCETHTOOL, ETHTOOL_SGRO = 0x8946, 0x2C
 

@@ -5,7 +5,9 @@ No daemon: ``attach`` loads the program once, attaches it to each device and pin
 program, its maps and one link per device under ``/sys/fs/bpf/pybpfasm/xdp-l2fwd/netns-INODE``;
 the other subcommands open those pins; ``detach`` removes them (with the last device, every
 pin).  Egress devices enter the devmap when an FDB entry names them (``fdb add --dev``),
-from inside the namespace, where the kernel resolves their ifindex.
+from inside the namespace, where the kernel resolves their ifindex.  An entry for a
+multicast or the broadcast MAC is a group: each ``fdb add`` of it adds a device, and a
+frame to it goes to every device of the group but the one it came in on.
 
 ::
 
@@ -23,6 +25,7 @@ import argparse
 from typing import Any
 
 from pybpfasm.errors import UsageError
+from pybpfasm.kernel import KernelError
 from pybpfasm.link.netns import entered
 from pybpfasm.maps import Map
 from pybpfasm.prog import Program
@@ -62,6 +65,32 @@ def _stale(pins: PinDir) -> bool:
     namespace of a reused inode, or devices deleted)."""
     links = xdpattach.pinned_links(pins)
     return not links or all(xdpattach.link_ifindex(path) == 0 for path in links.values())
+
+
+def _members(groups: Map, key: Any) -> list[int]:
+    """The ifindexes in the group at *key* ([] when there is none)."""
+    group_id = groups.lookup(key)
+    if group_id is None:
+        return []
+    with Map.from_id(group_id, 4, 4) as group:
+        return sorted(group.keys())
+
+
+def _join_group(pins: PinDir, key: Any, index: int, netns: str | None) -> None:
+    """Add device *index* to the group of FDB key *key*, made when it is the first."""
+    from pybpfasm.features import xdp_broadcast
+
+    if not xdp_broadcast():
+        raise KernelError("this kernel cannot send a frame to a group of devices (BPF_F_BROADCAST "
+                          "came in 5.13): multicast and broadcast MACs have no FDB entries here")
+    with _open(pins, "groups") as groups:
+        group_id = groups.lookup(key)
+        group = bpf.groups.group_spec().create() if group_id is None else Map.from_id(group_id, 4, 4)
+        with group:
+            with entered(netns):
+                group[index] = index
+            if group_id is None:
+                groups[key] = group.fileno()
 
 
 class XdpL2fwd(CommandTool):
@@ -112,8 +141,10 @@ class XdpL2fwd(CommandTool):
         from pybpfasm.dsl import Collection
         from pybpfasm.dsl.cache import ProgramCache
 
+        from pybpfasm.features import xdp_broadcast
+
         with Collection(cache=ProgramCache(salt=(__name__,))) as coll, pins.staging() as tmp:
-            prog = coll.load(bpf.l2fwd)
+            prog = coll.load(bpf.l2fwd, xdp_broadcast())
             for name, decl in bpf.MAPS.items():
                 coll.map(decl).pin(f"{tmp}/{name}")
             prog.pin(f"{tmp}/{PROG}")
@@ -130,35 +161,49 @@ class XdpL2fwd(CommandTool):
     def fdb_add(self, args: argparse.Namespace) -> Rows:
         pins = _attached(args.netns)
         index = xdpattach.ifindex_of(args.dev, args.netns)
+        key = bpf.FdbKey(mac=args.mac, vlan=args.vlan or 0)
         flags = (bpf.F_POP_INNER if args.pop_inner else 0) | (bpf.F_PUSH if args.push_vlan else 0)
         entry = bpf.FdbEntry(port=index, flags=flags, push_tci=args.push_vlan or 0, packets=0, bytes=0)
-        with _open(pins, "ports") as ports, _open(pins, "fdb") as fdb:
-            with entered(args.netns):  # the kernel resolves the ifindex in the updater's namespace
-                ports[index] = index
-            fdb[bpf.FdbKey(mac=args.mac, vlan=args.vlan or 0)] = entry
+        with _open(pins, "fdb") as fdb:
+            if args.mac[0] & 1:  # the group bit: multicast or broadcast
+                entry.port, entry.flags = 0, flags | bpf.F_GROUP
+                _join_group(pins, key, index, args.netns)
+                old = fdb.lookup(key)
+                if old is not None and old.flags == entry.flags and old.push_tci == entry.push_tci:
+                    entry = None  # a device more in the group: the entry and its counters stay
+            else:
+                with _open(pins, "ports") as ports, entered(args.netns):
+                    ports[index] = index  # the kernel resolves the ifindex in the updater's namespace
+            if entry is not None:
+                fdb[key] = entry
         return [{"mac": mac(args.mac), "vlan": args.vlan, "dev": args.dev.decode(errors="backslashreplace"),
                  "ifindex": index, "added": True}]
 
     def fdb_del(self, args: argparse.Namespace) -> Rows:
         pins = _attached(args.netns)
         key = bpf.FdbKey(mac=args.mac, vlan=args.vlan or 0)
-        with _open(pins, "ports") as ports, _open(pins, "fdb") as fdb:
+        with _open(pins, "ports") as ports, _open(pins, "fdb") as fdb, _open(pins, "groups") as groups:
             entry = fdb.lookup(key)
             if entry is None or not fdb.delete(key):
                 vlan = f" VLAN {args.vlan}" if args.vlan else ""
                 raise UsageError(f"no FDB entry for {mac(args.mac)}{vlan}")
-            if all(e.port != entry.port for e in fdb.values()):
+            members = _members(groups, key)
+            groups.delete(key)
+            if not entry.flags & bpf.F_GROUP and all(e.port != entry.port for e in fdb.values()):
                 ports.delete(entry.port)  # no entry sends there any more
-        return [{"mac": mac(args.mac), "vlan": args.vlan, "dev": xdpattach.name_of(entry.port, args.netns),
-                 "ifindex": entry.port, "added": False}]
+        return [{"mac": mac(args.mac), "vlan": args.vlan, "dev": xdpattach.name_of(i, args.netns),
+                 "ifindex": i, "added": False} for i in members or [entry.port]]
 
     def fdb_list(self, args: argparse.Namespace) -> Rows:
         pins = _attached(args.netns)
         with _open(pins, "fdb") as fdb:
             items = fdb.items()
-        rows = [{"mac": mac(k.mac), "vlan": k.vlan or None, "dev": xdpattach.name_of(v.port, args.netns),
-                 "ifindex": v.port, "packets": v.packets, "bytes": v.bytes} for k, v in items]
-        return sorted(rows, key=lambda r: (r["mac"], r["vlan"] or 0))
+        with _open(pins, "groups") as groups:
+            devices = [_members(groups, k) if v.flags & bpf.F_GROUP else [v.port] for k, v in items]
+        rows = [{"mac": mac(k.mac), "vlan": k.vlan or None, "dev": xdpattach.name_of(i, args.netns),
+                 "ifindex": i, "packets": v.packets, "bytes": v.bytes}
+                for (k, v), indexes in zip(items, devices) for i in indexes]
+        return sorted(rows, key=lambda r: (r["mac"], r["vlan"] or 0, r["ifindex"]))
 
     def stats(self, args: argparse.Namespace) -> Rows:
         pins = _attached(args.netns)

@@ -10,25 +10,28 @@ On each frame:
 * the entry's egress device missing from the devmap: XDP_PASS, counted ``redirect_errors``;
 * else the outer tag is popped (both tags of QinQ when the entry says ``F_POP_INNER``), a tag
   is pushed when the entry says ``F_PUSH`` (its ``push_tci``), and the frame is redirected
-  to the entry's device, counted ``forwarded`` and in the entry's own counters.
+  to the entry's device, counted ``forwarded`` and in the entry's own counters;
+* a group entry (``F_GROUP``: a multicast or the broadcast MAC) sends the frame to every
+  device of its group in :data:`groups` but the one it came in on (``BPF_F_BROADCAST``,
+  5.13; on older kernels the program has no group code and ``fdb add`` refuses groups).
 
 Byte counts are of the frame as received.
 """
 
 from __future__ import annotations
 
-from pybpfasm.dsl import DevMapHash, HashMap, PerCPUArray, Record, be16, u8, u16, u32, u64, xdp
+from pybpfasm.dsl import DevMapGroups, DevMapHash, HashMap, PerCPUArray, Record, be16, u8, u16, u32, u64, xdp
 from pybpfasm.dsl.maps import atomic_add
 
 from .common.packet import ETH_P_8021AD, ETH_P_8021Q, VLAN_VID_MASK
 
-#: FdbEntry.flags
-F_POP_INNER, F_PUSH = 1, 2
+#: FdbEntry.flags: pop both tags of QinQ; push a tag; a group entry (a multicast MAC)
+F_POP_INNER, F_PUSH, F_GROUP = 1, 2, 4
 #: index of each verdict counter, and its name in ``stats``
 VERDICTS = ("forwarded", "passed", "dropped", "redirect_errors")
 FORWARDED, PASSED, DROPPED, REDIRECT_ERRORS = range(len(VERDICTS))
 TAG_LEN = 4
-MAX_FDB, MAX_PORTS = 4096, 256
+MAX_FDB, MAX_PORTS, MAX_GROUPS = 4096, 256, 256
 
 
 class FdbKey(Record):
@@ -70,7 +73,9 @@ class Tagged(Record):
 fdb = HashMap(FdbKey, FdbEntry, MAX_FDB, name="l2fwd_fdb")
 ports = DevMapHash(MAX_PORTS, name="l2fwd_ports")
 verdicts = PerCPUArray(Counter, len(VERDICTS), name="l2fwd_verdicts")
-MAPS = {"fdb": fdb, "ports": ports, "verdicts": verdicts}
+#: the devices of each group entry, by its key
+groups = DevMapGroups(FdbKey, MAX_GROUPS, MAX_PORTS, name="l2fwd_groups")
+MAPS = {"fdb": fdb, "ports": ports, "verdicts": verdicts, "groups": groups}
 
 
 def _count(b, ref, length) -> None:
@@ -86,7 +91,8 @@ def _verdict(b, index: int, length, action: int) -> None:
 
 
 @xdp
-def l2fwd(b, ctx) -> None:
+def l2fwd(b, ctx, groups_ok: bool) -> None:
+    """The forwarder; *groups_ok*: the kernel has BPF_F_BROADCAST (else no group code)."""
     act = b.btf.enum("xdp_action")
     length = b.var(b.value(ctx.data_end) - b.value(ctx.data), u32)
     pkt = ctx.packet()
@@ -107,19 +113,31 @@ def l2fwd(b, ctx) -> None:
                             _verdict(b, DROPPED, length, act["XDP_DROP"])
                 with b.if_(tags == 0):
                     _verdict(b, DROPPED, length, act["XDP_DROP"])
-            _forward(b, ctx, key, macs, tags, length, act)
+            _forward(b, ctx, key, macs, tags, length, act, groups_ok)
     _verdict(b, DROPPED, length, act["XDP_DROP"])
 
 
-def _forward(b, ctx, key, macs, tags, length, act) -> None:
+def _forward(b, ctx, key, macs, tags, length, act, groups_ok: bool) -> None:
     entry = fdb.lookup_ptr(b, key)
     with b.if_(entry == 0):
         _verdict(b, PASSED, length, act["XDP_PASS"])
     e = entry.non_null().deref()
+    flags = b.var(e.flags, u32)
+    if groups_ok:
+        with b.if_(flags.test(F_GROUP)):
+            group = groups.lookup_group(b, key)
+            with b.if_(group == 0):
+                _verdict(b, REDIRECT_ERRORS, length, act["XDP_PASS"])
+            target = group.non_null()
+            _retag(b, ctx, e, macs, tags, flags, length, act, lambda: groups.broadcast(b, target))
     port = b.var(e.port, u32)
     with b.if_(ports.lookup_ptr(b, port) == 0):
         _verdict(b, REDIRECT_ERRORS, length, act["XDP_PASS"])
-    flags = b.var(e.flags, u32)
+    _retag(b, ctx, e, macs, tags, flags, length, act, lambda: ports.redirect(b, port, 0))
+
+
+def _retag(b, ctx, e, macs, tags, flags, length, act, send) -> None:
+    """Pop (and push) tags as entry *e* says, count the frame, return ``send()``."""
     pop = b.var(tags * TAG_LEN, u32)
     with b.if_((tags == 2) & ~(flags.test(F_POP_INNER))):
         pop.set(TAG_LEN)
@@ -136,26 +154,21 @@ def _forward(b, ctx, key, macs, tags, length, act) -> None:
                 b.copy(tagged, saved)
                 tagged.tpid = ETH_P_8021Q
                 tagged.tci = e.push_tci
-                _redirect(b, e, port, length)
+                _send(b, e, length, send)
             _verdict(b, DROPPED, length, act["XDP_DROP"])
         with moved.header(Macs) as front:
             b.copy(front, saved)
-            _redirect(b, e, port, length)
+            _send(b, e, length, send)
         _verdict(b, DROPPED, length, act["XDP_DROP"])
-    with b.if_(flags.test(F_PUSH)):  # a tag popped and one pushed: rewrite the TCI in place
-        with pkt_tag(b, ctx) as tag:
+    with b.if_(flags.test(F_PUSH)):  # a tag popped and one pushed: rewrite the tag in place
+        with ctx.packet().header(Tagged) as tag:
             tag.tpid = ETH_P_8021Q
             tag.tci = e.push_tci
-    _redirect(b, e, port, length)
+    _send(b, e, length, send)
 
 
-def pkt_tag(b, ctx):
-    """The 802.1Q tag of a frame whose one tag is rewritten in place."""
-    return ctx.packet().header(Tagged)
-
-
-def _redirect(b, e, port, length) -> None:
+def _send(b, e, length, send) -> None:
     _count(b, e, length)
     with verdicts.lookup(b, FORWARDED) as c:
         _count(b, c, length)
-    b.return_(ports.redirect(b, port, 0))
+    b.return_(send())

@@ -170,6 +170,27 @@ def map_type(kind: MapType) -> bool:
     return True
 
 
+@functools.cache
+def xdp_broadcast() -> bool:
+    """Whether ``bpf_redirect_map`` takes ``BPF_F_BROADCAST`` (5.13): a test run of
+    ``return redirect_map(empty devmap, 0, BPF_F_BROADCAST | XDP_PASS)`` answers XDP_REDIRECT
+    where it does (the devmap is read when the frame is sent), XDP_ABORTED where it does not."""
+    from .helpers import helper_id
+    from .isa import Mov, call, exit_, ld_map_fd
+    from .sys.consts import REDIRECT_BROADCAST
+
+    xdp_pass, xdp_redirect = 2, 4  # enum xdp_action, the same in every kernel
+    with MapSpec(MapType.DEVMAP_HASH, 4, 4, 1).create() as devmap:
+        code = [ld_map_fd(1, "ports"), Mov.imm(2, 0), Mov.imm(3, REDIRECT_BROADCAST | xdp_pass),
+                call(helper_id("redirect_map")), exit_()]
+        try:
+            with ProgramSpec(ProgType.XDP, code, maps={"ports": devmap}, name="probe").load() as prog:
+                return prog.test_run(bytes(14)).retval == xdp_redirect
+        except SyscallError as err:
+            _refuse_unprivileged(err)
+            return False
+
+
 def _create_storage_map(kind: MapType) -> Any:
     from .btf.kinds import Kind
 

@@ -30,12 +30,14 @@ SENDER, R1, R2 = (TOPOLOGY.interface(ns, "eth0").mac or "" for ns in ("tx", "r1"
 PUSHED = "02:00:0a:58:00:21"   # served by r2 through a pushed tag
 GONE = "02:00:0a:58:00:31"     # its device (p3) is deleted after its entry is added
 UNKNOWN = "02:00:0a:58:00:99"
+BROADCAST = "ff:ff:ff:ff:ff:ff"
 Q, AD = wire.ETH_P_8021Q, 0x88A8
 VERDICTS = ("forwarded", "passed", "dropped", "redirect_errors")
 #: the FDB: (MAC, VLAN or None, device, extra fdb-add options)
 FDB = (
     (R1, None, "p1", ()), (R1, 10, "p1", ()), (R2, 20, "p2", ()), (R2, 30, "p2", ("--pop-inner",)),
     (R1, 31, "p1", ()), (PUSHED, None, "p2", ("--push-vlan", "50")), (GONE, None, "p3", ()),
+    (BROADCAST, 40, "p1", ()), (BROADCAST, 40, "p2", ()),
 )
 #: where frames are captured: receiver (or "stack": the switch's own) -> (namespace, device)
 CAPTURES = {"r1": ("r1", "eth0"), "r2": ("r2", "eth0"), "stack": ("sw", "p0")}
@@ -48,6 +50,7 @@ class Flow:
     count: int
     dst: str
     tags: tuple[tuple[int, int], ...]
+    #: where each copy arrives: a receiver, "stack" (the switch's own), "r1+r2" (both), None
     at: Optional[str]
     verdict: str
     #: the tags it arrives with (None: as sent)
@@ -96,6 +99,9 @@ SCENARIOS = (
                 "unknown VLAN, 2 whose device is gone (redirect errors)",
                 (Flow(3, UNKNOWN, (), "stack", "passed"), Flow(2, R1, ((Q, 99),), "stack", "passed"),
                  Flow(2, GONE, (), "stack", "redirect_errors"))),
+    XdpScenario("l2fwd-broadcast", "3 broadcast frames on VLAN 40, whose group is p1 and p2: 3 at r1 "
+                "and 3 at r2, untagged, counted once each (BPF_F_BROADCAST)",
+                (_fwd(3, BROADCAST, 40, [(Q, 40)], "r1+r2"),)),
     XdpScenario("l2fwd-short", "3 frames of 16 bytes that announce a VLAN tag: dropped, seen nowhere",
                 (Flow(3, R1, ((Q, 10),), None, "dropped", cut=16),)),
 )
@@ -135,8 +141,9 @@ def expectations(scenario: XdpScenario) -> list[Expectation]:
     entries: dict[tuple, list[int]] = {}
     for flow in scenario.flows:
         size = len(flow.sent(seq))
-        if flow.at is not None:
-            out.append(Expectation(flow.count, {"at": flow.at, "frame": flow.received(seq).hex()}))
+        for at in (flow.at or "").split("+"):
+            if at:
+                out.append(Expectation(flow.count, {"at": at, "frame": flow.received(seq).hex()}))
         totals[flow.verdict][0] += flow.count
         totals[flow.verdict][1] += flow.count * size
         if flow.entry is not None:
@@ -164,7 +171,7 @@ def run_one(scenario: XdpScenario, captures: Mapping[str, wire.Capture]) -> Verd
         wire.send(NS["tx"], "eth0", [flow.sent(seq)] * flow.count)
     events: list[Mapping[str, Any]] = []
     for at, cap in captures.items():
-        expect = sum(f.count for f in scenario.flows if f.at == at)
+        expect = sum(f.count for f in scenario.flows if at in (f.at or "").split("+"))
         events += [{"at": at, "frame": data.hex()} for data in cap.frames(expect)]
     stats_after, fdb_after = _counters()
     events += [{"verdict": v, "packets": stats_after[v]["packets"] - stats[v]["packets"],

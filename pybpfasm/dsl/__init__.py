@@ -22,7 +22,7 @@ is per program kind), :mod:`.maps`, :mod:`.record` and :mod:`.program`.
 
 from typing import Any
 
-from .devmap import DevMapHash
+from .devmap import DevMapGroups, DevMapHash
 from .errors import BuildError, DSLTypeError, UnknownName
 from .maps import (
     ArrayMap,
@@ -72,7 +72,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "ArrayMap", "BuildError", "Builder", "Collection", "Cond", "DSLTypeError", "DevMapHash", "Events", "HashMap",
+    "ArrayMap", "BuildError", "Builder", "Collection", "Cond", "DSLTypeError", "DevMapGroups", "DevMapHash", "Events", "HashMap",
     "KernelEnum", "LRUHashMap", "MapDecl", "Packet", "PerCPUArray", "PerCPUHash", "PerfEventArray",
     "ProgramDef", "Record", "Ref", "RingBuf", "Space", "StackTraceMap", "UnknownName", "Value",
     "all_of", "any_of", "be16", "be32", "be64", "char", "fentry", "fexit", "kernel_enum", "kprobe",

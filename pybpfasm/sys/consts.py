@@ -122,3 +122,8 @@ class ProgFlag(enum.IntFlag):
 
 #: BPF_F_TEST_RUN_ON_CPU: BPF_PROG_TEST_RUN honours ``cpu``
 TEST_RUN_ON_CPU = 1 << 0
+#: BPF_F_TEST_XDP_LIVE_FRAMES (5.18): an XDP test run's frames really leave (XDP_TX, redirects)
+TEST_XDP_LIVE_FRAMES = 1 << 1
+#: bpf_redirect_map flags BPF_F_BROADCAST and BPF_F_EXCLUDE_INGRESS (5.13): to every device
+#: of the map, and not back out of the one the frame came in on
+REDIRECT_BROADCAST, REDIRECT_EXCLUDE_INGRESS = 1 << 3, 1 << 4

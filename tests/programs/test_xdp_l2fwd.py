@@ -24,6 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pybpfasm import features
 from pybpfasm.btf import BTF
 from pybpfasm.dsl import Collection
 from pybpfasm.link.netns import entered
@@ -41,7 +42,7 @@ MISSING_PORT = 999  # an ifindex the devmap does not hold
 
 @dataclass(frozen=True)
 class Entry:
-    port: str                 # "p1", "p2" (veths in the test namespace) or "missing"
+    port: str                 # "p1", "p2" (veths in the test namespace), "missing" or "group"
     pop_inner: bool = False
     push: Optional[int] = None
 
@@ -54,7 +55,9 @@ FDB = {
     (M3, 0): Entry("p1", push=40),
     (M3, 5): Entry("missing"),
     (M2, 0): Entry("p2", pop_inner=True, push=4094),
-    (BROADCAST, 4095): Entry("p1"),
+    (BROADCAST, 4095): Entry("group"),                 # to p1 and p2 (BPF_F_BROADCAST)
+    (BROADCAST, 7): Entry("group", pop_inner=True, push=9),
+    (BROADCAST, 8): Entry("group-missing"),            # a group entry without its group
 }
 
 
@@ -81,7 +84,7 @@ def model(frame: bytes) -> Outcome:
     entry = FDB.get(key)
     if entry is None:
         return Outcome("passed", frame, None)
-    if entry.port == "missing":
+    if entry.port in ("missing", "group-missing"):
         return Outcome("redirect_errors", frame, None)
     pop = 0 if tags == 0 else 2 * TAG if tags == 2 and entry.pop_inner else TAG
     pushed = b"" if entry.push is None else struct.pack("!HH", ETH_P_8021Q, entry.push)
@@ -94,7 +97,7 @@ def model(frame: bytes) -> Outcome:
 @st.composite
 def tags(draw) -> bytes:
     tpid = draw(st.sampled_from(TPIDS))
-    vid = draw(st.sampled_from([0, 5, 10, 20, 30, 4094, 4095]) | st.integers(0, 4095))
+    vid = draw(st.sampled_from([0, 5, 7, 8, 10, 20, 30, 4094, 4095]) | st.integers(0, 4095))
     return struct.pack("!HH", tpid, draw(st.integers(0, 15)) << 12 | vid)
 
 
@@ -130,15 +133,26 @@ def loaded():
             index = {n: socket.if_nametoindex(n) for n in ("p1", "p2")}
         index["missing"] = MISSING_PORT
         with Collection() as coll:
-            program = coll.load(prog.l2fwd)
+            assert features.xdp_broadcast(), "this kernel has BPF_F_BROADCAST (5.13+)"
+            program = coll.load(prog.l2fwd, True)
             fdb, ports = coll.map(prog.fdb), coll.map(prog.ports)
             with entered(netns):
                 for n in ("p1", "p2"):
                     ports[index[n]] = index[n]
+            groups = coll.map(prog.groups)
             for (mac, vlan), e in FDB.items():
+                key = prog.FdbKey(mac=mac, vlan=vlan)
                 flags = (prog.F_POP_INNER if e.pop_inner else 0) | (prog.F_PUSH if e.push is not None else 0)
-                fdb[prog.FdbKey(mac=mac, vlan=vlan)] = prog.FdbEntry(
-                    port=index[e.port], flags=flags, push_tci=e.push or 0, packets=0, bytes=0)
+                if e.port.startswith("group"):
+                    flags |= prog.F_GROUP
+                if e.port == "group":
+                    with prog.groups.group_spec().create() as group:
+                        with entered(netns):
+                            for n in ("p1", "p2"):
+                                group[index[n]] = index[n]
+                        groups[key] = group.fileno()
+                fdb[key] = prog.FdbEntry(port=index.get(e.port, 0), flags=flags, push_tci=e.push or 0,
+                                         packets=0, bytes=0)
             yield program, fdb, coll.map(prog.verdicts)
     finally:
         subprocess.run(["ip", "netns", "del", netns], capture_output=True)
@@ -190,6 +204,8 @@ CASES = [  # (frame, verdict, output): each rule of the model once, spelled out
     (M3 + M1 + b"\x08\x00q", "forwarded", M3 + M1 + b"\x81\x00\x00\x28\x08\x00q"),
     (M3 + M1 + b"\x81\x00\x00\x05\x08\x00q", "redirect_errors", None),
     (UNKNOWN + M1 + b"\x08\x00q", "passed", None),
+    (BROADCAST + M1 + b"\x81\x00\x0f\xff\x08\x00q", "forwarded", BROADCAST + M1 + b"\x08\x00q"),
+    (BROADCAST + M1 + b"\x81\x00\x00\x08\x08\x00q", "redirect_errors", None),
     (M1 + M2 + b"\x81\x00\x00\x0b\x08\x00q", "passed", None),
     (M1 + M2 + b"\x81\x00\x00", "dropped", None),
     (M1 + M2 + b"\x88\xa8\x00\x0a\x81\x00\x00", "dropped", None),
@@ -286,3 +302,15 @@ def test_lab_scenarios_match_exactly(privileged):
         assert v.observed == sum(e.count for e, _ in v.expected) > 0
     assert not build.namespaces_up(xdpcases.TOPOLOGY.prefix)
     assert not os.path.exists("/sys/fs/bpf/pybpfasm/xdp-l2fwd")
+
+
+def test_broadcast_flags_and_probe_are_the_kernels():
+    """The redirect flags are uapi's as the kernel's BTF spells them (bpftool's dump, an
+    independent reader), and the probe finds BPF_F_BROADCAST on this kernel (5.13+)."""
+    from pybpfasm.sys.consts import REDIRECT_BROADCAST, REDIRECT_EXCLUDE_INGRESS
+
+    dump = subprocess.run(["bpftool", "btf", "dump", "file", "/sys/kernel/btf/vmlinux", "format", "raw"],
+                          capture_output=True, text=True, check=True).stdout
+    assert f"'BPF_F_BROADCAST' val={REDIRECT_BROADCAST}\n" in dump
+    assert f"'BPF_F_EXCLUDE_INGRESS' val={REDIRECT_EXCLUDE_INGRESS}\n" in dump
+    assert features.xdp_broadcast() is True
