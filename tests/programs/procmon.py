@@ -5,14 +5,18 @@ its ring buffer (the ``tool`` fixture's pipes are read only when the tool stops)
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
+import time
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
 from tests.programs.conftest import Tool
 
+#: where Debian's bpftrace package puts its tools (execsnoop.bt...)
+TOOLS = "/usr/sbin"
 #: seconds a tool may take to become ready: in a TCG guest (the VM lab) building execsnoop's
 #: programs alone takes longer than the harness's default 20 s
 READY_TIMEOUT = 180.0
@@ -56,3 +60,26 @@ def file_tools(folder) -> Iterator[Callable[..., FileTool]]:
                 t.proc.kill()
                 t.proc.wait()
             t.out.close()
+
+
+class Bpftrace:
+    """A bpftrace script (a name under :data:`TOOLS`, or a path) writing to a file; its perf
+    buffers enlarged so that the noise of the rest of the system does not push the workload's
+    lines out ('Lost N events').  Ready once BEGIN printed two lines."""
+
+    def __init__(self, script: str, out) -> None:
+        self.out = out
+        env = {**os.environ, "BPFTRACE_PERF_RB_PAGES": "1024"}
+        self.proc = subprocess.Popen(["bpftrace", "-o", str(out), os.path.join(TOOLS, script)], env=env,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (out.exists() and out.read_text().count("\n") >= 2):
+            time.sleep(0.1)  # the header lines come from BEGIN, once every probe is attached
+
+    def lines(self) -> list[str]:
+        self.proc.send_signal(signal.SIGINT)  # it may outlive SIGTERM (LAB-FACTS)
+        try:
+            self.proc.wait(20)
+        finally:
+            self.proc.kill()
+        return self.out.read_text().splitlines()

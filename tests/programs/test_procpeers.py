@@ -7,41 +7,15 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-import signal
-import subprocess
-import time
 
 import pytest
 
 from pybpfasm.lab.workloads.processes import SYS_OPEN, Workload
 from tests.link.kernel_state import settle
-from tests.programs.procmon import file_tools
+from tests.programs.procmon import TOOLS, Bpftrace, file_tools
 
-TOOLS = "/usr/sbin"
 pytestmark = pytest.mark.skipif(shutil.which("bpftrace") is None or not os.path.exists(f"{TOOLS}/execsnoop.bt"),
                                 reason="bpftrace and its tools are not installed (apt-get install bpftrace)")
-
-
-class Bpftrace:
-    """A bpftrace script writing to a file; its perf buffers enlarged so that the noise of
-    the rest of the system does not push the workload's lines out ('Lost N events')."""
-
-    def __init__(self, script: str, out) -> None:
-        self.out = out
-        env = {**os.environ, "BPFTRACE_PERF_RB_PAGES": "1024"}
-        self.proc = subprocess.Popen(["bpftrace", "-o", str(out), f"{TOOLS}/{script}"], env=env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not (out.exists() and out.read_text().count("\n") >= 2):
-            time.sleep(0.1)  # the header lines come from BEGIN, once every probe is attached
-
-    def lines(self) -> list[str]:
-        self.proc.send_signal(signal.SIGINT)  # it may outlive SIGTERM (LAB-FACTS)
-        try:
-            self.proc.wait(20)
-        finally:
-            self.proc.kill()
-        return self.out.read_text().splitlines()
 
 
 def test_exec_peer(tmp_path):
