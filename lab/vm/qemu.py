@@ -51,6 +51,7 @@ class GuestConfig:
     modules: Sequence[str] = DEFAULT_MODULES
     share_project: bool = True
     workdir: Path | None = None  #: host directory shared read-write at /work in the guest
+    packages: tuple[str, ...] = userland.PACKAGES  #: the userland tree the guest runs in
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ def run(
     if not argv:
         raise LabError("no command given to run in the guest")
     config = config or GuestConfig()
-    root = userland.ensure()
+    root = userland.ensure(packages=config.packages)
     initrd = initramfs.ensure(kernel)
     jobs = cache_root() / "jobs"
     jobs.mkdir(exist_ok=True)

@@ -2,6 +2,8 @@
 
 The tree is keyed by suite and package list, built into a temporary directory
 and renamed into place only when complete, so an interrupted build is redone.
+A tree with more packages than the base one (:func:`with_peers`) starts as a copy
+of the base tree and only installs what it adds.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ PACKAGES = (
     "nftables",
     "openvswitch-switch",
 )
+#: the peers the process tools are compared with (bcc compiles against the guest kernel's headers)
+PEERS = ("bpfcc-tools", "bpftrace")
 META_FILE = "userland.json"
 BUILD_TIMEOUT = 1800
 
@@ -41,19 +45,33 @@ def userland_dir(suite: str = SUITE, packages: tuple[str, ...] = PACKAGES) -> Pa
     return cache_root() / "userland" / f"{suite}-{key}"
 
 
+def with_peers(release: str) -> tuple[str, ...]:
+    """The base packages, the peers, and the headers of kernel *release* (``6.1.0-57-amd64``)."""
+    return (*PACKAGES, *PEERS, f"linux-headers-{release}")
+
+
 def ensure(suite: str = SUITE, packages: tuple[str, ...] = PACKAGES) -> Path:
-    """The root of a ready userland tree, running debootstrap first if needed."""
+    """The root of a ready userland tree, running debootstrap (or copying the base tree) first if needed."""
     target = userland_dir(suite, packages)
     if (target / META_FILE).exists():
         return target
+    extends = set(packages) > set(PACKAGES)
+    base = ensure(suite) if extends else None  # before the lock: the base build takes it too
     with exclusive(target.parent / ".lock"):
         if (target / META_FILE).exists():
             return target
         work = target.with_name(target.name + ".tmp")
         shutil.rmtree(work, ignore_errors=True)
-        archive, _ = host_archives()
-        # debootstrap's resolver does not follow virtual packages: it lays the base, apt adds the rest
-        _run([require("debootstrap"), "--variant=minbase", suite, str(work), archive], work)
+        archive, security = host_archives()
+        if base is not None:
+            _run(["cp", "-a", str(base), str(work)], work)
+            (work / META_FILE).unlink()
+        else:
+            # debootstrap's resolver does not follow virtual packages: it lays the base, apt adds the rest
+            _run([require("debootstrap"), "--variant=minbase", suite, str(work), archive], work)
+        # the security suite too: the lab's kernels (and so their headers) come from there
+        with open(work / "etc/apt/sources.list", "a") as sources:
+            sources.write(f"deb {security} {suite}-security main\n")
         shutil.copy("/etc/resolv.conf", work / "etc/resolv.conf")
         policy = work / "usr/sbin/policy-rc.d"  # no services start inside the build chroot
         policy.write_text("#!/bin/sh\nexit 101\n")
