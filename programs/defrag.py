@@ -222,7 +222,12 @@ class Defrag(Tool):
         if self.args.interval is not None:
             now = round(time.time(), 6)
             for inode, path in sorted(self.netns_paths.items()):
-                for mem in frag.memory(path):
+                try:
+                    found = frag.memory(path)
+                except UsageError:  # the namespace is gone
+                    del self.netns_paths[inode]
+                    continue
+                for mem in found:
                     rows.append({"time": now, "memory": True, "netns": inode, "family": mem.family,
                                  "queues": mem.queues, "bytes": mem.bytes, "high_thresh": mem.high_thresh})
         if self.args.summary:  # at exit (no -i): the open ones too, as incomplete

@@ -180,7 +180,10 @@ class DefragCase:
     def scenarios(self) -> tuple[Scenario, ...]:
         return self.declared.scenarios
 
-    def run(self, names: Sequence[str], progress: Progress) -> list[Verdict]:
+    def run(self, names: Sequence[str], progress: Progress,
+            lines: list[Mapping[str, Any]] | None = None) -> list[Verdict]:
+        """The scenarios named (all when none are), judged; every lab line the monitors
+        printed is appended to *lines* when given (a peer's comparison)."""
         unknown = sorted(set(names) - {s.name for s in self.declared.scenarios})
         if unknown:
             raise DeclarationError(f"no scenario {unknown[0]!r}")
@@ -189,7 +192,7 @@ class DefragCase:
         with build.built(topo), ToolMonitor(self.tool, (), self.marker) as events, \
                 ToolMonitor(self.tool, ("--summary", "-i", SUMMARY_INTERVAL), self.marker) as summaries:
             inodes = {ns.local: build.inode(ns.full) for ns in topo.namespaces.values()}
-            verdicts = [self._one(s, topo, inodes, events, summaries, progress) for s in chosen]
+            verdicts = [self._one(s, topo, inodes, events, summaries, progress, lines) for s in chosen]
         problems = []
         for monitor in (events, summaries):
             if monitor.returncode != 0:
@@ -201,7 +204,8 @@ class DefragCase:
         return [v.with_problems(problems) for v in verdicts]
 
     def _one(self, s: Scenario, topo: topology.Topology, inodes: dict[str, int],
-             events: ToolMonitor, summaries: ToolMonitor, progress: Progress) -> Verdict:
+             events: ToolMonitor, summaries: ToolMonitor, progress: Progress,
+             lines: list[Mapping[str, Any]] | None) -> Verdict:
         ours = set(inodes.values())
 
         def lab_lines() -> tuple[list[Mapping[str, Any]], ...]:
@@ -219,6 +223,8 @@ class DefragCase:
         finally:
             _write_sysctls(full, restore)
         after = {local: counters(full[local]) for local in full}
+        if lines is not None:
+            lines.extend(seen)
         expected = []
         for e in s.expect:
             fields = dict(e.fields)
