@@ -234,9 +234,8 @@ class Collection:
     def _build_and_load(self, pdef: ProgramDef, opts: Any, log_level: int, key: str | None) -> Program:
         from ..asm import assemble
         from ..btf import BTF
-        from ..btf.program import has_functions
         from ..isa import encode
-        from .cache import encode_code, map_slots
+        from .cache import encode_btf, encode_code, map_slots
 
         code, used = pdef.build(opts, btf=self.btf)
         live = {ref: self.map(decl) for ref, decl in used.items()}
@@ -248,26 +247,27 @@ class Collection:
         enums: dict[str, dict[int, str]] = {}
         for record in _records(used.values()):
             enums.update(resolve_enums(record, self.btf or BTF.kernel()))
-        if key is not None and spec.btf is None and self.cache is not None:
+        if key is not None and self.cache is not None:
             refs = list(used)
             placeholders = assemble(code, maps={ref: i for i, ref in enumerate(refs)})
-            if not has_functions(placeholders):
-                self.cache.put(key, {
-                    "name": spec.name,
-                    "type": int(spec.type),
-                    "attach": None if spec.expected_attach_type is None else int(spec.expected_attach_type),
-                    "attach_btf_id": spec.attach_btf_id,
-                    "code": encode_code(encode(placeholders)),
-                    "slots": map_slots(placeholders),
-                    "maps": [_map_shape(used[ref]) for ref in refs],
-                    "companions": [[c.name for c in used[ref].companions()] for ref in refs],
-                    "enums": {k: {str(v): n for v, n in t.items()} for k, t in enums.items()},
-                })
+            self.cache.put(key, {
+                "name": spec.name,
+                "type": int(spec.type),
+                "attach": None if spec.expected_attach_type is None else int(spec.expected_attach_type),
+                "attach_btf_id": spec.attach_btf_id,
+                "code": encode_code(encode(placeholders)),
+                "slots": map_slots(placeholders),
+                "maps": [_map_shape(used[ref]) for ref in refs],
+                "companions": [[c.name for c in used[ref].companions()] for ref in refs],
+                "enums": {k: {str(v): n for v, n in t.items()} for k, t in enums.items()},
+                # functions (bpf_loop callbacks...): the program BTF the kernel got, as it got it
+                "btf": None if spec.btf is None else encode_btf(spec.btf),
+            })
         return prog
 
     def _load_cached(self, pdef: ProgramDef, entry: dict[str, Any]) -> Program | None:
         """The program saved in *entry*, loaded; None if the entry does not fit these declarations."""
-        from .cache import decode_code, patch_fds
+        from .cache import decode_btf, decode_code, patch_fds
 
         names = [shape[0] for shape in entry["maps"]] + [n for c in entry["companions"] for n in c]
         if MapDecl.ambiguous.intersection(names):
@@ -284,6 +284,8 @@ class Collection:
                                attach_btf_id=int(entry["attach_btf_id"]))
             slots = [(int(slot), int(index)) for slot, index in entry["slots"]]
             enums = {k: {int(v): n for v, n in t.items()} for k, t in entry["enums"].items()}
+            if entry.get("btf") is not None:
+                spec.btf = decode_btf(entry["btf"])
         except (KeyError, TypeError, ValueError):
             return None
         fds = [self.map(d).fileno() for d in decls]

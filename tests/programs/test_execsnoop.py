@@ -246,3 +246,24 @@ def test_kernels_without_bpf_loop_are_told(monkeypatch):
     monkeypatch.setattr(process, "has_helper", lambda name: name != "loop")
     with pytest.raises(BPFError, match=r"needs bpf_loop \(Linux 5.17\+\)"):
         next(p for p in execsnoop.HOOKS.choose("tracepoint")[2] if p.name == "on_execve").build(execsnoop.Options())
+
+
+def test_its_bpf_loop_programs_load_from_the_program_cache(tmp_path):
+    """The entry programs call bpf_loop (a callback function, so program BTF with func_info
+    and line_info): built once, the next Collection takes all four from the cache, their
+    BTF included, and the kernel accepts them."""
+    import json
+
+    from pybpfasm.dsl import Collection
+    from pybpfasm.dsl.cache import ProgramCache
+    from pybpfasm.tools import execsnoop
+
+    execsnoop.events.resolve()
+    _, _, programs = execsnoop.HOOKS.choose("tracepoint")
+    for warm in (False, True):
+        with Collection(cache=ProgramCache(tmp_path)) as coll:
+            for pdef in programs:
+                coll.load(pdef, execsnoop.Options())
+            assert coll.cached == (set(programs) if warm else set())
+    entries = [json.loads(path.read_text()) for path in tmp_path.glob("*.json")]
+    assert sorted(e["name"] for e in entries if e["btf"] is not None) == ["on_execve", "on_execveat"]
