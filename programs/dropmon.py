@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from pybpfasm import pcapfilter
 from pybpfasm.clock import WallClock
 from pybpfasm.dsl import (
     Events,
@@ -69,6 +70,8 @@ class Options:
     """What to trace, decided before the program is built."""
 
     filter: PacketFilter = field(default_factory=PacketFilter)
+    #: --filter EXPR: a pcap-filter expression over the dropped packet's bytes
+    pcap: pcapfilter.Filter | None = None
     reasons: list[int] = field(default_factory=list)
     ifname: bytes | None = None
     netns: int | None = None
@@ -101,7 +104,7 @@ def build_event(b, skb_ptr, protocol, reason, location, opts: Options):
     b.zero(ev)
     skb_ref = skb_ptr.cast("struct sk_buff").deref()
     skb = b.read(skb_ref, "dev", "sk", name="sk_buff pointers")
-    hdr = packet.read_skb(b, skb_ref)
+    hdr = packet.read_skb(b, skb_ref, *(pcapfilter.SKB_FIELDS if opts.pcap is not None else ()))
     dev = b.read(skb.dev.deref(), "nd_net", "name", name="net_device fields")
     ev.ifname = dev.name
     ev.netns = dev.nd_net.net.ns.inum
@@ -113,6 +116,8 @@ def build_event(b, skb_ptr, protocol, reason, location, opts: Options):
     if opts.netns is not None:
         device.append(ev.netns == opts.netns)
     _return_unless(b, device)
+    if opts.pcap is not None:
+        _return_unless(b, [opts.pcap.matches_skb(b, skb_ptr, hdr)])
     packet.parse(b, hdr, protocol, ev.pkt)
     _return_unless(b, opts.filter.conditions(ev.pkt))
     ev.ts = b.ktime_get_ns()
@@ -245,6 +250,9 @@ class DropMon(Tool):
         parser.add_argument("--reason", action="append", default=[], metavar="NAME",
                             help="only this drop reason, e.g. NO_SOCKET (repeatable)")
         parser.add_argument("--ifname", type=types.ifname, help="only drops on this interface")
+        parser.add_argument("--filter", type=pcapfilter.argument, metavar="EXPR",
+                            help="only drops whose packet matches this pcap-filter expression "
+                                 "(tcpdump's syntax, e.g. 'udp and dst port 53')")
         parser.add_argument("--netns", type=types.netns_inode, metavar="INODE",
                             help="only drops in this network namespace")
         stack = parser.add_mutually_exclusive_group()
@@ -261,7 +269,7 @@ class DropMon(Tool):
             raise UsageError(f"--reason: {err}") from None
         filt = PacketFilter(src=args.src, dst=args.dst, protocol=args.protocol,
                             sport=args.src_port, dport=args.dst_port)
-        return Options(filter=filt, reasons=reasons, ifname=args.ifname, netns=args.netns,
+        return Options(filter=filt, pcap=args.filter, reasons=reasons, ifname=args.ifname, netns=args.netns,
                        kstack=not args.no_stack, ustack=args.user_stack, hook=args.hook)
 
     def programs(self, opts: Options) -> list[ProgramDef]:

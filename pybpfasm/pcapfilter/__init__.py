@@ -40,6 +40,9 @@ from .errors import FilterError
 from .parser import parse
 from .semantics import meaning
 
+#: the sk_buff fields an skb-hook filter reads up front (include them in a ``b.read`` of your own)
+SKB_FIELDS = ("protocol", "mac_header", "network_header", "tail", "head")
+
 
 @dataclass(frozen=True)
 class Filter:
@@ -55,11 +58,15 @@ class Filter:
 
         return emit(b, self.predicate, frame)
 
-    def matches_skb(self, b, skb_ptr) -> object:
-        """The condition that the packet of ``struct sk_buff *`` *skb_ptr* matches (skb hooks)."""
+    def matches_skb(self, b, skb_ptr, fields=None) -> object:
+        """The condition that the packet of ``struct sk_buff *`` *skb_ptr* matches (skb hooks).
+
+        *fields*: a ``b.read`` copy of the sk_buff that already holds
+        :data:`SKB_FIELDS` (saves a probe read and stack), else they are read here.
+        """
         from .packetbytes import SkbBytes
 
-        return self.matches(b, SkbBytes(b, skb_ptr))
+        return self.matches(b, SkbBytes(b, skb_ptr, fields))
 
     def matches_packet(self, b, ctx) -> object:
         """The condition that the packet of an XDP or tc program's *ctx* matches."""
@@ -85,4 +92,4 @@ def argument(text: str) -> Filter:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
-__all__ = ["Filter", "FilterError", "argument", "compile"]
+__all__ = ["SKB_FIELDS", "Filter", "FilterError", "argument", "compile"]

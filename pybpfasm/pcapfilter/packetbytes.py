@@ -23,6 +23,8 @@ from pybpfasm.dsl.scalars import be16, be32, u8, u32, u64
 from pybpfasm.helpers import has_helper
 from pybpfasm.isa import AluOp, Class, JumpOp, Mode, OpCode, Size, Source
 
+from . import SKB_FIELDS
+
 ETH_HLEN = 14
 #: the largest offset a packet pointer may carry (the verifier's MAX_PACKET_OFF)
 MAX_PACKET_OFF = 0xFFFF
@@ -95,27 +97,35 @@ class DirectBytes:
 
 
 class SkbBytes:
-    """The frame of a ``struct sk_buff *`` (a kernel pointer value) in a tracing program."""
+    """The frame of a ``struct sk_buff *`` (a kernel pointer value) in a tracing program.
 
-    def __init__(self, b, skb_ptr: Value) -> None:
+    *fields* may be a copy the caller already made with ``b.read`` that holds
+    :data:`SKB_FIELDS` (one probe read for both); otherwise they are read here.
+    ``len`` and ``data`` are read only when the filter asks for the length.
+    """
+
+    def __init__(self, b, skb_ptr: Value, fields=None) -> None:
         self.b = b
-        fields = ("len", "protocol", "mac_header", "network_header", "tail", "head", "data")
-        hdr = b.read(skb_ptr.cast("struct sk_buff").deref(), *fields, name="sk_buff packet fields")
+        self.skb = skb_ptr.cast("struct sk_buff").deref()
+        hdr = fields if fields is not None else b.read(self.skb, *SKB_FIELDS, name="sk_buff packet fields")
         mac, net = hdr.mac_header.rvalue(), hdr.network_header.rvalue()
         self.protocol = hdr.protocol.to_host()
         #: 0 where the skb has an Ethernet header, 14 where the filter sees a made-up one
         self.floor = b.var(ETH_HLEN, u64)
-        start = b.var(net - ETH_HLEN, u64)
+        self.start = b.var(net - ETH_HLEN, u64)
         with b.if_((mac != MAC_UNSET) & (mac != net)):
             self.floor.set(0)
-            start.set(mac)
-        head = Value(b, hdr.head.rvalue().reg, u64)
-        data = Value(b, hdr.data.rvalue().reg, u64)
-        self.base = head + start
-        self.cap = hdr.tail.rvalue() - start
-        self.wire = Value(b, (hdr.len.rvalue() + (data - head) - start).reg, u32)
+            self.start.set(mac)
+        self.head = Value(b, hdr.head.rvalue().reg, u64)
+        self.base = self.head + self.start
+        self.cap = hdr.tail.rvalue() - self.start
+        self.wire: Value | None = None
 
     def length(self) -> Value:
+        if self.wire is None:
+            b = self.b
+            data = Value(b, self.skb.data.rvalue().reg, u64)
+            self.wire = Value(b, (self.skb.len.rvalue() + (data - self.head) - self.start).reg, u32)
         return self.wire
 
     def load(self, offset: int | Value, size: int, reject: str) -> Value:
