@@ -80,8 +80,11 @@ class Filter:
 
 def compile(text: str) -> Filter:  # noqa: A001 - the name people expect (re.compile)
     """Parse and check *text*; raises :class:`FilterError` with the column of the error."""
-    tree = parse(text)
-    return Filter(text, tree, meaning(tree))
+    try:
+        tree = parse(text)
+        return Filter(text, tree, meaning(tree))
+    except RecursionError:  # thousands of terms chained: each is a level here
+        raise FilterError(1, "expression too long") from None
 
 
 def argument(text: str) -> Filter:

@@ -31,6 +31,8 @@ ARITH_LEVELS = (("^",), ("|",), ("&",), ("<<", ">>"), ("+", "-"), ("*", "/", "%"
 ARITH_OPS = {op for level in ARITH_LEVELS for op in level}
 #: qualifiers of a bare value at the start of an expression (libpcap's qdefault)
 DEFAULT = ast.Qualifiers()
+#: how deep parentheses, 'not' and unary minus may nest
+MAX_DEPTH = 100
 
 
 def parse(text: str) -> ast.Node:
@@ -42,7 +44,17 @@ def parse(text: str) -> ast.Node:
 
 class _Parser:
     def __init__(self, tokens: list[Token]) -> None:
-        self.tokens, self.i = tokens, 0
+        self.tokens, self.i, self.depth = tokens, 0, 0
+
+    def nested(self, parse: Callable[[], object]) -> object:
+        """*parse()* one level deeper (an error past :data:`MAX_DEPTH`)."""
+        if self.depth >= MAX_DEPTH:
+            raise FilterError(self.tok.column, f"nested more than {MAX_DEPTH} deep")
+        self.depth += 1
+        try:
+            return parse()
+        finally:
+            self.depth -= 1
 
     # -- tokens ------------------------------------------------------------------------------
     @property
@@ -101,10 +113,10 @@ class _Parser:
         tok = self.tok
         if self.at("not", "!"):
             self.next()
-            node, q = self.term(q)
+            node, q = self.nested(lambda: self.term(q))
             return ast.Not(node, tok.column), q
         if self.at("("):
-            return self.group(q), None
+            return self.nested(lambda: self.group(q)), None
         if self.starts_arith():
             return self.relation(), None
         return self.primitive()
@@ -159,10 +171,10 @@ class _Parser:
         tok = self.tok
         if self.at("-"):
             self.next()
-            return ast.Negate(self.unary(), tok.column)
+            return ast.Negate(self.nested(self.unary), tok.column)
         if self.at("("):
             self.next()
-            inner = self.arith()
+            inner = self.nested(self.arith)
             self.expect(")")
             return inner
         if tok.kind == "num":
@@ -177,7 +189,7 @@ class _Parser:
         if tok.kind == "word" and tok.text in INDEXABLE and self.peek().text == "[":
             self.next()
             self.next()
-            offset = self.arith()
+            offset = self.nested(self.arith)
             size = 1
             if self.at(":"):
                 self.next()
@@ -266,9 +278,6 @@ class _Parser:
             number = known
         else:
             raise self.error("expected a protocol number or name", tok)
-        limit = 0xFFFF if layer == "ether" else 0xFF
-        if number > limit:
-            raise FilterError(tok.column, f"protocol {number} is greater than {limit}")
         if layer == "ether" and number <= 1500:
             raise FilterError(tok.column, f"ether proto {number} is an 802.3 length: not supported")
         return ast.Proto(layer, number, column)

@@ -125,7 +125,7 @@ class _Lowering:
             families = ["ip6"]
         else:
             if q.proto == "ip6":
-                raise FilterError(column, "an IPv4 address with 'ip6'")
+                raise FilterError(column, "an IPv4 address needs 'ip', 'arp' or 'rarp', not 'ip6'")
             families = [q.proto] if q.proto else ["ip", "arp", "rarp"]
         parts = []
         for family in families:
