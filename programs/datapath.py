@@ -1,5 +1,5 @@
 """``pybpfasm datapath`` (bcc's packet_datapath_tracing): one line per hop of each packet to or
-from ``--host``, on the skb tracepoints.
+from ``--host`` (every IP packet without it), on the skb tracepoints.
 
 Hops: ``tx`` (queued on a device, ``net:net_dev_queue``), ``rx`` (received by a namespace's
 stack, ``net:netif_receive_skb``), ``forward`` (a tx of a packet the same namespace received
@@ -38,7 +38,7 @@ USED = tuple(HOOK_NAMES.index(n) for n in ("net_dev_queue", "netif_receive_skb",
 NETFILTER_DROP = "NETFILTER_DROP"
 #: skbs whose last hop is remembered in user space (skbs freed where no hook sees them age out)
 REMEMBERED = 65536
-KINDS = ("auto", "tp_btf", "raw_tracepoint", "tracepoint")
+KINDS = ("auto", "raw_tracepoint", "tp_btf", "tracepoint")
 COLUMNS = Columns([("time", "TIME", 15), ("hop", "HOP", 9), ("netns", "NETNS", 10, ">"),
                    ("device", "DEVICE", 12), ("proto", "PROTO", 5), ("flow", "PACKET", 44),
                    ("info", "INFO", 0)])
@@ -51,7 +51,7 @@ class Options:
     hook: str = "auto"
 
 
-events = Events(SkbEvent, 1 << 22, name="dp_events")
+events = Events(SkbEvent, 1 << 20, name="dp_events")
 latency = EdgeLatency("dp")
 
 
@@ -75,6 +75,15 @@ def hop(b, ctx_value, skb_ptr, hook: int, reason, opts: Options) -> None:
 PROGRAMS = {i: skbhooks.skb_programs(i, hop, "dp") for i in USED}
 
 
+def forget(b, ptr) -> None:
+    latency.forget(b, ptr)
+
+
+#: --latency: an skb's last hook is forgotten where its memory is freed (else the next skb
+#: at that address would start from it)
+FREED = skbhooks.freed_programs(forget, "dp")
+
+
 class Datapath(Tool):
     """Each packet to or from a host, hop by hop through namespaces, routers and bridges."""
 
@@ -83,8 +92,8 @@ class Datapath(Tool):
     at_exit = True
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--host", type=types.ip_address, required=True,
-                            help="only packets from or to this IPv4/IPv6 address")
+        parser.add_argument("--host", type=types.ip_address,
+                            help="only packets from or to this IPv4/IPv6 address (default: every IP packet)")
         parser.add_argument("--dport", type=types.port, help="only packets to this TCP/UDP port")
         parser.add_argument("--proto", choices=("tcp", "udp", "icmp"), help="only this protocol")
         parser.add_argument("--latency", action="store_true",
@@ -92,7 +101,7 @@ class Datapath(Tool):
                                  "of the same packet, at exit (or every -i seconds)")
         add_filter_arguments(parser)
         parser.add_argument("--hook", choices=KINDS, default="auto",
-                            help="how to hook the skb tracepoints (auto: tp_btf where the kernel has it)")
+                            help="how to hook the skb tracepoints (auto: raw tracepoints where the kernel has BTF)")
 
     def options(self, args: argparse.Namespace) -> Options:
         if args.interval is not None and not args.latency:
@@ -101,8 +110,9 @@ class Datapath(Tool):
         return Options(filter=filter_from(args, pkt), latency=args.latency, hook=args.hook)
 
     def programs(self, opts: Options) -> list[ProgramDef]:
-        used = USED if opts.latency else USED[:-1]
-        return skbhooks.choose([PROGRAMS[i] for i in used], opts.hook)
+        if not opts.latency:
+            return skbhooks.choose([PROGRAMS[i] for i in USED[:-1]], opts.hook)
+        return [*skbhooks.choose([PROGRAMS[i] for i in USED], opts.hook), FREED.choose(opts.hook)]
 
     def notes(self, coll: Any, opts: Options) -> list[str]:
         return [skbhooks.describe(list(coll.programs))]

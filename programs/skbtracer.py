@@ -23,7 +23,6 @@ from pybpfasm.errors import UsageError
 
 from .common import options as types
 from .common import packet, skbhooks
-from .common.hooks import Hook
 from .common.packet import PacketFilter
 from .common.skbfilters import add_filter_arguments, filter_from
 from .common.skbhooks import HOOK_NAMES, HOOKS, SkbEvent, SkbFilter
@@ -34,7 +33,7 @@ TCP_FLAG_NAMES = ("FIN", "SYN", "RST", "PSH", "ACK", "URG", "ECE", "CWR")
 #: ICMP and ICMPv6 echo types: request, reply
 ECHO_REQUEST, ECHO_REPLY = (8, 128), (0, 129)
 PROTOS = {"tcp": "tcp", "udp": "udp", "icmp": "icmp", "any": "all"}
-KINDS = ("auto", "tp_btf", "raw_tracepoint", "tracepoint")
+KINDS = ("auto", "raw_tracepoint", "tp_btf", "tracepoint")
 
 
 @dataclass(frozen=True)
@@ -47,7 +46,7 @@ class Options:
     hook: str = "auto"
 
 
-events = Events(SkbEvent, 1 << 22, name="skbt_events")
+events = Events(SkbEvent, 1 << 20, name="skbt_events")
 stacks = StackTraceMap(4096, name="skbt_stacks")
 #: skbs that matched the filters once (--keep): followed until freed
 kept = HashMap(u64, u8, 16384, name="skbt_kept")
@@ -76,26 +75,12 @@ def trace(b, ctx_value, skb_ptr, hook: int, reason, opts: Options) -> None:
 HOOK_PROGRAMS = [skbhooks.skb_programs(i, trace, "skbt") for i in range(len(HOOKS))]
 
 
-def forget_freed(b, ptr) -> None:
-    """A slab object freed: if it held a kept skb, that skb is gone (most skbs end in
-    ``__kfree_skb``, which no skb tracepoint reports; the kernel reuses the address at once).
-    An fclone pair is freed as one object: its second skb follows the first."""
+def forget(b, ptr) -> None:
     kept.delete(b, ptr)
-    kept.delete(b, ptr + b.btf.sizeof("struct sk_buff"))
 
 
-def _on_free_args(b, ctx, opts):
-    forget_freed(b, ctx.arg(ctx.names.index("ptr")))
-
-
-def _on_free_tp(b, ctx, opts):
-    forget_freed(b, ctx.ptr.rvalue())
-
-
-#: --keep: where skbs really end
-SLAB_FREE = Hook(ProgramDef(_on_free_args, "tp_btf", ("kmem_cache_free",), name="skbt_freed"),
-                 ProgramDef(_on_free_args, "raw_tracepoint", ("kmem_cache_free",), name="skbt_freed"),
-                 ProgramDef(_on_free_tp, "tracepoint", ("kmem", "kmem_cache_free"), name="skbt_freed"))
+#: --keep: a kept skb is forgotten where its memory is freed
+FREED = skbhooks.freed_programs(forget, "skbt")
 
 
 class SkbTracer(Tool):
@@ -127,7 +112,7 @@ class SkbTracer(Tool):
                            help="seconds since the first line, at us resolution")
         add_filter_arguments(parser)
         parser.add_argument("--hook", choices=KINDS, default="auto",
-                            help="how to hook the skb tracepoints (auto: tp_btf where the kernel has it)")
+                            help="how to hook the skb tracepoints (auto: raw tracepoints where the kernel has BTF)")
 
     def options(self, args: argparse.Namespace) -> Options:
         if args.icmpid is not None and args.proto != "icmp":
@@ -143,7 +128,7 @@ class SkbTracer(Tool):
                                                  if HOOKS[i].hop == "drop"]
         chosen = skbhooks.choose(hooks, opts.hook)
         if opts.keep and opts.filter.packet_conditions:
-            chosen.append(SLAB_FREE.choose(opts.hook))
+            chosen.append(FREED.choose(opts.hook))
         return chosen
 
     def notes(self, coll: Any, opts: Options) -> list[str]:

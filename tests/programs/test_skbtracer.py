@@ -114,7 +114,7 @@ def test_dropstack_gives_each_drop_the_stack_of_nft(lab):
     for r in rows:
         frames = [f.split("+")[0] for f in r["kstack"]]
         assert "nf_hook_slow" in frames and "ip_forward" in frames, r["kstack"]
-    assert "hooks: tp_btf kfree_skb\n" in err
+    assert "hooks: raw_tracepoint kfree_skb\n" in err
 
 
 def test_callstack_catch_count_and_timestamps(lab):
