@@ -81,6 +81,15 @@ class Defrag(Tool):
                             help="one line per datagram (fragments, bytes, duration, outcome, "
                                  "holes) instead of one per event")
 
+    def unavailable(self) -> str | None:
+        from pybpfasm import features
+        from pybpfasm.sys import LinkType
+
+        if not features.link_type(LinkType.NETFILTER):
+            return ("no BPF netfilter links (6.4+) to see reassembled datagrams, and the "
+                    "function-level path (kprobes on ip_defrag...) is not built yet")
+        return None
+
     def options(self, args: argparse.Namespace) -> kp.Options:
         if args.netns is not None and args.netns not in frag.namespaces():
             raise UsageError(f"--netns: no network namespace with inode {args.netns}")
