@@ -8,7 +8,9 @@ outgoing frames its filter accepts.
 Our side, on the same frames, twice:
 
 - XDP (direct packet access, :class:`~pybpfasm.pcapfilter.packetbytes.DirectBytes`),
-  each frame run through ``BPF_PROG_TEST_RUN``;
+  each frame run through ``BPF_PROG_TEST_RUN``; tc too, for the expressions of
+  :data:`TC_EXPRESSIONS` (its length is ``skb->len``) and the frames the
+  kernel's skb test run takes (the whole IP header when the ethertype names one);
 - the skb path (``bpf_probe_read_kernel`` from ``skb->head + mac_header``,
   :class:`~pybpfasm.pcapfilter.packetbytes.SkbBytes`) in programs on the
   ``net_dev_start_xmit`` raw tracepoint (a perf-event tracepoint takes at most 64
@@ -76,6 +78,10 @@ EXPRESSIONS = [
     "ip or ip6 and not icmp", "(tcp or udp) and host 10.0.0.1", "ip[100] = 1 or ip[0] = 0x45",
     "not ether[40:4] = 0", "tcp && port 80 || udp && !port 53",
 ]
+#: also run as tc programs: lengths, and a few of each kind
+TC_EXPRESSIONS = ["less 60", "greater 100", "len - 14 > 50", "len & 3 = 0", "vlan 5 and tcp port 80",
+                  "tcp[tcpflags] & tcp-syn != 0", "not tcp[100] = 1", "host 10.0.0.1", "ip6 net 2001:db8::/32",
+                  "ether multicast", "icmp6[icmp6type] = icmp6-echo", "portrange 10-22"]
 BATCH = 100
 EXAMPLES = 100
 SLOTS = 128  # verdict slots per expression in the skb programs' map
@@ -83,7 +89,7 @@ NS = f"ppf-{os.getpid()}"
 
 seen = ArrayMap(u32, 128, name="ppf_seen")
 verdicts = ArrayMap(u32, 128 * SLOTS, name="ppf_verdicts")
-frames_checked = [0]
+frames_checked, tc_frames = [0], [0]
 
 
 def _ip(*args: str) -> None:
@@ -107,13 +113,20 @@ def veth():
         subprocess.run(["ip", "netns", "del", NS], capture_output=True)
 
 
-def xdp_program(index: int, flt: pcapfilter.Filter) -> ProgramDef:
+def packet_program(kind: str, index: int, flt: pcapfilter.Filter) -> ProgramDef:
+    """An XDP or tc program that returns 1 for a match, else 0."""
     def verdict(b, ctx):
         with b.if_(flt.matches_packet(b, ctx)):
             b.return_(1)
         b.return_(0)
 
-    return ProgramDef(verdict, "xdp", name=f"ppf_xdp{index}")
+    return ProgramDef(verdict, kind, name=f"ppf_{kind}{index}")
+
+
+def tc_takes(frame: bytes) -> bool:
+    """Whether the kernel's skb test run takes *frame* (it wants the whole IP header)."""
+    need = {0x0800: 20, 0x86DD: 40}.get(int.from_bytes(frame[12:14], "big"), 0)
+    return len(frame) >= 14 + need
 
 
 def skb_program(index: int, flt: pcapfilter.Filter, ifindex: int, netns: int) -> ProgramDef:
@@ -139,7 +152,9 @@ def filters(veth, tmp_path_factory):
     directory = str(tmp_path_factory.mktemp("ppf"))
     compiled = [pcapfilter.compile(e) for e in EXPRESSIONS]
     with Collection() as coll:
-        xdp = [coll.load(xdp_program(i, f)) for i, f in enumerate(compiled)]
+        xdp = [coll.load(packet_program("xdp", i, f)) for i, f in enumerate(compiled)]
+        tc = {EXPRESSIONS.index(e): coll.load(packet_program("tc", i, pcapfilter.compile(e)))
+              for i, e in enumerate(TC_EXPRESSIONS)}
         for i, f in enumerate(compiled):
             pdef = skb_program(i, f, ifindex, netns)
             coll.load(pdef)
@@ -149,7 +164,7 @@ def filters(veth, tmp_path_factory):
             sender = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
             sender.bind(("ppf-a", 0))
         try:
-            yield xdp, sockets, sender, coll
+            yield xdp, tc, sockets, sender, coll
         finally:
             for s in (*sockets, sender):
                 s.close()
@@ -176,7 +191,7 @@ def test_expressions_compile_in_both():
           phases=[Phase.generate], suppress_health_check=list(HealthCheck))
 @given(batch=batches(BATCH))
 def test_every_verdict_equals_libpcaps(filters, batch):
-    xdp, sockets, sender, coll = filters
+    xdp, tc, sockets, sender, coll = filters
     for s in sockets:
         s.drain()
     for data in batch:
@@ -188,13 +203,18 @@ def test_every_verdict_equals_libpcaps(filters, batch):
         got_xdp = [xdp[i].test_run(data, data_out_size=0).retval == 1 for data in batch]
         assert counters[i] == len(batch), f"{expr}: the skb program saw {counters[i]} of {len(batch)} frames"
         got_skb = [slots[i * SLOTS + n] == 1 for n in range(len(batch))]
+        got_tc = [tc[i].test_run(data, data_out_size=0).retval == 1 if i in tc and tc_takes(data) else want[n]
+                  for n, data in enumerate(batch)]
         for n, data in enumerate(batch):
-            if not want[n] == got_xdp[n] == got_skb[n]:
-                mismatches.append(f"{expr!r}: libpcap {want[n]}, xdp {got_xdp[n]}, skb {got_skb[n]}: {data.hex()}")
+            if not want[n] == got_xdp[n] == got_skb[n] == got_tc[n]:
+                mismatches.append(f"{expr!r}: libpcap {want[n]}, xdp {got_xdp[n]}, skb {got_skb[n]}, "
+                                  f"tc {got_tc[n]}: {data.hex()}")
         counters[i] = 0
     assert not mismatches, "\n".join(mismatches[:20])
     frames_checked[0] += len(batch)
+    tc_frames[0] += sum(map(tc_takes, batch))
 
 
 def test_enough_frames_were_checked():
     assert frames_checked[0] >= 10_000
+    assert tc_frames[0] >= 5_000, tc_frames
