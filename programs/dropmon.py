@@ -77,6 +77,8 @@ class Options:
     netns: int | None = None
     kstack: bool = True
     ustack: bool = False
+    #: --vlan: remember tags at receive (a program on every received packet)
+    vlan: bool = False
     hook: str = "auto"
 
 
@@ -92,45 +94,60 @@ last_vlan = PerCPUArray(VlanSeen, 1, name="drop_vlan")
 stacks = StackTraceMap(4096, name="drop_stacks")
 
 
-def build_event(b, skb_ptr, protocol, reason, location, opts: Options):
-    """A DropEvent on the stack for a drop that passes every filter (else the program returns).
+def build_event(b, ctx_value, skb_ptr, protocol, reason, location, opts: Options) -> None:
+    """Send a DropEvent for a drop that passes every filter (else the program returns).
 
     The cheapest tests come first (the caller tests the reason): device and
-    namespace, then the packet's headers, and only then who dropped it.
-    Kernel memory is read with as few bpf_probe_read_kernel calls as the
-    layout allows: the program runs for every drop in the system.
+    namespace, then the packet's headers, each on the fewest fields that decide
+    it.  Ring space is reserved only then, before the rest of the event (who,
+    when, the stacks) is written straight into it: a full ring costs one failed
+    reservation, counted, and no stack walk.  Kernel memory is read with as few
+    bpf_probe_read_kernel calls as the layout allows: the program runs for every
+    drop in the system.
     """
-    ev = b.stack(DropEvent, "the drop event")
-    b.zero(ev)
     skb_ref = skb_ptr.cast("struct sk_buff").deref()
     skb = b.read(skb_ref, "dev", "sk", name="sk_buff pointers")
     hdr = packet.read_skb(b, skb_ref, *(pcapfilter.SKB_FIELDS if opts.pcap is not None else ()))
     dev = b.read(skb.dev.deref(), "nd_net", "name", name="net_device fields")
-    ev.ifname = dev.name
-    ev.netns = dev.nd_net.net.ns.inum
-    with b.if_(ev.netns == 0):  # no device yet: the socket's namespace
-        ev.netns = skb.sk.__sk_common.skc_net.net.ns.inum
+    netns = b.var(dev.nd_net.net.ns.inum, u32)
+    with b.if_(netns == 0):  # no device yet: the socket's namespace
+        netns.set(skb.sk.__sk_common.skc_net.net.ns.inum)
     device = []
     if opts.ifname is not None:
-        device.append(bytes_cond(ev.ifname, opts.ifname))
+        device.append(bytes_cond(dev.name, opts.ifname))
     if opts.netns is not None:
-        device.append(ev.netns == opts.netns)
+        device.append(netns == opts.netns)
     _return_unless(b, device)
     if opts.pcap is not None:
         _return_unless(b, [opts.pcap.matches_skb(b, skb_ptr, hdr)])
-    packet.parse(b, hdr, protocol, ev.pkt)
-    _return_unless(b, opts.filter.conditions(ev.pkt))
-    ev.ts = b.ktime_get_ns()
-    ev.pid = b.get_current_pid_tgid() >> 32
-    b.get_current_comm(ev.comm.addr(), 16)
-    with last_vlan.lookup(b, 0) as seen, b.if_(seen.skb == skb_ptr):
-        ev.pkt.vlan = seen.vlan  # tagged on arrival, untagged before this drop
-        ev.pkt.flags = ev.pkt.flags | packet.F_VLAN
-    if reason is not None:
-        ev.reason = reason
-        ev.flags = F_REASON
-    ev.location = location
-    return ev
+    filtered, pkt = opts.filter != PacketFilter(), None
+    if filtered and events.resolve() == "ringbuf":  # decided before any ring space is taken
+        pkt = b.stack(Packet, "the dropped packet")
+        b.zero(pkt)
+        packet.parse(b, hdr, protocol, pkt)
+        _return_unless(b, opts.filter.conditions(pkt))
+    with events.reserve(b, ctx_value) as ev:
+        if pkt is not None:
+            b.copy(ev.pkt, pkt)
+        else:
+            packet.parse(b, hdr, protocol, ev.pkt)
+            if filtered:  # perf buffers: the record is on the stack until it is sent
+                _return_unless(b, opts.filter.conditions(ev.pkt))
+        ev.ifname = dev.name
+        ev.netns = netns
+        ev.ts = b.ktime_get_ns()
+        ev.pid = b.get_current_pid_tgid() >> 32
+        b.get_current_comm(ev.comm.addr(), 16)
+        if opts.vlan:
+            with last_vlan.lookup(b, 0) as seen, b.if_(seen.skb == skb_ptr):
+                ev.pkt.vlan = seen.vlan  # tagged on arrival, untagged before this drop
+                ev.pkt.flags = ev.pkt.flags | packet.F_VLAN
+        if reason is not None:
+            ev.reason = reason
+            ev.flags = F_REASON
+        ev.location = location
+        ev.kstack = stacks.stackid(b, ctx_value, 0) if opts.kstack else -1
+        ev.ustack = stacks.stackid(b, ctx_value, BPF_F_USER_STACK) if opts.ustack else -1
 
 
 def _return_unless(b, conds: list) -> None:
@@ -138,12 +155,6 @@ def _return_unless(b, conds: list) -> None:
     for c in conds:
         with b.if_(~c):
             b.return_(0)
-
-
-def emit_output(b, ctx_value, ev, opts: Options) -> None:
-    ev.kstack = stacks.stackid(b, ctx_value, 0) if opts.kstack else -1
-    ev.ustack = stacks.stackid(b, ctx_value, BPF_F_USER_STACK) if opts.ustack else -1
-    events.output(b, ctx_value, ev)
 
 
 def _reason_filter(b, reason, opts: Options) -> None:
@@ -180,8 +191,7 @@ def drop(b, ctx_value, skb_ptr, protocol, reason, location, opts: Options) -> No
     """The drop program's body, whatever the hook: filter, build, send."""
     if reason is not None:
         _reason_filter(b, reason, opts)
-    ev = build_event(b, skb_ptr, protocol, reason, location, opts)
-    emit_output(b, ctx_value, ev, opts)
+    build_event(b, ctx_value, skb_ptr, protocol, reason, location, opts)
 
 
 def on_receive_raw(b, ctx, opts: Options):
@@ -255,6 +265,10 @@ class DropMon(Tool):
                                  "(tcpdump's syntax, e.g. 'udp and dst port 53')")
         parser.add_argument("--netns", type=types.netns_inode, metavar="INODE",
                             help="only drops in this network namespace")
+        parser.add_argument("--vlan", action="store_true",
+                            help="also report the VLAN tag of drops whose tag the stack removed "
+                                 "before dropping them (a program on every received packet); "
+                                 "tags still in the packet or skb are reported without it")
         stack = parser.add_mutually_exclusive_group()
         stack.add_argument("--no-stack", action="store_true", help="do not record kernel stacks")
         stack.add_argument("--user-stack", action="store_true", help="also record the user stack")
@@ -270,11 +284,13 @@ class DropMon(Tool):
         filt = PacketFilter(src=args.src, dst=args.dst, protocol=args.protocol,
                             sport=args.src_port, dport=args.dst_port)
         return Options(filter=filt, pcap=args.filter, reasons=reasons, ifname=args.ifname, netns=args.netns,
-                       kstack=not args.no_stack, ustack=args.user_stack, hook=args.hook)
+                       kstack=not args.no_stack, ustack=args.user_stack, vlan=args.vlan, hook=args.hook)
 
     def programs(self, opts: Options) -> list[ProgramDef]:
-        receive = receive_hook.choose("tracepoint" if opts.hook == "tracepoint" else "auto")
-        return [receive, drop_hook.choose(opts.hook)]
+        drop_program = drop_hook.choose(opts.hook)
+        if not opts.vlan:
+            return [drop_program]
+        return [receive_hook.choose("tracepoint" if opts.hook == "tracepoint" else "auto"), drop_program]
 
     def notes(self, coll: Any, opts: Options) -> list[str]:
         hooks = ", ".join(f"{p.kind} {':'.join(p.target)}" for p in coll.programs)

@@ -18,7 +18,7 @@ NAMES = [s.name for s in scenario.load("drops").scenarios]
 
 @pytest.fixture(scope="module")
 def monitor(drops_lab) -> Iterator[ToolMonitor]:
-    with ToolMonitor("dropmon", (), drops_lab.topology.name) as mon:
+    with ToolMonitor("dropmon", ("--vlan",), drops_lab.topology.name) as mon:  # vlan-no-device
         yield mon
     assert mon.bad_lines == []
 
