@@ -20,7 +20,7 @@ from pybpfasm.dsl import ArrayMap, ProgramDef, kprobe, tracepoint, u64
 
 from .common.hooks import unavailable
 from .common.hookset import HookSet
-from .common.sockets import Options, add_who_arguments, emit_who, who
+from .common.sockets import Options, add_hook_argument, add_who_arguments, emit_who, who_and_hook
 from .common.summary import Totals, map_lines
 from .common.table import interval_header
 from .common.tool import Tool
@@ -67,13 +67,12 @@ class SockStat(Tool):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         add_who_arguments(parser)
-        parser.add_argument("--hook", choices=("auto", *SENDS.kinds), default="auto",
-                            help="where sends and receives are counted: kprobes on "
-                                 "__sock_sendmsg/sock_recvmsg (auto: where the kernel has them) "
-                                 "or the syscall tracepoints")
+        add_hook_argument(parser, SENDS.kinds, "where sends and receives are counted: kprobes on "
+                          "__sock_sendmsg/sock_recvmsg (auto: where the kernel has them) "
+                          "or the syscall tracepoints")
 
     def options(self, args: argparse.Namespace) -> Options:
-        return Options(who(args), args.hook)
+        return who_and_hook(args)
 
     def programs(self, opts: Options) -> list[ProgramDef]:
         self.calls = [p for p in CALLS if unavailable(p) is None]

@@ -22,7 +22,7 @@ from typing import Any
 from pybpfasm.dsl import Events, LRUHashMap, ProgramDef, Record, char, s32, u8, u32, u64
 
 from .common.columns import Columns
-from .common.sockets import Options, add_who_arguments, emit_who, who
+from .common.sockets import Options, add_hook_argument, add_who_arguments, emit_who, who_and_hook
 from .common.syscalls import SyscallHooks
 from .common.tool import Tool
 
@@ -121,12 +121,11 @@ class SoConnect(Tool):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         add_who_arguments(parser)
-        parser.add_argument("--hook", choices=("auto", *SyscallHooks.KINDS), default="auto",
-                            help="the connect tracepoints, as the book (auto: where present), or "
-                                 "kprobes on the syscall wrapper")
+        add_hook_argument(parser, SyscallHooks.KINDS, "the connect tracepoints, as the book (auto: "
+                          "where present), or kprobes on the syscall wrapper")
 
     def options(self, args: argparse.Namespace) -> Options:
-        return Options(who(args), args.hook)
+        return who_and_hook(args)
 
     def programs(self, opts: Options) -> list[ProgramDef]:
         self.kind, _, programs = HOOKS.choose(opts.hook)

@@ -17,7 +17,15 @@ from typing import Any
 
 from pybpfasm.dsl import HashMap, ProgramDef, Record, char, u16, u64
 
-from .common.sockets import Options, add_who_arguments, emit_who, family_name, socket_of_fd, who
+from .common.sockets import (
+    Options,
+    add_hook_argument,
+    add_who_arguments,
+    emit_who,
+    family_name,
+    socket_of_fd,
+    who_and_hook,
+)
 from .common.summary import Summary, Totals, map_lines
 from .common.syscalls import SyscallHooks
 
@@ -71,12 +79,11 @@ class SoFamily(Summary):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         add_who_arguments(parser)
-        parser.add_argument("--hook", choices=("auto", *SyscallHooks.KINDS), default="auto",
-                            help="the syscall tracepoints, as the book (auto: where present), or "
-                                 "kprobes on the syscall wrappers")
+        add_hook_argument(parser, SyscallHooks.KINDS, "the syscall tracepoints, as the book (auto: "
+                          "where present), or kprobes on the syscall wrappers")
 
     def options(self, args: argparse.Namespace) -> Options:
-        return Options(who(args), args.hook)
+        return who_and_hook(args)
 
     def programs(self, opts: Options) -> list[ProgramDef]:
         chosen = [hooks.choose(opts.hook) for hooks in HOOKS]

@@ -19,7 +19,15 @@ from typing import Any
 from pybpfasm.dsl import HashMap, ProgramDef, Record, char, kprobe, tracepoint, u16, u64
 
 from .common.hookset import HookSet
-from .common.sockets import Options, add_who_arguments, emit_who, protocol_name, socket_of_fd, who
+from .common.sockets import (
+    Options,
+    add_hook_argument,
+    add_who_arguments,
+    emit_who,
+    protocol_name,
+    socket_of_fd,
+    who_and_hook,
+)
 from .common.summary import Summary, Totals, map_lines
 
 #: bytes of struct proto's name
@@ -89,12 +97,11 @@ class SoProtocol(Summary):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         add_who_arguments(parser)
-        parser.add_argument("--hook", choices=("auto", *HOOKS.kinds), default="auto",
-                            help="the book's security_socket_accept/connect kprobes (auto: where "
-                                 "the kernel has them) or the syscall tracepoints")
+        add_hook_argument(parser, HOOKS.kinds, "the book's security_socket_accept/connect kprobes "
+                          "(auto: where the kernel has them) or the syscall tracepoints")
 
     def options(self, args: argparse.Namespace) -> Options:
-        return Options(who(args), args.hook)
+        return who_and_hook(args)
 
     def programs(self, opts: Options) -> list[ProgramDef]:
         self.hook = HOOKS.choose(opts.hook)

@@ -63,6 +63,16 @@ def add_who_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-c", "--comm", type=comm, help="only processes of this name")
 
 
+def add_hook_argument(parser: argparse.ArgumentParser, kinds: list[str] | tuple[str, ...], what: str) -> None:
+    """``--hook {auto,KIND...}``: *what* says where each kind hooks and which auto takes."""
+    parser.add_argument("--hook", choices=("auto", *kinds), default="auto", help=what)
+
+
+def who_and_hook(args: argparse.Namespace) -> Options:
+    """The filters and the hook asked for."""
+    return Options(who(args), args.hook)
+
+
 def who(args: argparse.Namespace) -> Who:
     return Who(args.pid, args.comm)
 

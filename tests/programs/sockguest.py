@@ -40,36 +40,38 @@ def sockstat_counted(summaries: list[dict]) -> dict[str, int]:
     return dict(total)
 
 
+def by_call(accepts, connects) -> dict[str, list]:
+    """``{"accept": [[*key, n]...], "connect": [...]}`` of the keys given, counted and sorted."""
+    return {name: sorted([*key, n] for key, n in Counter(keys).items())
+            for name, keys in (("accept", accepts), ("connect", connects))}
+
+
+def summed(summaries: list[dict], fields: tuple[str, ...]) -> dict[str, list]:
+    """The summaries' rows of each call, counted by *fields* (as :func:`by_call` gives them)."""
+    out = {}
+    for name in ("accept", "connect"):
+        total: Counter = Counter()
+        for summary in summaries:
+            for row in summary[name]:
+                total[tuple(row[f] for f in fields)] += row["count"]
+        out[name] = sorted([*key, n] for key, n in total.items())
+    return out
+
+
 def soprotocol_expected(hook: str) -> dict[str, list]:
-    return {"accept": sorted([p, k, n] for (p, k), n in Counter((a[1], a[2]) for a in ACCEPTS).items()),
-            "connect": sorted([p, k, n] for (p, k), n in Counter((c[1], c[2]) for c in CONNECTS).items())}
+    return by_call([(a[1], a[2]) for a in ACCEPTS], [(c[1], c[2]) for c in CONNECTS])
 
 
 def soprotocol_counted(summaries: list[dict]) -> dict[str, list]:
-    out = {}
-    for name in ("accept", "connect"):
-        total: Counter = Counter()
-        for summary in summaries:
-            for row in summary[name]:
-                total[(row["protocol"], row["kernel_name"])] += row["count"]
-        out[name] = sorted([p, k, n] for (p, k), n in total.items())
-    return out
+    return summed(summaries, ("protocol", "kernel_name"))
 
 
 def sofamily_expected(hook: str) -> dict[str, list]:
-    return {"accept": sorted([f, n] for f, n in Counter(a[0] for a in ACCEPTS).items()),
-            "connect": sorted([f, n] for f, n in Counter(c[0] for c in CONNECTS).items())}
+    return by_call([(a[0],) for a in ACCEPTS], [(c[0],) for c in CONNECTS])
 
 
 def sofamily_counted(summaries: list[dict]) -> dict[str, list]:
-    out = {}
-    for name in ("accept", "connect"):
-        total: Counter = Counter()
-        for summary in summaries:
-            for row in summary[name]:
-                total[row["family"]] += row["count"]
-        out[name] = sorted([f, n] for f, n in total.items())
-    return out
+    return summed(summaries, ("family",))
 
 
 def soconnect_expected(hook: str) -> list[list]:

@@ -65,6 +65,19 @@ def book(script: str, comm: str, path) -> Bpftrace:
     return Bpftrace(str(path), path.with_suffix(".out"))
 
 
+def beside(tool, workload, path, name: str, script: str) -> tuple[list[str], list[str]]:
+    """Our *name* (filtered to a fresh process name) and the book's *script* around one run of
+    the socket workload: (the book's lines, ours)."""
+    comm = unique_comm(f"pbt-{name[2:5]}")
+    work = workload(comm, udp=3)
+    peer = book(script, comm, path / f"{name}.bt")
+    mon = tool(name, "-c", comm)
+    work.run()
+    code, out, err = mon.stop()
+    assert code == 0, err
+    return peer.lines(), out.splitlines()
+
+
 def map_lines(lines: list[str]) -> list[str]:
     return sorted(line for line in lines if line.startswith("@"))
 
@@ -75,14 +88,7 @@ def test_sofamily_and_the_book_print_the_same_counts(tool, workload, tmp_path):
     differ only where the workload does not go: the book knows four family names (ours every
     one Python's socket module has) and misses an accept given no address buffer (ours counts
     the socket accept returns)."""
-    comm = unique_comm("pbt-sfp")
-    work = workload(comm, udp=3)
-    peer = book(SOFAMILY, comm, tmp_path / "sofamily.bt")
-    mon = tool("sofamily", "-c", comm)
-    work.run()
-    code, out, err = mon.stop()
-    assert code == 0, err
-    theirs, ours = map_lines(peer.lines()), map_lines(out.splitlines())
+    theirs, ours = map(map_lines, beside(tool, workload, tmp_path, "sofamily", SOFAMILY))
     assert ours == theirs
     assert sum(int(line.rsplit(": ", 1)[1]) for line in ours) == 4 + 7
 
@@ -92,18 +98,10 @@ def test_soconnect_and_the_book_print_the_same_lines(tool, workload, tmp_path):
     refused, unreachable, in progress, IPv6, UDP); only the latency, measured by each, differs.
     The book reads the address back from user memory at exit, ours copies it at entry: the
     same bytes here, as the workload never changes them during the call."""
-    comm = unique_comm("pbt-scp")
-    work = workload(comm, udp=3)
-    peer = book(SOCONNECT, comm, tmp_path / "soconnect.bt")
-    mon = tool("soconnect", "-c", comm)
-    work.run()
-    code, out, err = mon.stop()
-    assert code == 0, err
-
     def fields(lines: list[str]) -> list[list[str]]:
         rows = [line.split(None, 6) for line in lines if line[:1].isdigit()]  # not the banner, header
         return [row[:5] + row[6:] for row in rows]
 
-    theirs, ours = fields(peer.lines()), fields(out.splitlines())
+    theirs, ours = map(fields, beside(tool, workload, tmp_path, "soconnect", SOCONNECT))
     assert ours == theirs
     assert len(ours) == 6
