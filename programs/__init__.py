@@ -45,6 +45,8 @@ TOOLS: dict[str, Entry] = {
                        ("skbtracer.py",)),
     "datapath": Entry("datapath", "each packet to or from a host, hop by hop: rx, forward, bridge, "
                       "netfilter, tx, drop; --latency per edge", ("packet_datapath_tracing",)),
+    "pkt-tracer": Entry("pkt_tracer", "calls of kernel functions with a packet, entry and return; a call "
+                        "tree per packet with -o", ("pkt_tracer", "pkt_tracer.py")),
 }
 
 

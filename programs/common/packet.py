@@ -138,6 +138,24 @@ def parse(b, hdr, protocol, pkt, *, mac: bool = False) -> None:
                 pkt.flags = pkt.flags | F_QINQ
             proto.set(tag.h_vlan_encapsulated_proto.to_host())
             l3.set(l3 + 4)
+    _ip(b, proto, l3, pkt)
+
+
+def parse_ip(b, l3, pkt) -> None:
+    """Fill *pkt* from an IPv4 or IPv6 header at kernel address *l3* (by its version), for
+    packets that are no skb (a module's own packet struct)."""
+    first = b.read(l3.cast(u8).deref(), name="ip version")
+    version = b.var(first >> 4)
+    proto = b.var(0)
+    with b.if_(version == 4):
+        proto.set(ETH_P_IP)
+    with b.if_(version == 6):
+        proto.set(ETH_P_IPV6)
+    _ip(b, proto, l3, pkt)
+
+
+def _ip(b, proto, l3, pkt) -> None:
+    """IPv4 or IPv6 (by *proto*, an ethertype) at *l3*, then the transport header."""
     with b.if_(proto == ETH_P_IP):
         ip = b.read(l3.cast("struct iphdr").deref(), name="ip header")
         pkt.flags = pkt.flags | F_IPV4
@@ -222,6 +240,8 @@ class PacketFilter:
     port: Union[int, None] = None
     #: ICMP/ICMPv6 echo identifier
     icmp_id: Union[int, None] = None
+    #: an IP protocol by number (``protocol=6``)
+    ip_proto: Union[int, None] = None
 
     def conditions(self, pkt) -> list:
         """Conditions a matching packet meets (all of them)."""
@@ -243,6 +263,8 @@ class PacketFilter:
             conds.append(flags.test(F_PORTS) & ((pkt.sport == self.port) | (pkt.dport == self.port)))
         if self.icmp_id is not None:
             conds.append(flags.test(F_ICMP) & (pkt.icmp_id == self.icmp_id))
+        if self.ip_proto is not None:
+            conds.append(flags.test(F_IPV4 | F_IPV6) & (pkt.proto == self.ip_proto))
         return conds
 
 

@@ -141,15 +141,16 @@ def _device(b, ev, hdr, bridge_port: bool) -> None:
 
 
 def capture(b, skb_ptr, hook: int, reason, filt: SkbFilter, *, passes: Callable | None = None,
-            bridge_port: bool = False):
+            bridge_port: bool = False, into=None):
     """An :class:`SkbEvent` on the stack for an skb at *hook* that passes *filt*, else return.
 
     *passes* (``passes(b, hdr) -> Cond``, *hdr* the skb's fields) may let an skb through the packet filter anyway
     (``--keep``: an skb once matched is followed through header changes); it is evaluated
     only after the device filters.  With *bridge_port*, ``F_BRIDGE_PORT`` says whether the
-    device is a bridge port (``IFF_BRIDGE_PORT``, from the kernel's BTF).
+    device is a bridge port (``IFF_BRIDGE_PORT``, from the kernel's BTF).  *into* is an
+    SkbEvent field of a larger record on the stack to fill (default: a stack SkbEvent of its own).
     """
-    ev = b.stack(SkbEvent, "the skb event")
+    ev = b.stack(SkbEvent, "the skb event") if into is None else into
     b.zero(ev)
     skb_ref = skb_ptr.cast("struct sk_buff").deref()
     hdr = packet.read_skb(b, skb_ref, "dev", "sk", "mark", "len", "protocol", "pkt_type", mac=True)

@@ -294,6 +294,11 @@ class KprobeContext(_NamedArgs):
         return self.b.load(self._reg_ref(PT_REGS_RET[self.arch]))
 
     @property
+    def sp(self) -> Value:
+        """The stack pointer (at a kprobe: entry; at a kretprobe: after the return)."""
+        return self.b.load(self._reg_ref("sp"))
+
+    @property
     def caller(self) -> Value:
         """The return address at function entry: where the probed function was called from."""
         if self.arch in PT_REGS_LINK:
