@@ -188,7 +188,17 @@ class Record:
     @classmethod
     def decode(cls, data: bytes) -> Record:
         """The record in the first ``size`` bytes of *data*."""
-        raw = cls._struct.unpack_from(data)
+        return cls.from_tuple(cls._struct.unpack_from(data))
+
+    @classmethod
+    def struct_format(cls) -> str:
+        """The :mod:`struct` format of the record's bytes (what :meth:`from_tuple` takes)."""
+        return cls._struct.format
+
+    @classmethod
+    def from_tuple(cls, raw: tuple) -> Record:
+        """The record of the values :meth:`struct_format` unpacks (batch readers decode many
+        records with one ``struct.iter_unpack`` and make each with this)."""
         obj = cls.__new__(cls)
         pos = 0
         for name, count, convert in cls._plan:
