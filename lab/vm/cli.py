@@ -63,6 +63,11 @@ def _guest_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cpus", type=int, default=qemu.GuestConfig.cpus, help="guest vCPUs (default %(default)s)"
     )
+    parser.add_argument(
+        "--tap", action="append", default=[], metavar="TAP=MAC",
+        help="give the guest host tap TAP as a virtio-net NIC with address MAC (repeatable)",
+    )  # fmt: skip
+    parser.add_argument("--netns", metavar="NS", help="the network namespace of the taps")
 
 
 def _command(args: argparse.Namespace) -> list[str]:
@@ -77,7 +82,12 @@ def _command(args: argparse.Namespace) -> list[str]:
 def _config(args: argparse.Namespace) -> qemu.GuestConfig:
     if args.timeout <= 0 or args.memory < 256 or args.cpus < 1:
         raise UsageError("--timeout must be > 0, --memory >= 256, --cpus >= 1")
-    return qemu.GuestConfig(memory_mb=args.memory, cpus=args.cpus, timeout=args.timeout)
+    taps = tuple(tuple(t.split("=", 1)) for t in args.tap)
+    if any(len(t) != 2 or not all(t) for t in taps):
+        raise UsageError("--tap takes TAP=MAC, e.g. --tap tap0=02:00:00:00:00:01")
+    modules = (*qemu.DEFAULT_MODULES, "virtio_net") if taps else qemu.DEFAULT_MODULES
+    return qemu.GuestConfig(memory_mb=args.memory, cpus=args.cpus, timeout=args.timeout,
+                            modules=modules, taps=taps, netns=args.netns)  # type: ignore[arg-type]
 
 
 def resolve_kernel(spec: str, modules: Path | None) -> kernels.Kernel:

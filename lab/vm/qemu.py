@@ -52,6 +52,11 @@ class GuestConfig:
     share_project: bool = True
     workdir: Path | None = None  #: host directory shared read-write at /work in the guest
     packages: tuple[str, ...] = userland.PACKAGES  #: the userland tree the guest runs in
+    #: host taps the guest gets as virtio-net NICs (eth0, eth1, ...), each (tap, guest MAC):
+    #: qemu's own virtio backend, or vhost-net where the host has /dev/vhost-net
+    taps: tuple[tuple[str, str], ...] = ()
+    #: the network namespace the taps live in (qemu runs there: it opens a tap by name)
+    netns: str | None = None
 
 
 @dataclass(frozen=True)
@@ -129,7 +134,11 @@ def qemu_argv(
         options = f"local,id=fs{index},path={escaped},security_model=none"
         argv += ["-fsdev", options + (",readonly=on" if readonly else "")]
         argv += ["-device", f"virtio-9p-pci,fsdev=fs{index},mount_tag={tag}"]
-    return argv
+    vhost = ",vhost=on" if os.path.exists("/dev/vhost-net") else ""
+    for index, (tap, mac) in enumerate(config.taps):
+        argv += ["-netdev", f"tap,id=nic{index},ifname={tap},script=no,downscript=no{vhost}"]
+        argv += ["-device", f"virtio-net-pci,netdev=nic{index},mac={mac}"]
+    return argv if config.netns is None else ["ip", "netns", "exec", config.netns, *argv]
 
 
 def _supervise(

@@ -4,15 +4,24 @@ for the XDP forwarding scenarios: what was sent, what each receiver got, byte fo
 A capture reads the frames a device received, with the VLAN tag the kernel took out of a
 frame (``skb->vlan_tci``, reported in ``PACKET_AUXDATA``) put back where it was, so the
 bytes are the frame as it crossed the wire.  Frames the device sent are left out.
+
+In a lab VM guest, ``python3 -m pybpfasm.lab.workloads.frames guest DEV REPLY_TO N`` is the
+receiving end of the tap scenario: it brings DEV up (no IPv6, no ARP: silent), broadcasts a
+``ready`` frame every 0.3 s until the first scenario frame comes, keeps every frame that
+arrives until none has for 2 s, then sends N frames to REPLY_TO and prints what it got as
+one JSON object (``{"mac": ..., "received": [hex, ...]}``).
 """
 
 from __future__ import annotations
 
+import json
 import select
 import socket
 import struct
+import subprocess
+import sys
 import time
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from pybpfasm.link.netns import entered
 
@@ -27,6 +36,9 @@ TP_STATUS_VLAN_VALID, TP_STATUS_VLAN_TPID_VALID = 1 << 4, 1 << 6
 ETH_P_8021Q = 0x8100
 #: struct tpacket_auxdata: status, len, snaplen, mac, net, vlan_tci, vlan_tpid
 _AUXDATA = struct.Struct("=IIIHHHH")
+#: the start of every scenario frame's payload, and of the guest's own
+TAG, READY, REPLY = b"pbl-xdp ", b"pbl-xdp ready", b"pbl-xdp reply %04d"
+BROADCAST = "ff:ff:ff:ff:ff:ff"
 
 
 def frame(dst: str, src: str, payload: bytes, tags: Sequence[tuple[int, int]] = (),
@@ -37,7 +49,7 @@ def frame(dst: str, src: str, payload: bytes, tags: Sequence[tuple[int, int]] = 
         struct.pack("!H", ethertype) + payload
 
 
-def send(netns: str, ifname: str, frames: Iterable[bytes]) -> None:
+def send(netns: str | None, ifname: str, frames: Iterable[bytes]) -> None:
     """Transmit raw *frames* on *ifname* in *netns*."""
     with entered(netns):
         sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
@@ -50,7 +62,7 @@ def send(netns: str, ifname: str, frames: Iterable[bytes]) -> None:
 class Capture:
     """Every frame *ifname* in *netns* receives from now on; :meth:`frames` reads them."""
 
-    def __init__(self, netns: str, ifname: str) -> None:
+    def __init__(self, netns: str | None, ifname: str) -> None:
         with entered(netns):
             self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
         self.sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
@@ -90,6 +102,16 @@ class Capture:
         out, self.got = self.got, []
         return out
 
+    def wait_for(self, wanted: Callable[[bytes], bool], timeout: float) -> bool:
+        """Read until a frame *wanted* comes (True) or *timeout* passes (False); the frames
+        read stay for :meth:`frames`."""
+        deadline = time.monotonic() + timeout
+        while not any(wanted(f) for f in self.got):
+            if time.monotonic() >= deadline:
+                return False
+            self._read(min(0.5, max(0.0, deadline - time.monotonic())))
+        return True
+
 
 def _with_tag(data: bytes, ancillary: list) -> bytes:
     for level, kind, raw in ancillary:
@@ -99,3 +121,32 @@ def _with_tag(data: bytes, ancillary: list) -> bytes:
                 tpid = tpid if status & TP_STATUS_VLAN_TPID_VALID else ETH_P_8021Q
                 return data[:12] + struct.pack("!HH", tpid, tci) + data[12:]
     return data
+
+
+def guest(dev: str, reply_to: str, replies: int, quiet: float = 2.0, timeout: float = 120.0) -> dict:
+    """The guest's side of the tap scenario (see the module docstring)."""
+    with open(f"/proc/sys/net/ipv6/conf/{dev}/disable_ipv6", "w") as knob:
+        knob.write("1")
+    subprocess.run(["ip", "link", "set", dev, "arp", "off", "up"], check=True)
+    with open(f"/sys/class/net/{dev}/address") as f:
+        mac = f.read().strip()
+    ready = frame(BROADCAST, mac, READY)
+    received: list[bytes] = []
+    with Capture(None, dev) as cap:
+        deadline = time.monotonic() + timeout
+        while not received and time.monotonic() < deadline:
+            send(None, dev, [ready])
+            received = [f for f in cap.frames(quiet=0.3) if TAG in f[14:30]]
+        while True:
+            more = [f for f in cap.frames(quiet=quiet) if TAG in f[14:30]]
+            if not more:
+                break
+            received += more
+    send(None, dev, [frame(reply_to, mac, REPLY % i) for i in range(replies)])
+    return {"mac": mac, "received": [f.hex() for f in received]}
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] != ["guest"] or len(sys.argv) != 5:
+        sys.exit("usage: python3 -m pybpfasm.lab.workloads.frames guest DEV REPLY_TO N")
+    print(json.dumps(guest(sys.argv[2], sys.argv[3], int(sys.argv[4]))))
