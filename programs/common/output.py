@@ -1,10 +1,19 @@
 """Where a tool's lines go: standard output, and a log file when asked.
 
-Lines are written a batch at a time (one write per batch, not per line),
-straight to the file descriptors: CPython's buffered writer loses the rest of
-a large write that a signal handler interrupts part-way (seen here with the
-Ctrl-C flag handler and a full pipe), while ``os.write`` returns what it wrote.  The log file is opened the way a root process must open a path a
-user may control: no symlinks followed at the last component, regular files
+Lines are collected and written a batch at a time (one write for many lines):
+:meth:`Output.flush` writes what is pending, and the reader loop calls it
+once it has caught up with the events, or when :meth:`Output.due` says the
+oldest pending line has waited :data:`FLUSH_AFTER` seconds or enough bytes
+are pending, so interactive use stays immediate and a flood costs few writes.
+JSON rows are encoded by :class:`JsonLines`: the json module's own C encoder,
+made once with ``json.dumps``' settings, so each line is the bytes
+``json.dumps(row)`` gives, without rebuilding an encoder per row.
+
+Writes go straight to the file descriptors: CPython's buffered writer loses
+the rest of a large write that a signal handler interrupts part-way (seen
+here with the Ctrl-C flag handler and a full pipe), while ``os.write``
+returns what it wrote.  The log file is opened the way a root process must
+open a path a user may control: no symlinks followed at the last component, regular files
 only, appended to.  Text output escapes control characters, so a process
 name cannot forge lines or send escape codes to root's terminal.
 """
@@ -16,7 +25,9 @@ import json
 import os
 import stat
 import sys
-from typing import Any, Iterable
+import time
+from json import encoder as _json
+from typing import Any, Callable, Iterable
 
 from pybpfasm.errors import UsageError
 
@@ -42,6 +53,30 @@ def _escaped(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _escaped(v) for k, v in value.items()}
     return value
+
+
+#: the longest a written line waits for others to share its write (seconds)
+FLUSH_AFTER = 0.05
+#: pending bytes that are written at once
+FLUSH_BYTES = 1 << 16
+
+
+class JsonLines:
+    """``json.dumps(row)`` for many rows: the C encoder json.dumps builds on every call,
+    built once with the same settings (ASCII output, ``, `` and ``: `` separators, NaN
+    allowed, keys unsorted).  Rows are never circular, so there is no cycle check."""
+
+    def __init__(self) -> None:
+        make = _json.c_make_encoder
+        if make is None:  # a Python without the C accelerator
+            self._encode: Callable[[Any], str] = json.dumps
+        else:
+            chunks = make(None, json.JSONEncoder().default, _json.encode_basestring_ascii, None,
+                          ": ", ", ", False, False, True)
+            self._encode = lambda row: "".join(chunks(row, 0))
+
+    def line(self, row: Any) -> str:
+        return self._encode(row)
 
 
 def write_all(fd: int, data: bytes) -> None:
@@ -74,19 +109,43 @@ class Output:
         self._log = open_log(log_path) if log_path else None
         sys.stdout.flush()
         self._stdout = sys.stdout.fileno()
+        self._json_line = JsonLines().line
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._since = 0.0
 
     def rows(self, rows: Iterable[dict[str, Any]], text: Any) -> None:
         """Write rows: JSON objects, or ``text(row)`` of each row with its strings escaped."""
         if self.json:
-            self.lines([json.dumps(r) for r in rows])
+            self.lines(list(map(self._json_line, rows)))
         else:
             self.lines([text(escape_row(r)) for r in rows])
 
     def lines(self, lines: list[str]) -> None:
-        """Write *lines* (already formatted) in one go."""
+        """Queue *lines* (already formatted) for the next :meth:`flush`."""
         if not lines:
             return
         data = ("\n".join(lines) + "\n").encode("utf-8", "backslashreplace")
+        if not self._pending:
+            self._since = time.monotonic()
+        self._pending.append(data)
+        self._pending_bytes += len(data)
+        if self._pending_bytes >= FLUSH_BYTES:
+            self.flush()
+
+    def due(self) -> float | None:
+        """Seconds until pending lines must be written (None: nothing pending)."""
+        if not self._pending:
+            return None
+        return max(0.0, self._since + FLUSH_AFTER - time.monotonic())
+
+    def flush(self) -> None:
+        """Write every pending line (one write to each destination)."""
+        if not self._pending:
+            return
+        data = b"".join(self._pending)
+        self._pending.clear()
+        self._pending_bytes = 0
         write_all(self._stdout, data)
         if self._log is not None:
             write_all(self._log, data)
@@ -98,6 +157,7 @@ class Output:
             self.lines([json.dumps({"lost": sum(causes.values()), **causes})])
 
     def close(self) -> None:
+        self.flush()
         if self._log is not None:
             os.close(self._log)
             self._log = None

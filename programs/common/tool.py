@@ -44,6 +44,9 @@ from .table import Table, interval_header
 
 #: how long one poll of the event stream waits when nothing arrives (seconds)
 POLL = 0.25
+#: a batch of fewer events than this means the reader has caught up: its lines are written
+#: at once (larger batches wait, at most output.FLUSH_AFTER, to share a write)
+CAUGHT_UP = 64
 
 
 class Tool:
@@ -263,10 +266,15 @@ class _Loop:
         try:
             while not self.stop:
                 now = time.monotonic()
-                wake = min(t for t in (next_tick, self.deadline, now + POLL) if t is not None)
+                flush = self.out.due()
+                wake = min(t for t in (next_tick, self.deadline, now + POLL,
+                                       None if flush is None else now + flush) if t is not None)
                 if reader is not None:
-                    if self._events(reader.poll(max(0.0, wake - now)), reader):
+                    batch = reader.poll(max(0.0, wake - now))
+                    if self._events(batch, reader):
                         return
+                    if len(batch) < CAUGHT_UP or self.out.due() == 0.0:
+                        self.out.flush()  # caught up (or kept waiting long enough): write now
                 else:
                     select.select([self.stop.wakeup], [], [], max(0.0, wake - now))
                 now = time.monotonic()
@@ -328,3 +336,4 @@ class _Loop:
             self.out.rows(self.tool.tick_json(rows), None)
         else:
             self.out.lines(self.tool.tick_text([escape_row(r) for r in rows]))
+        self.out.flush()
