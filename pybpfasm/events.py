@@ -405,13 +405,20 @@ def _wrapped(view: memoryview, base: int, size: int, start: int, length: int) ->
 
 
 class StackTraces:
-    """Stacks a program recorded with ``bpf_get_stackid`` in a stack trace map."""
+    """Stacks a program recorded with ``bpf_get_stackid`` in a stack trace map.
+
+    A stack id names the same stack for the map's life (ids are hashes of the
+    stack; a different stack that collides gets -EEXIST, not the id), so kernel
+    stacks are looked up and symbolised once per id: a flood of drops from one
+    code path costs one map lookup and one symbolisation in all.
+    """
 
     def __init__(self, stacks: Map) -> None:
         if stacks.spec.type != MapType.STACK_TRACE:
             raise UsageError(f"not a stack trace map: {stacks!r}")
         self.map = stacks
         self._depth = int(stacks.info().value_size) // 8
+        self._kernel: dict[int, tuple[str, ...]] = {}
 
     def addresses(self, stack_id: int) -> list[int]:
         """The instruction pointers of stack ``stack_id``, innermost first."""
@@ -423,8 +430,11 @@ class StackTraces:
 
     def kernel(self, stack_id: int) -> list[str]:
         """A kernel stack as ``sym+0x1a`` frames."""
-        symbols = Kallsyms.load()
-        return [symbols.symbolize(ip) for ip in self.addresses(stack_id)]
+        frames = self._kernel.get(stack_id)
+        if frames is None:
+            symbols = Kallsyms.load()
+            frames = self._kernel[stack_id] = tuple(symbols.symbolize(ip) for ip in self.addresses(stack_id))
+        return list(frames)
 
     def user(self, stack_id: int, pid: int) -> list[str]:
         """A user stack of process ``pid`` as ``sym+0x1a (file)`` frames."""
