@@ -8,10 +8,11 @@ from typing import Protocol
 
 from pybpfasm.dsl.ir import Op
 from pybpfasm.dsl.scalars import u32
-from pybpfasm.dsl.values import Cond, Value
+from pybpfasm.dsl.values import Cond, Value, any_of
 from pybpfasm.isa import AluOp, JumpOp, OpCode
 
 from . import ir
+from .facts import Facts, compared_values, equality, first_atom, simplify, with_fact
 
 _ALU = {"+": AluOp.ADD, "-": AluOp.SUB, "*": AluOp.MUL, "/": AluOp.DIV, "%": AluOp.MOD, "&": AluOp.AND,
         "|": AluOp.OR, "^": AluOp.XOR, "<<": AluOp.LSH, ">>": AluOp.RSH}
@@ -21,6 +22,10 @@ _FOLD = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a *
 _JUMPS = {"==": JumpOp.JEQ, ">": JumpOp.JGT, ">=": JumpOp.JGE, "&": JumpOp.JSET}
 _HOLDS = {"==": lambda a, b: a == b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b, "&": lambda a, b: bool(a & b)}
 MASK32 = 0xFFFFFFFF
+#: a load tested against this many constants at most is a dispatch (one load, then a case each)
+MAX_CASES = 6
+#: dispatches nest this deep at most (each case repeats what the facts leave of the predicate)
+MAX_DISPATCH_DEPTH = 4
 
 
 class FrameBytes(Protocol):
@@ -35,7 +40,7 @@ def emit(b, pred: ir.Pred, frame: FrameBytes) -> Cond:
     """Emit *pred* over *frame*; the condition that it matched (a 0/1 register)."""
     verdict = b.var(0, u32)
     match, no_match = b.label("pf_match"), b.label("pf_reject")
-    _Emitter(b, frame, no_match).pred(pred, match, no_match)
+    _Emitter(b, frame, no_match).pred(pred, match, no_match, {}, 0)
     b.place(match)
     verdict.set(1)
     b.place(no_match)
@@ -49,19 +54,64 @@ class _Emitter:
     def jump(self, target: str) -> None:
         self.b.emit(Op(OpCode.jump(JumpOp.JA), reference=target))
 
-    def pred(self, p: ir.Pred, yes: str, no: str) -> None:
-        """Jump to *yes* if *p* holds, else to *no* (never falls through)."""
+    def pred(self, p: ir.Pred, yes: str, no: str, facts: Facts, depth: int) -> None:
+        """Jump to *yes* if *p* holds, else to *no* (never falls through), knowing *facts*."""
         b = self.b
+        decided = simplify(p, facts)
+        if isinstance(decided, bool):
+            self.jump(yes if decided else no)
+            return
+        p = decided
+        if depth < MAX_DISPATCH_DEPTH and self.dispatch(p, yes, no, facts, depth):
+            return
         if isinstance(p, ir.Not):
-            self.pred(p.operand, no, yes)
+            self.pred(p.operand, no, yes, facts, depth)
         elif isinstance(p, (ir.All, ir.Any)):
+            conjunction = isinstance(p, ir.All)
             for part in p.parts[:-1]:
                 nxt = b.label("pf")
-                self.pred(part, nxt, no) if isinstance(p, ir.All) else self.pred(part, yes, nxt)
+                if conjunction:
+                    self.pred(part, nxt, no, facts, depth)
+                else:
+                    self.pred(part, yes, nxt, facts, depth)
                 b.place(nxt)
-            self.pred(p.parts[-1], yes, no)
+            self.pred(p.parts[-1], yes, no, facts, depth)
         else:
             self.compare(p, yes, no)
+
+    def dispatch(self, p: ir.Pred, yes: str, no: str, facts: Facts, depth: int) -> bool:
+        """If *p* first tests a load against a constant and tests that load again later (an
+        ethertype, a protocol byte), load it once and emit what is left of *p* for each
+        value (values that leave the same predicate share it); False if not worth it.
+
+        The load is the one *p* evaluates first, so a load past the end rejects
+        exactly as it would have."""
+        eq = equality(first_atom(p))
+        if eq is None:
+            return False
+        key = eq[0]
+        values = compared_values(p, key)
+        if len(values) > MAX_CASES or _count(p, key) < 2:
+            return False
+        cases: dict[object, list[int]] = {}
+        for value in values:
+            cases.setdefault(simplify(p, with_fact(facts, key, value)), []).append(value)
+        b = self.b
+        loaded = self.frame.load(key[0], key[1], self.reject)
+        for rest, group in cases.items():
+            other = b.label("pf_case")
+            b.branch(~any_of(*(Cond.compare(JumpOp.JEQ, loaded, v) for v in group)), other, True)
+            known = with_fact(facts, key, group[0]) if len(group) == 1 else facts
+            self.emit_decided(rest, yes, no, known, depth + 1)
+            b.place(other)
+        self.pred(p, yes, no, with_fact(facts, key, frozenset(values)), depth + 1)
+        return True
+
+    def emit_decided(self, p, yes: str, no: str, facts: Facts, depth: int) -> None:
+        if isinstance(p, bool):
+            self.jump(yes if p else no)
+        else:
+            self.pred(p, yes, no, facts, depth)
 
     def compare(self, p: ir.Cmp, yes: str, no: str) -> None:
         b = self.b
@@ -99,3 +149,12 @@ class _Emitter:
         if e.op in ("/", "%") and not isinstance(right, int):
             b.branch(right == 0, self.reject, True)  # classic BPF: x / 0 rejects the packet
         return b.binop(_ALU[e.op], left, right)
+
+
+def _count(p: ir.Pred, key: tuple[int, int]) -> int:
+    """How many equality tests of load *key* *p* makes."""
+    if isinstance(p, ir.Cmp):
+        eq = equality(p)
+        return int(eq is not None and eq[0] == key)
+    parts = (p.operand,) if isinstance(p, ir.Not) else p.parts
+    return sum(_count(part, key) for part in parts)

@@ -77,6 +77,9 @@ EXPRESSIONS = [
     "not tcp", "not port 80", "not tcp[100] = 1", "!(ip and udp)", "tcp and not port 22",
     "ip or ip6 and not icmp", "(tcp or udp) and host 10.0.0.1", "ip[100] = 1 or ip[0] = 0x45",
     "not ether[40:4] = 0", "tcp && port 80 || udp && !port 53",
+    # what one test tells the next (the compiler's facts): negations, repeats, contradictions
+    "not (tcp or udp) and ip", "not (arp or ip6) and ether proto 0x0800", "(ip or arp) and not ip and host 10.0.0.1",
+    "ip and ip and not ip6 and tcp", "(vlan or ip) and udp port 53", "not ip or tcp or (udp and ip6)",
 ]
 #: also run as tc programs: lengths, and a few of each kind
 TC_EXPRESSIONS = ["less 60", "greater 100", "len - 14 > 50", "len & 3 = 0", "vlan 5 and tcp port 80",
