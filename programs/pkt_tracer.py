@@ -82,6 +82,13 @@ events = Events(Call, 1 << 20, name="pt_events")
 frames = LRUHashMap(FrameKey, Frame, 65536, name="pt_frames")
 
 
+def _deref(b, pointer):
+    """``*pskb`` of a ``struct sk_buff **`` argument (typed or not)."""
+    from pybpfasm.dsl.types import PtrType, Space
+
+    return b.load(b.var(pointer, PtrType(u64, Space.KERNEL)).deref())
+
+
 def _frame_key(b, where, index: int):
     key = b.stack(FrameKey, "frame key")
     key.where = where
@@ -117,7 +124,7 @@ def entry_program(index: int, target: fnhooks.Target, kind: str) -> ProgramDef:
         if target.spec is not None:
             _spec_packet(b, arg, target.spec, opts.filter, ev)
         else:
-            skb = b.load(arg.deref()) if target.by_reference else arg
+            skb = _deref(b, arg) if target.by_reference else arg
             skbhooks.capture(b, skb, 0, None, opts.filter, into=ev)
         where = ev.skb if kind == "fentry" else ctx.sp + fnhooks.arch_sp_at_return()
         frame = b.stack(Frame, "frame")
@@ -138,7 +145,7 @@ def return_program(index: int, target: fnhooks.Target, kind: str) -> ProgramDef:
     def on_return(b, ctx, opts: Options):
         if kind == "fexit":
             arg = ctx.arg(target.index)
-            where = b.load(arg.deref()) if target.by_reference else arg
+            where = _deref(b, arg) if target.by_reference else arg
         else:
             where = ctx.sp
         key = _frame_key(b, where, index)
@@ -236,17 +243,24 @@ class PktTracer(Tool):
         kind = self._kind(opts)
         if kind == "kprobe":
             fnhooks.arch_sp_at_return()  # this architecture's pairing is known
-        out = []
+        out, self.module_skipped = [], []
         for i, target in enumerate(opts.targets.traced):
+            if kind == "fentry" and target.module is not None:
+                self.module_skipped.append(target.name)  # module fentry needs its BTF object's fd
+                continue
             out += [entry_program(i, target, kind), return_program(i, target, kind)]
+        if not out:
+            raise UsageError(f"fentry cannot trace module functions ({', '.join(self.module_skipped)}): use --hook kprobe")
         return out
 
     def notes(self, coll: Any, opts: Options) -> list[str]:
         kinds = sorted({p.kind for p in coll.programs})
-        lines = [f"hooks: {'+'.join(kinds)} on {len(opts.targets.traced)} functions: "
-                 + ", ".join(t.name for t in opts.targets.traced)]
-        if opts.targets.skipped:
-            lines.append("not traced: " + "; ".join(f"{n}: {w}" for n, w in opts.targets.skipped.items()))
+        traced = sorted({p.target[0] for p in coll.programs}, key=self.names.index)
+        lines = [f"hooks: {'+'.join(kinds)} on {len(traced)} functions: " + ", ".join(traced)]
+        skipped = {**opts.targets.skipped,
+                   **{n: "a module function (fentry: kprobes only)" for n in self.module_skipped}}
+        if skipped:
+            lines.append("not traced: " + "; ".join(f"{n}: {w}" for n, w in skipped.items()))
         return lines
 
     def prepare(self, coll: Any, opts: Options) -> None:
@@ -274,7 +288,8 @@ class PktTracer(Tool):
             info.update(skb=f"{ev.skb:x}", ifname=ev.ifname or None, netns=ev.netns or None)
             self.packets[ev.skb] = info
             depth = self.trees.depth(ev.skb)
-            self.trees.entry((ev.skb, *info.values()), ev.skb, func, ev.ts, info)
+            key = (ev.skb, *(info[k] for k in ("src", "dst", "proto", "sport", "dport", "ip_id", "tcp_flags")))
+            self.trees.entry(key, ev.skb, func, ev.ts, info)
         else:
             info = self.packets.get(ev.skb, {"skb": f"{ev.skb:x}"})
             self.trees.exit(ev.skb, func, ev.ts, call.ret if self.opts.returns else None)

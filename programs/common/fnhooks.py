@@ -26,6 +26,7 @@ from pybpfasm.errors import BPFError, UsageError
 
 from .hooks import kprobes_available
 
+BTF_DIR_FILE = "/sys/kernel/btf/vmlinux"
 SKB = "struct sk_buff *"
 SKB_REF = "struct sk_buff **"
 #: names the compiler gives a function it specialised, split or outlined
@@ -53,6 +54,8 @@ class Target:
     index: int
     by_reference: bool = False
     spec: ArgSpec | None = None
+    #: the module whose BTF has the function (None: the kernel's own)
+    module: str | None = None
 
 
 @dataclass(frozen=True)
@@ -115,10 +118,11 @@ def resolve(functions: list[tuple[str, ArgSpec | None]]) -> Targets:
     btf = BTF.kernel()
     traced, skipped = [], {}
     for name, spec in functions:
+        module = None
         try:
             sig = btf.func(name)
         except BTFError:
-            sig = None
+            module, sig = _module_func(name) if name in symbols else (None, None)
         if name not in symbols:
             renamed = [f"{name}{s}" for s in SUFFIXES if f"{name}{s}" in symbols]
             if renamed:
@@ -129,7 +133,7 @@ def resolve(functions: list[tuple[str, ArgSpec | None]]) -> Targets:
                 skipped[name] = "not found"
             continue
         if spec is not None:
-            traced.append(Target(name, spec.arg, spec=spec))
+            traced.append(Target(name, spec.arg, spec=spec, module=module))
             continue
         if sig is None:
             skipped[name] = "no BTF (give an argument spec: arg=N head=OFF network=OFF)"
@@ -138,8 +142,25 @@ def resolve(functions: list[tuple[str, ArgSpec | None]]) -> Targets:
         if not found:
             skipped[name] = "no struct sk_buff * argument"
             continue
-        traced.append(Target(name, *found[0]))
+        traced.append(Target(name, *found[0], module=module))
     return Targets(tuple(traced), skipped)
+
+
+def _module_func(name: str):
+    """(module, signature) of a module function, from the BTF of the loaded modules."""
+    from pybpfasm.btf import BTF, BTFError
+
+    folder = os.path.dirname(BTF_DIR_FILE)
+    try:
+        modules = sorted(m for m in os.listdir(folder) if m != "vmlinux")
+    except OSError:
+        return None, None
+    for module in modules:
+        try:
+            return module, BTF.module(module).func(name)
+        except BTFError:
+            continue
+    return None, None
 
 
 @functools.cache

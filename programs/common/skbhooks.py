@@ -150,9 +150,13 @@ def capture(b, skb_ptr, hook: int, reason, filt: SkbFilter, *, passes: Callable 
     device is a bridge port (``IFF_BRIDGE_PORT``, from the kernel's BTF).  *into* is an
     SkbEvent field of a larger record on the stack to fill (default: a stack SkbEvent of its own).
     """
+    from pybpfasm.dsl.types import Space
+
     ev = b.stack(SkbEvent, "the skb event") if into is None else into
     b.zero(ev)
-    skb_ref = skb_ptr.cast("struct sk_buff").deref()
+    # kernel memory, read with probe reads whatever the hook (typed BTF pointers of fentry and
+    # tp_btf load their pointer-to-char fields as scalars before 6.x's verifiers)
+    skb_ref = skb_ptr.cast("struct sk_buff", Space.KERNEL).deref()
     hdr = packet.read_skb(b, skb_ref, "dev", "sk", "mark", "len", "protocol", "pkt_type", mac=True)
     device = []
     early = filt.netns is not None or filt.ifname is not None or filt.mark is not None
