@@ -3,8 +3,9 @@
  *   flood DST_IPV4 PORT COUNT RATE CPU
  *
  * RATE is datagrams per second (0: as fast as the stack takes them); CPU pins the sender
- * (-1: not pinned).  Prints "sent N" (N datagrams the stack accepted) and exits 0, or one
- * line on stderr and exits 1.
+ * (-1: not pinned).  Prints "sent N cpu_ns C wall_ns W" (N datagrams the stack accepted, the
+ * CPU time the sender used, receive processing in its context included, and the time it
+ * took) and exits 0, or one line on stderr and exits 1.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -88,6 +90,11 @@ int main(int argc, char **argv)
 		if (rate)
 			sleep_until(start + sent * 1000000000LL / rate);
 	}
-	printf("sent %lld\n", sent);
+	long long wall = now_ns() - start;
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	long long cpu_ns = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000LL +
+			(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000LL;
+	printf("sent %lld cpu_ns %lld wall_ns %lld\n", sent, cpu_ns, wall);
 	return 0;
 }

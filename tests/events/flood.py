@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 SOURCE = Path(__file__).with_name("flood.c")
 TX_ADDR, RX_ADDR, PORT = "10.213.0.1", "10.213.0.2", 9
@@ -49,6 +50,18 @@ def snmp(netns: str, table: str) -> dict[str, int]:
                           capture_output=True, text=True).stdout
     rows = [line.split()[1:] for line in text.splitlines() if line.startswith(f"{table}:")]
     return dict(zip(rows[0], map(int, rows[1])))
+
+
+class Sent(NamedTuple):
+    """What one flood did: datagrams sent, the sender's CPU time and its wall time (ns).
+
+    The CPU time includes the receive path the sender runs in its own context (the veth
+    hands each datagram to the stack on the sending CPU), the BPF programs on it included.
+    """
+
+    sent: int
+    cpu_ns: int
+    wall_ns: int
 
 
 class Flood:
@@ -91,9 +104,14 @@ class Flood:
 
     def send(self, count: int, rate: int = 0, cpu: int = 0) -> int:
         """Send *count* datagrams at *rate* a second (0: flat out) from CPU *cpu*; the number sent."""
-        return int(self.start(count, rate, cpu).communicate()[0].split()[1])
+        return self.send_measured(count, rate, cpu).sent
+
+    def send_measured(self, count: int, rate: int = 0, cpu: int = 0) -> Sent:
+        """:meth:`send`, with the sender's CPU time and how long it took."""
+        out = self.start(count, rate, cpu).communicate()[0].split()
+        return Sent(int(out[1]), int(out[3]), int(out[5]))
 
     def start(self, count: int, rate: int = 0, cpu: int = 0) -> subprocess.Popen:
-        """:meth:`send` in the background: its stdout ends with ``sent N``."""
+        """:meth:`send` in the background: its stdout is ``sent N cpu_ns C wall_ns W``."""
         return subprocess.Popen(["ip", "netns", "exec", self.tx, self.binary, RX_ADDR, str(PORT),
                                  str(count), str(rate), str(cpu)], stdout=subprocess.PIPE, text=True)
