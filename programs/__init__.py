@@ -24,6 +24,8 @@ class Entry(NamedTuple):
 TOOLS: dict[str, Entry] = {
     "dropmon": Entry("dropmon", "packet drop monitor: who, what, where and why, filtered in the kernel",
                      ("multi-protocol-drop-monitor",)),
+    "netmon": Entry("netmon", "packet drops summarised in the kernel by namespace, MAC, IP, flow, reason "
+                    "or interface", ("netmon.c",)),
     "soconnect": Entry("soconnect", "IP connects: address, latency and result", ("soconnect.bt",)),
     "sofamily": Entry("sofamily", "accepts and connects by process and family", ("sofamily.bt",)),
     "soprotocol": Entry("soprotocol", "accepts and connects by protocol", ("soprotocol.bt",)),

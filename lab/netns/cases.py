@@ -68,9 +68,10 @@ def all_cases() -> list[Case]:
     from .proccases import CASES as PROCESS_CASES
     from .sockcases import CASES as SOCKET_CASES
     from .xdpcases import CASES as XDP_CASES
+    from .netmoncases import NetmonCase, load as load_netmon
 
-    cases: list[Case] = [DropsCase(scenario.load("drops")), *SOCKET_CASES, *PROCESS_CASES, *XDP_CASES, *DATAPATH_CASES,
-                         *DEFRAG_CASES]
+    cases: list[Case] = [DropsCase(scenario.load("drops")), NetmonCase(load_netmon()), *SOCKET_CASES,
+                         *PROCESS_CASES, *XDP_CASES, *DATAPATH_CASES, *DEFRAG_CASES]
     return [c for c in cases if available(c.tool)]
 
 

@@ -1,0 +1,264 @@
+"""``pybpfasm netmon``: packet drops summarised in the kernel (dsahern's bpf-progs netmon).
+
+``netmon drop -s KEY`` counts every drop in kernel hash maps under the sort key
+(network namespace, MAC, IPv4/IPv6 address, flow, drop reason or interface) and by the
+original's packet-type columns; only the tables cross to user space.  Every ``-r`` seconds
+it prints the drops since the table before (Ctrl-C prints the last one):
+
+    12:00:10: sort by network namespace, total drops: 9 (unix sockets 0):
+                      LLDP         ARP  ...       other       total
+      4026532465         0           0  ...           0           9
+
+then drops by ``pkt_type`` and by location.  A map that fills up is counted and reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import time
+from typing import Any
+
+from pybpfasm.dsl import ProgramDef
+from pybpfasm.errors import UsageError
+
+from . import netmon_kernel as nk
+from .common import options as types
+from .common.output import escape
+from .common.packet import mac, proto_name
+from .common.reasons import drop_reasons
+from .common.tool import Tool
+
+OVS_UPCALL = "queue_userspace_packet"
+
+
+def netns_names() -> dict[int, str]:
+    """Named network namespaces (``ip netns``): inode -> name."""
+    names = {}
+    for run in ("/run/netns", "/var/run/netns"):
+        try:
+            entries = os.listdir(run)
+        except OSError:
+            continue
+        for name in entries:
+            try:
+                names.setdefault(os.stat(os.path.join(run, name)).st_ino, name)
+            except OSError:
+                pass
+    return names
+
+
+def function_range(name: str) -> tuple[int, int] | None:
+    """[start, end) of kernel function *name* from kallsyms (end: where the next symbol starts)."""
+    from pybpfasm.kernel import Kallsyms
+
+    syms = Kallsyms.load()
+    if name not in syms:
+        return None
+    start = syms.address(name)
+    inside = lambda off: syms.symbolize(start + off).split("+")[0] == name  # noqa: E731
+    step = 1
+    while inside(step) and step < 1 << 20:
+        step *= 2
+    low, high = step // 2, step  # inside(low), not inside(high)
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (mid, high) if inside(mid) else (low, mid)
+    return start, start + high
+
+
+class DropKeys:
+    """A DropKey as the sort shows it: the JSON key and its text."""
+
+    def __init__(self, sort: str) -> None:
+        self.sort = sort
+        self.reasons = drop_reasons() or {}
+        self.names = netns_names() if sort == "netns" else {}
+
+    def address(self, raw: bytes, family: int) -> str:
+        return socket.inet_ntop(socket.AF_INET, raw[:4]) if family == 4 else socket.inet_ntop(socket.AF_INET6, raw)
+
+    def json(self, k: Any) -> Any:
+        sort = self.sort
+        if sort == "netns":
+            return k.n or None
+        if sort == "reason":
+            return self.reasons.get(k.n, k.n) if self.reasons else None
+        if sort == "ifname":
+            return bytes(k.subject).rstrip(b"\0").decode(errors="backslashreplace") or None
+        if sort in ("dmac", "smac"):
+            return mac(bytes(k.subject)[:6])
+        if sort in ("dip", "sip"):
+            return self.address(bytes(k.subject), k.family)
+        return {"proto": proto_name(k.proto), "src": self.address(bytes(k.subject), k.family),
+                "sport": k.sport, "dst": self.address(bytes(k.peer), k.family), "dport": k.dport}
+
+    def text(self, key: Any) -> str:
+        if self.sort == "netns" and key is not None:
+            return self.names.get(key, str(key))
+        if isinstance(key, dict):
+            ports = key["sport"] or key["dport"]
+            src = f"{key['src']}:{key['sport']}" if ports else key["src"]
+            dst = f"{key['dst']}:{key['dport']}" if ports else key["dst"]
+            return f"{key['proto']} {src} -> {dst}"
+        return "-" if key is None else str(key)
+
+
+def raw(key: Any) -> tuple:
+    """A DropKey as a hashable value."""
+    return (bytes(key.subject), bytes(key.peer), key.sport, key.dport, key.n, key.family, key.proto)
+
+
+class Gains:
+    """What running totals (never reset in the kernel) gained since the last look."""
+
+    def __init__(self) -> None:
+        self.seen: dict[Any, tuple[int, ...]] = {}
+
+    def __call__(self, now: dict[Any, tuple[int, ...]]) -> dict[Any, tuple[int, ...]]:
+        seen, self.seen = self.seen, now
+        out = {}
+        for key, values in now.items():
+            before = seen.get(key, (0,) * len(values))
+            gained = tuple(a - b for a, b in zip(values, before))
+            if any(gained):
+                out[key] = gained
+        return out
+
+
+class NetmonDrop(Tool):
+    """Drops by key, packet type and location, every ``-r`` seconds."""
+
+    tracing = "packet drops"
+    interval = 10.0
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("command", nargs="?", choices=("drop",), default="drop",
+                            help="drop: summarise packet drops (the default)")
+        parser.add_argument("-s", dest="sort", choices=list(nk.SORTS), default="netns",
+                            help="sort and aggregate by this key (default netns)")
+        parser.add_argument("-r", dest="interval", type=types.seconds, metavar="RATE",
+                            help="seconds between tables (default 10; the same as -i)")
+        parser.add_argument("-t", dest="threshold", type=types.integer(1, 2**63 - 1, "threshold"),
+                            default=1, metavar="THRESHOLD", help="hide rows with fewer drops")
+        ovs = parser.add_mutually_exclusive_group()
+        ovs.add_argument("-o", dest="only_ovs", action="store_true",
+                         help=f"only OVS upcall drops ({OVS_UPCALL})")
+        ovs.add_argument("-O", dest="skip_ovs", action="store_true", help="skip OVS upcall drops")
+        parser.add_argument("-T", dest="skip_tcp", action="store_true",
+                            help="skip TCP drops of packets to this host")
+        parser.add_argument("-U", dest="skip_unix", action="store_true", help="skip unix socket drops")
+        parser.add_argument("--netns", type=types.netns_inode, action="append", default=[], metavar="INODE",
+                            help="only drops in this network namespace (repeatable)")
+        parser.add_argument("--hook", choices=("auto", *nk.drop_hook.kinds), default="auto",
+                            help="the kfree_skb raw tracepoint (auto: where the kernel has BTF) or the tracepoint")
+
+    def options(self, args: argparse.Namespace) -> nk.Options:
+        ovs = None
+        if args.only_ovs or args.skip_ovs:
+            where = function_range(OVS_UPCALL)
+            if where is None:
+                raise UsageError(f"-{'o' if args.only_ovs else 'O'}: no kernel symbol {OVS_UPCALL} "
+                                 "(is the openvswitch module loaded?)")
+            ovs = (*where, args.only_ovs)
+        return nk.Options(sort=args.sort, skip_tcp=args.skip_tcp, skip_unix=args.skip_unix, ovs=ovs,
+                          netns=tuple(args.netns), hook=args.hook)
+
+    def programs(self, opts: nk.Options) -> list[ProgramDef]:
+        return [nk.drop_hook.choose(opts.hook)]
+
+    def notes(self, coll: Any, opts: nk.Options) -> list[str]:
+        hooks = ", ".join(f"{p.kind} {':'.join(p.target)}" for p in coll.programs)
+        lines = [f"hooks: {hooks}"]
+        if not drop_reasons():
+            lines.append("this kernel reports no drop reasons (they arrived in 5.17)")
+        return lines
+
+    def prepare(self, coll: Any, opts: nk.Options) -> None:
+        from pybpfasm.kernel import Kallsyms
+
+        self.opts = opts
+        self.kallsyms = Kallsyms.load()
+        self.keys, self.places, self.totals = coll.map(nk.keys), coll.map(nk.places), coll.map(nk.totals)
+        self.render = DropKeys(opts.sort)
+        self.reasons = drop_reasons() or {}
+        self.key_gains, self.place_gains, self.total_gains = Gains(), Gains(), Gains()
+
+    # -- one table --------------------------------------------------------------------------
+    def _totals(self) -> tuple[int, ...]:
+        per_cpu = self.totals[0]
+        fields = [(t.drops, t.unix, t.full_keys, t.full_places, *t.pkt_types) for t in per_cpu]
+        return tuple(sum(col) for col in zip(*fields))
+
+    def _place(self, p: Any) -> tuple[str, str | None, str | None, int | None]:
+        where = self.kallsyms.symbolize(p.location).split("+")[0] if p.location else "?"
+        reason = p.reason if self.reasons else None  # decoded by name from BTF
+        return where, reason, p.ifname or None, p.netns or None
+
+    def tick(self, coll: Any, opts: nk.Options) -> list[dict[str, Any]]:
+        gained = self.total_gains({0: self._totals()}).get(0, (0,) * (4 + len(nk.PKT_TYPES)))
+        drops, unix, full_keys, full_places = gained[:4]
+        counted = {raw(k): (k, (*v.cols, v.total)) for k, v in self.keys.items()}
+        keyed = self.key_gains({r: v for r, (_, v) in counted.items()})
+        now: dict[tuple, tuple[int]] = {}
+        for p, n in self.places.items():  # places of one function at several offsets add up
+            where = self._place(p)
+            now[where] = (now.get(where, (0,))[0] + n,)
+        placed = self.place_gains(now)
+        rows = [{"key": self.render.json(counted[k][0]), "total": v[-1],
+                 **{col: n for (col, _), n in zip(nk.COLUMNS, v)}} for k, v in keyed.items()]
+        rows.sort(key=lambda r: (-r["total"], str(r["key"])))
+        locations: dict[str, int] = {}
+        reasons: dict[str, int] = {}
+        for (where, reason, _, _), (n,) in placed.items():
+            locations[where] = locations.get(where, 0) + n
+            if reason is not None:
+                reasons[str(reason)] = reasons.get(str(reason), 0) + n
+        self.places_now = placed
+        return [{
+            "time": round(time.time(), 6), "sort": opts.sort, "total": drops, "unix": unix,
+            "rows": [r for r in rows if r["total"] >= self.args.threshold],
+            "pkt_types": dict(zip(nk.PKT_TYPES, gained[4:])),
+            "locations": dict(sorted(locations.items(), key=lambda kv: (-kv[1], kv[0]))),
+            "reasons": dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
+            "full": {"keys": full_keys, "places": full_places},
+        }]
+
+    # -- text -------------------------------------------------------------------------------
+    def tick_text(self, tables: list[dict[str, Any]]) -> list[str]:
+        lines: list[str] = []
+        for t in tables:
+            lines += ["", f"{time.strftime('%H:%M:%S', time.localtime(t['time']))}: sort by "
+                      f"{nk.SORTS[t['sort']]}, total drops: {t['total']} (unix sockets {t['unix']}):"]
+            lines += self._flows(t["rows"]) if t["sort"].startswith("flow") else self._columns(t["rows"])
+            lines += ["", "  drops by packet type: " + "".join(f"  {k}: {n}" for k, n in t["pkt_types"].items()), ""]
+            lines += [f"{escape(where):>32}: {n:10}" for where, n in t["locations"].items()]
+            full = t["full"]
+            if full["keys"] or full["places"]:
+                lines.append(f"  maps full: {full['keys']} drops without a key row (max {nk.MAX_KEYS}), "
+                             f"{full['places']} without a location (max {nk.MAX_PLACES})")
+        return lines
+
+    def _columns(self, rows: list[dict[str, Any]]) -> list[str]:
+        names = [escape(self.render.text(r["key"])) for r in rows]
+        width = max([10, *map(len, names)])
+        head = "  " + " " * width + "".join(f"  {h:>10}" for _, h in nk.COLUMNS) + f"  {'total':>10}"
+        body = ["  " + f"{name:>{width}}" + "".join(f"  {r[c]:10}" for c, _ in nk.COLUMNS) + f"  {r['total']:10}"
+                for name, r in zip(names, rows)]
+        return [head, *body]
+
+    def _flows(self, rows: list[dict[str, Any]]) -> list[str]:
+        group = "dst" if self.opts.sort == "flow" else "src"
+        out: list[str] = []
+        by: dict[str, list[dict[str, Any]]] = {}
+        for r in rows:
+            by.setdefault(r["key"][group], []).append(r)
+        for members in by.values():
+            out += [f"    hits {r['total']:4}:   {escape(self.render.text(r['key']))}" for r in members] + [""]
+        return out
+
+
+tool = NetmonDrop()
+
+__all__ = ["NetmonDrop", "tool"]
