@@ -44,6 +44,22 @@ def udp_to(host: str, port: int) -> Callable[[], None]:
     return lambda: sock.sendto(b"x", (host, port))
 
 
+def udp_connect(host: str, port: int) -> Callable[[], None]:
+    """One connect() of a UDP socket to host:port per call (no packet: the socket tools' event)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    return lambda: sock.connect((host, port))
+
+
+def exec_true() -> Callable[[], None]:
+    """One exec of /bin/true per call (a child spawned and reaped)."""
+    return lambda: os.waitpid(os.posix_spawn("/bin/true", ["true", "bench"], {}), 0)
+
+
+def open_devnull() -> Callable[[], None]:
+    """One openat() of /dev/null per call."""
+    return lambda: os.close(os.open("/dev/null", os.O_RDONLY))
+
+
 class Tool(NamedTuple):
     """A tool's arguments (after ``pybpfasm``), its bpftrace twin, and what makes its first event."""
 
@@ -52,11 +68,45 @@ class Tool(NamedTuple):
     traffic: Callable[[], Callable[[], None]]
 
 
+#: the periodic tools print every PERIOD seconds, their twins at the same interval
+PERIOD = "0.05"
 TOOLS = {
     "dropmon": Tool(["dropmon", "--json", "--protocol", "udp", "--dst-port", "9"],
                     'tracepoint:skb:kfree_skb /args->protocol == 0x0800/ '
                     '{ printf("drop %d\\n", args->reason); }',
                     lambda: udp_to("127.0.0.1", 9)),
+    # the process and socket tools (issue 13): each twin is its bpftrace script's probes and output
+    "execsnoop": Tool(["execsnoop", "--json"],
+                      'tracepoint:syscalls:sys_enter_execve, tracepoint:syscalls:sys_enter_execveat '
+                      '{ printf("%-6d ", pid); join(args->argv); }', exec_true),
+    "opensnoop": Tool(["opensnoop", "--json"],
+                      'tracepoint:syscalls:sys_enter_open, tracepoint:syscalls:sys_enter_openat '
+                      '{ @filename[tid] = args->filename; } '
+                      'tracepoint:syscalls:sys_exit_open, tracepoint:syscalls:sys_exit_openat '
+                      '/@filename[tid]/ { printf("%-6d %-16s %4d %s\\n", pid, comm, args->ret, '
+                      'str(@filename[tid])); delete(@filename[tid]); }', open_devnull),
+    "sockstat": Tool(["sockstat", "--json", "-i", PERIOD],
+                     'tracepoint:syscalls:sys_enter_accept*, tracepoint:syscalls:sys_enter_connect, '
+                     'tracepoint:syscalls:sys_enter_bind, tracepoint:syscalls:sys_enter_socket*, '
+                     'tracepoint:syscalls:sys_enter_send*, tracepoint:syscalls:sys_enter_recv* '
+                     f'{{ @[probe] = count(); }} interval:ms:{int(float(PERIOD) * 1000)} '
+                     '{ time(); print(@); clear(@); }', lambda: udp_to("127.0.0.1", 9)),
+    "sofamily": Tool(["sofamily", "--json", "-i", PERIOD],
+                     'tracepoint:syscalls:sys_enter_connect '
+                     '{ @connect[comm, args->uservaddr->sa_family] = count(); } '
+                     f'interval:ms:{int(float(PERIOD) * 1000)} {{ print(@connect); }}',
+                     lambda: udp_connect("127.0.0.1", 9)),
+    # the book's soprotocol reads the socket at kprobes this kernel lacks: its stand-in counts
+    # the same connects at the tracepoint, by the fd
+    "soprotocol": Tool(["soprotocol", "--json", "-i", PERIOD],
+                       'tracepoint:syscalls:sys_enter_connect { @connect[comm, args->fd] = count(); } '
+                       f'interval:ms:{int(float(PERIOD) * 1000)} {{ print(@connect); }}',
+                       lambda: udp_connect("127.0.0.1", 9)),
+    "soconnect": Tool(["soconnect", "--json"],
+                      'tracepoint:syscalls:sys_enter_connect { @start[tid] = nsecs; } '
+                      'tracepoint:syscalls:sys_exit_connect /@start[tid]/ { printf("%-6d %-16s %d %d\\n", '
+                      'pid, comm, (nsecs - @start[tid]) / 1000, args->ret); delete(@start[tid]); }',
+                      lambda: udp_connect("127.0.0.1", 9)),
 }
 
 
