@@ -117,6 +117,8 @@ def _format(ty: FieldType) -> str:
 
 def _decoder(name: str, ty: FieldType):
     """A function turning the unpacked value(s) of a field into its Python value."""
+    if isinstance(ty, Scalar) and ty.big_endian and ty.size == 2 and not ty.signed:
+        return lambda v: ((v & 0xFF) << 8) | (v >> 8)
     if isinstance(ty, Scalar) and ty.big_endian:
         fmt_le, fmt_be = struct.Struct("<" + ty.struct_format[1]), struct.Struct(ty.struct_format)
         return lambda v: fmt_be.unpack(fmt_le.pack(v))[0]
@@ -170,6 +172,7 @@ class Record:
         cls.ALIGN = align
         cls._struct = struct.Struct(fmt + "x" * tail)
         cls._plan = tuple(_plan_field(name, ty) for name, _, ty in fields)
+        cls.from_tuple = staticmethod(_tuple_decoder(cls))  # type: ignore[method-assign]
 
     @classmethod
     def field_layout(cls, name: str) -> tuple[int, FieldType]:
@@ -198,14 +201,9 @@ class Record:
     @classmethod
     def from_tuple(cls, raw: tuple) -> Record:
         """The record of the values :meth:`struct_format` unpacks (batch readers decode many
-        records with one ``struct.iter_unpack`` and make each with this)."""
-        obj = cls.__new__(cls)
-        pos = 0
-        for name, count, convert in cls._plan:
-            value = raw[pos] if count == 1 else list(raw[pos:pos + count])
-            obj.__dict__[name] = convert(value) if convert else value
-            pos += count
-        return obj
+        records with one ``struct.iter_unpack`` and make each with this).  Each record
+        class gets its own, generated from its fields (:func:`_tuple_decoder`)."""
+        raise NotImplementedError
 
     @classmethod
     def encode(cls, value: Record | dict) -> bytes:
@@ -236,6 +234,24 @@ class Record:
     def __repr__(self) -> str:
         body = ", ".join(f"{k}={v!r}" for k, v in self.as_dict().items())
         return f"{type(self).__name__}({body})"
+
+
+def _tuple_decoder(cls: type[Record]) -> Callable[[tuple], Record]:
+    """``raw tuple -> record`` for *cls*, one expression per field (no loop over the plan):
+    records are decoded once per event, so this is the reader's inner loop."""
+    env: dict[str, Any] = {"new": object.__new__, "cls": cls}
+    items, pos = [], 0
+    for i, (name, count, convert) in enumerate(cls._plan):
+        value = f"raw[{pos}]" if count == 1 else f"list(raw[{pos}:{pos + count}])"
+        if convert is not None:
+            env[f"c{i}"] = convert
+            value = f"c{i}({value})"
+        items.append(f"{name!r}: {value}")
+        pos += count
+    source = ("def from_tuple(raw):\n    obj = new(cls)\n"
+              f"    obj.__dict__.update({{{', '.join(items)}}})\n    return obj\n")
+    exec(source, env)  # names and converters are the declaration's own, never user input
+    return env["from_tuple"]
 
 
 def _plan_field(name: str, ty: FieldType) -> tuple[str, int, Any]:
