@@ -35,16 +35,16 @@ from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from measure import median  # noqa: E402
+from measure import median
 
-from pybpfasm.dsl import Collection, PerCPUArray, tc, u64, xdp  # noqa: E402
-from pybpfasm.lab.netns import build  # noqa: E402
-from pybpfasm.lab.netns import xdpcases as lab  # noqa: E402
-from pybpfasm.lab.workloads import frames as wire  # noqa: E402
-from pybpfasm.link.netns import entered  # noqa: E402
-from pybpfasm.sys import Cmd, bpf, ffi, new_attr  # noqa: E402
-from pybpfasm.sys.consts import TEST_XDP_LIVE_FRAMES  # noqa: E402
-from pybpfasm.sys.syscall import address  # noqa: E402
+from pybpfasm.dsl import Collection, PerCPUArray, tc, u64, xdp
+from pybpfasm.lab.netns import build
+from pybpfasm.lab.netns import xdpcases as lab
+from pybpfasm.lab.workloads import frames as wire
+from pybpfasm.link.netns import entered
+from pybpfasm.sys import Cmd, bpf, ffi, new_attr
+from pybpfasm.sys.consts import TEST_XDP_LIVE_FRAMES
+from pybpfasm.sys.syscall import address
 
 NS = lab.NS
 arrived = PerCPUArray(u64, 1, name="bench_arrived")

@@ -30,17 +30,6 @@ def xdp_dummy(b, ctx) -> None:
     b.return_(b.btf.enum("xdp_action")["XDP_PASS"])
 
 
-def load(coll: Collection) -> Any:
-    """The program, loaded into *coll* (from the program cache when it fits)."""
-    return coll.load(xdp_dummy)
-
-
-def collection() -> Collection:
-    from pybpfasm.dsl.cache import ProgramCache
-
-    return Collection(cache=ProgramCache(salt=(__name__,)))
-
-
 class XdpDummy(CommandTool):
     def subcommands(self) -> list[Subcommand]:
         def attach_args(p: argparse.ArgumentParser) -> None:
@@ -58,8 +47,10 @@ class XdpDummy(CommandTool):
         pins = PinDir(NAME, args.netns)
         for dev in args.devices:
             xdpattach.ifindex_of(dev, args.netns)  # every name checked before anything is attached
-        with collection() as coll:
-            prog = load(coll)
+        from pybpfasm.dsl.cache import ProgramCache
+
+        with Collection(cache=ProgramCache(salt=(__name__,))) as coll:
+            prog = coll.load(xdp_dummy)
             if not pins.exists():
                 with pins.staging() as tmp:
                     return xdpattach.attach(prog, args.devices, args.netns, args.mode, tmp)

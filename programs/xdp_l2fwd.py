@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from pybpfasm.dsl.maps import codec
 from pybpfasm.errors import UsageError
 from pybpfasm.kernel import KernelError
 from pybpfasm.link.netns import entered
@@ -41,15 +42,10 @@ PROG = "prog"
 vlan_id = options.integer(1, 4094, "VLAN id")
 
 
-def _codecs(name: str) -> tuple[Any, Any]:
-    decl = bpf.MAPS[name]
-    from pybpfasm.dsl.maps import codec
-
-    return codec(decl.key), codec(decl.value)
-
-
 def _open(pins: PinDir, name: str) -> Map:
-    return Map.open_pinned(pins.file(name), *_codecs(name))
+    """The pinned map *name* of :data:`~.xdp_l2fwd_prog.MAPS`, its keys and values decoded."""
+    decl = bpf.MAPS[name]
+    return Map.open_pinned(pins.file(name), codec(decl.key), codec(decl.value))
 
 
 def _attached(netns: str | None) -> PinDir:
@@ -140,7 +136,6 @@ class XdpL2fwd(CommandTool):
                 return xdpattach.attach(prog, args.devices, args.netns, args.mode, pins.path)
         from pybpfasm.dsl import Collection
         from pybpfasm.dsl.cache import ProgramCache
-
         from pybpfasm.features import xdp_broadcast
 
         with Collection(cache=ProgramCache(salt=(__name__,))) as coll, pins.staging() as tmp:

@@ -20,7 +20,19 @@ Byte counts are of the frame as received.
 
 from __future__ import annotations
 
-from pybpfasm.dsl import DevMapGroups, DevMapHash, HashMap, PerCPUArray, Record, be16, u8, u16, u32, u64, xdp
+from pybpfasm.dsl import (
+    DevMapGroups,
+    DevMapHash,
+    HashMap,
+    PerCPUArray,
+    Record,
+    be16,
+    u8,
+    u16,
+    u32,
+    u64,
+    xdp,
+)
 from pybpfasm.dsl.maps import atomic_add
 
 from .common.packet import ETH_P_8021AD, ETH_P_8021Q, VLAN_VID_MASK
@@ -160,10 +172,10 @@ def _retag(b, ctx, e, macs, tags, flags, length, act, send) -> None:
             b.copy(front, saved)
             _send(b, e, length, send)
         _verdict(b, DROPPED, length, act["XDP_DROP"])
-    with b.if_(flags.test(F_PUSH)):  # a tag popped and one pushed: rewrite the tag in place
-        with ctx.packet().header(Tagged) as tag:
-            tag.tpid = ETH_P_8021Q
-            tag.tci = e.push_tci
+    # a tag popped and one pushed: rewrite the tag in place
+    with b.if_(flags.test(F_PUSH)), ctx.packet().header(Tagged) as tag:
+        tag.tpid = ETH_P_8021Q
+        tag.tci = e.push_tci
     _send(b, e, length, send)
 
 

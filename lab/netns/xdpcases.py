@@ -11,6 +11,7 @@ xdp-dummy on r1, frames redirected to r1 are counted forwarded and never arrive.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -136,10 +137,10 @@ def _counters() -> tuple[dict[str, dict[str, int]], dict[tuple, tuple[int, int]]
 
 def expectations(scenario: XdpScenario) -> list[Expectation]:
     """What must be seen: each frame where it arrives, and the counters' growth."""
-    out, seq = [], 0
+    out = []
     totals = {v: [0, 0] for v in VERDICTS}
     entries: dict[tuple, list[int]] = {}
-    for flow in scenario.flows:
+    for seq, flow in enumerate(scenario.flows):
         size = len(flow.sent(seq))
         for at in (flow.at or "").split("+"):
             if at:
@@ -150,7 +151,6 @@ def expectations(scenario: XdpScenario) -> list[Expectation]:
             grown = entries.setdefault(flow.entry, [0, 0])
             grown[0] += flow.count
             grown[1] += flow.count * size
-        seq += 1
     out += [Expectation(1, {"verdict": v, "packets": p, "bytes": b}) for v, (p, b) in totals.items()]
     out += [Expectation(1, {"entry": _entry(key), "packets": p, "bytes": b})
             for key, (p, b) in entries.items()]
@@ -229,10 +229,8 @@ class Forwarder:
 
     def __exit__(self, *exc: object) -> None:
         for tool, ns in (("xdp-l2fwd", "sw"), ("xdp-dummy", "r1"), ("xdp-dummy", "r2")):
-            try:
+            with contextlib.suppress(LabError):  # not attached (a set-up that failed part-way)
                 _tool(tool, "detach", "--netns", NS[ns])
-            except LabError:
-                pass  # not attached (a set-up that failed part-way)
 
 
 CASES = (XdpCase("xdp-l2fwd", SCENARIOS), XdpCase("xdp-dummy", DUMMY_SCENARIOS))

@@ -10,7 +10,9 @@
         def attach(self, args) -> list[dict]:    # rows: JSON objects with --json, else text
             ...
 
-Every subcommand takes ``--json`` (its rows as one object a line) and ``--netns NS`` (the
+A command tool that attaches something has ``attach DEV...`` and ``detach`` (test_every_tool
+checks that nothing is left after ``detach``, and that a killed ``attach`` leaves all or
+nothing).  Every subcommand takes ``--json`` (its rows as one object a line) and ``--netns NS`` (the
 network namespace it acts in, a name under /run/netns).  Bad input ends in one line: argparse
 errors exit 2, :class:`~pybpfasm.errors.UsageError` 2, kernel refusals 1.  The tool's help
 lists every subcommand's usage, so ``pybpfasm TOOL --help`` shows all of them.
