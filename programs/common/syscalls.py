@@ -13,6 +13,7 @@ import os
 from typing import Any, Callable
 
 from pybpfasm.dsl import ProgramDef, kprobe, kretprobe, tracepoint
+from pybpfasm.errors import UsageError
 from pybpfasm.kernel import tracefs_path
 
 from .hooks import Hook, unavailable
@@ -98,8 +99,8 @@ class SyscallHooks:
                 if all(unavailable(hook.candidates[index]) is None for hook in pair)]
         if not have:
             first = next(iter(self.hooks.values()))
-            for hook in first:  # raises, saying why this kernel cannot
-                hook.choose(hook.candidates[index].kind)
+            why = next(filter(None, (unavailable(hook.candidates[index]) for hook in first)), "no such hook")
+            raise UsageError(f"cannot hook with {kind}s here: {why}")
         return kind, have, [hook.candidates[index] for name in have for hook in self.hooks[name]]
 
     @staticmethod

@@ -220,6 +220,8 @@ def test_no_leftovers_after_any_exit(tool, sig):
     (["-l", "[a"], "is not a regular expression"),
     (["--count", "0"], "out of range"),
     (["--hook", "fentry"], "invalid choice: 'fentry'"),
+    *([(["--hook", "kprobe"], "cannot hook with kprobes here: no kprobes in this kernel")]
+      if not kprobes_available() else []),
 ])
 def test_bad_flags_one_line_exit_2(args, message):
     proc = subprocess.run([sys.executable, "-m", "pybpfasm.cli", "execsnoop", *args],

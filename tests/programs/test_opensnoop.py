@@ -185,6 +185,8 @@ def test_no_leftovers_after_any_exit(tool, sig):
     (["-d", "nan"], "number of seconds"),
     (["-d", "0"], "number of seconds"),
     (["--hook", "fentry"], "invalid choice: 'fentry'"),
+    *([(["--hook", "kprobe"], "cannot hook with kprobes here: no kprobes in this kernel")]
+      if not kprobes_available() else []),
 ])
 def test_bad_flags_one_line_exit_2(args, message):
     proc = subprocess.run([sys.executable, "-m", "pybpfasm.cli", "opensnoop", *args],

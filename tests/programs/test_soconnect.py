@@ -10,6 +10,7 @@ import socket
 import pytest
 
 from pybpfasm.lab.workloads.sockets import CONNECTS
+from pybpfasm.link import kprobes_available
 from pybpfasm.tools.soconnect import BOOK_RESULTS, result
 from tests.programs.socktools import (
     bad_flag,
@@ -111,6 +112,9 @@ def test_no_leftovers_after_any_exit(tool, sig):
     (["-c", "far-too-long-a-name"], "is not a process name"),
     (["--count", "0"], "out of range"),
     (["-i", "1"], "unrecognized arguments"),
+    (["--hook", "fentry"], "invalid choice: 'fentry'"),
+    *([(["--hook", "kprobe"], "cannot hook with kprobes here: no kprobes in this kernel")]
+      if not kprobes_available() else []),
 ])
 def test_bad_flags(args, message):
     bad_flag("soconnect", args, message)

@@ -12,6 +12,7 @@ from collections import Counter
 import pytest
 
 from pybpfasm.lab.workloads.sockets import ACCEPTS, CONNECTS
+from pybpfasm.link import kprobes_available
 from pybpfasm.tools.common.sockets import family_name
 from tests.programs.socktools import (
     bad_flag,
@@ -145,6 +146,9 @@ def test_no_leftovers_after_any_exit(tool, sig):
     (["-p", "4194305"], "out of range"),
     (["-c", "x" * 16], "is not a process name"),
     (["--count", "3"], "unrecognized arguments"),
+    (["--hook", "fentry"], "invalid choice: 'fentry'"),
+    *([(["--hook", "kprobe"], "cannot hook with kprobes here: no kprobes in this kernel")]
+      if not kprobes_available() else []),
 ])
 def test_bad_flags(args, message):
     bad_flag("sofamily", args, message)
