@@ -79,6 +79,43 @@ class JsonLines:
         return self._encode(row)
 
 
+#: the first line of a ``--raw`` stream names its format and version
+RAW_FORMAT = "pybpfasm-raw/1"
+
+
+def raw_header(record: Any) -> bytes:
+    """The self-describing first line of a ``--raw`` stream of *record* (an eDSL Record).
+
+    One JSON object and a newline; then records of ``size`` bytes each, back to back, in
+    the machine's byte order (``byteorder``).  ``struct`` is the :mod:`struct` format of
+    one record; ``fields`` gives every field (nested records flattened to ``pkt.saddr``)
+    with its offset, size and type (``u32``, ``be16``, ``s32``, ``char[16]``, ``u8[6]``,
+    ``u32 enum NAME``), and ``enums`` each enum's value -> name table, so a reader needs
+    nothing of pybpfasm to decode the stream.
+    """
+    from pybpfasm.dsl.record import KernelEnum
+
+    fields: list[dict[str, Any]] = []
+    enums: dict[str, dict[str, str]] = {}
+
+    def walk(rec: Any, base: int, prefix: str) -> None:
+        for name, offset, ty in rec.FIELDS:
+            if isinstance(ty, type):
+                walk(ty, base + offset, f"{prefix}{name}.")
+                continue
+            kind = str(ty)
+            if isinstance(ty, KernelEnum):
+                kind = f"{'s' if ty.signed else 'u'}{8 * ty.size} enum {ty.enum}"
+                enums[ty.enum] = {str(v): n for v, n in sorted(ty.names().items())}
+            fields.append({"name": prefix + name, "offset": base + offset, "size": ty.size, "type": kind})
+
+    walk(record, 0, "")
+    header = {"format": RAW_FORMAT, "record": record.__name__, "size": record.size,
+              "byteorder": sys.byteorder, "struct": record.struct_format(), "fields": fields,
+              "enums": enums}
+    return (json.dumps(header) + "\n").encode()
+
+
 def write_all(fd: int, data: bytes) -> None:
     """Write every byte of *data* to *fd*, however many writes it takes."""
     view = memoryview(data)
@@ -125,7 +162,10 @@ class Output:
         """Queue *lines* (already formatted) for the next :meth:`flush`."""
         if not lines:
             return
-        data = ("\n".join(lines) + "\n").encode("utf-8", "backslashreplace")
+        self.binary(("\n".join(lines) + "\n").encode("utf-8", "backslashreplace"))
+
+    def binary(self, data: bytes) -> None:
+        """Queue raw bytes (a ``--raw`` stream) for the next :meth:`flush`."""
         if not self._pending:
             self._since = time.monotonic()
         self._pending.append(data)

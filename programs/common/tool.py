@@ -39,7 +39,7 @@ from pybpfasm.errors import UsageError
 from pybpfasm.kernel import KernelError
 
 from . import options as types
-from .output import Output, escape_row
+from .output import Output, escape_row, raw_header
 from .table import Table, interval_header
 
 #: how long one poll of the event stream waits when nothing arrives (seconds)
@@ -122,6 +122,9 @@ class Tool:
         shared.add_argument("--log-file", metavar="PATH", help="also append the output to this file")
         if self.events is not None:
             shared.add_argument("--count", type=types.count, metavar="N", help="exit after N events")
+            shared.add_argument("--raw", action="store_true",
+                                help="write the kernel's records as they are: a JSON header line "
+                                     "describing the record, then the records back to back")
             shared.add_argument("--buffer", choices=("auto", "ringbuf", "perf"), default="auto",
                                 help="how events reach user space: a ring buffer (5.8+, auto where "
                                      "present) or per-CPU perf buffers")
@@ -162,6 +165,8 @@ class Tool:
     def _collection(self, args: argparse.Namespace) -> Collection:
         from pybpfasm.dsl.cache import ProgramCache
 
+        if getattr(args, "raw", False) and args.json:
+            raise UsageError("--raw and --json: choose one")
         btf = None
         if args.btf is not None:
             from pybpfasm.btf import BTF, BTFError
@@ -186,7 +191,9 @@ class Tool:
         for pdef in pdefs:
             coll.load(pdef, opts)
         _release_build_memory()
-        reader = self.events.reader(coll) if self.events is not None else None
+        reader = None
+        if self.events is not None:
+            reader = self.events.reader(coll, raw=getattr(self.args, "raw", False))
         try:
             for pdef in pdefs:
                 coll.attach(pdef)
@@ -255,6 +262,7 @@ class _Loop:
         self.deadline = None if args.duration is None else time.monotonic() + args.duration
         self.seen = 0
         self.reported_lost: dict[str, int] = {}
+        self.raw = getattr(args, "raw", False)
         self.headed = args.json
 
     def run(self, reader: Any) -> None:
@@ -303,6 +311,8 @@ class _Loop:
 
     def _events(self, batch: list, reader: Any) -> bool:
         """Print a batch; True once ``--count`` events were printed."""
+        if self.raw:
+            return self._raw(batch, reader)
         rows = []
         for ev in batch:
             row = self.tool.row(ev)
@@ -318,13 +328,27 @@ class _Loop:
         self._lost(reader)
         return self.limit is not None and self.seen >= self.limit
 
+    def _raw(self, batch: list[bytes], reader: Any) -> bool:
+        """Write a batch of records as they are (``--raw``), after the header line."""
+        if not self.headed:
+            self.out.binary(raw_header(self.tool.events.record))
+            self.headed = True
+        if self.limit is not None:
+            batch = batch[:self.limit - self.seen]
+        if batch:
+            self.out.binary(b"".join(batch))
+            self.seen += len(batch)
+        self._lost(reader)
+        return self.limit is not None and self.seen >= self.limit
+
     def _lost(self, reader: Any) -> None:
         """Report the events lost since the last report, by cause."""
         losses = reader.losses
         new = {cause: n - self.reported_lost.get(cause, 0) for cause, n in losses.items()}
         new = {cause: n for cause, n in new.items() if n > 0}
         if new:
-            self.out.lost(new)
+            if not self.raw:
+                self.out.lost(new)
             if not self.out.json:
                 print(f"Lost {sum(new.values())} events ({lost_causes(new)})", file=sys.stderr)
             self.reported_lost = losses

@@ -372,14 +372,15 @@ class Events:
         else:
             self.perf.output(b, ctx, record)
 
-    def reader(self, coll: Any) -> Any:
-        """The reader of the loaded stream in *coll* (a Collection), records decoded."""
+    def reader(self, coll: Any, raw: bool = False) -> Any:
+        """The reader of the loaded stream in *coll* (a Collection): records decoded, or
+        their bytes (*raw*)."""
         from ..events import PerfBuffer, RingBuffer
 
-        decl = self.map
+        decl, record = self.map, None if raw else self.record
         if decl is self.ring:
-            return RingBuffer(coll.map(decl), self.record, lost=coll.map(decl.lost), causes=RING_LOSSES)
-        return PerfBuffer(coll.map(decl), self.record, pages=self.perf_pages, lost=coll.map(decl.lost),
+            return RingBuffer(coll.map(decl), record, lost=coll.map(decl.lost), causes=RING_LOSSES)
+        return PerfBuffer(coll.map(decl), record, pages=self.perf_pages, lost=coll.map(decl.lost),
                           causes=PERF_LOSSES)
 
 
