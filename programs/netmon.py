@@ -25,6 +25,7 @@ from pybpfasm.errors import UsageError
 
 from . import netmon_kernel as nk
 from .common import options as types
+from .common.metrics import Bounded, Family
 from .common.output import escape
 from .common.packet import mac, proto_name
 from .common.reasons import drop_reasons
@@ -142,6 +143,8 @@ class NetmonDrop(Tool):
                             help="seconds between tables (default 10; the same as -i)")
         parser.add_argument("-t", dest="threshold", type=types.integer(1, 2**63 - 1, "threshold"),
                             default=1, metavar="THRESHOLD", help="hide rows with fewer drops")
+        parser.add_argument("-c", dest="limit", type=types.count, metavar="COUNT",
+                            help="exit after the table in which the drops reached COUNT")
         ovs = parser.add_mutually_exclusive_group()
         ovs.add_argument("-o", dest="only_ovs", action="store_true",
                          help=f"only OVS upcall drops ({OVS_UPCALL})")
@@ -184,6 +187,9 @@ class NetmonDrop(Tool):
         self.render = DropKeys(opts.sort)
         self.reasons = drop_reasons() or {}
         self.key_gains, self.place_gains, self.total_gains = Gains(), Gains(), Gains()
+        self.reached = 0
+        self.key_labels: dict[tuple, str] = {}
+        self.bounds = {name: Bounded() for name in ("drops", "locations", "keys")}
 
     # -- one table --------------------------------------------------------------------------
     def _totals(self) -> tuple[int, ...]:
@@ -209,13 +215,15 @@ class NetmonDrop(Tool):
         rows = [{"key": self.render.json(counted[k][0]), "total": v[-1],
                  **{col: n for (col, _), n in zip(nk.COLUMNS, v)}} for k, v in keyed.items()]
         rows.sort(key=lambda r: (-r["total"], str(r["key"])))
+        for k in keyed:
+            self.key_labels.setdefault(k, self.render.text(self.render.json(counted[k][0])))
         locations: dict[str, int] = {}
         reasons: dict[str, int] = {}
         for (where, reason, _, _), (n,) in placed.items():
             locations[where] = locations.get(where, 0) + n
             if reason is not None:
                 reasons[str(reason)] = reasons.get(str(reason), 0) + n
-        self.places_now = placed
+        self.reached += drops
         return [{
             "time": round(time.time(), 6), "sort": opts.sort, "total": drops, "unix": unix,
             "rows": [r for r in rows if r["total"] >= self.args.threshold],
@@ -224,6 +232,41 @@ class NetmonDrop(Tool):
             "reasons": dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
             "full": {"keys": full_keys, "places": full_places},
         }]
+
+    def finished(self) -> bool:
+        return self.args.limit is not None and self.reached >= self.args.limit
+
+    def metrics(self) -> list[Family]:
+        """The totals since the start: by reason, interface and namespace, by location, by
+        the sort's key (each at most the first 50 label sets, then ``other``), by pkt_type."""
+        totals = self.total_gains.seen.get(0, (0,) * (4 + len(nk.PKT_TYPES)))
+        drops = Family("pybpfasm_drops_total", "packets dropped", ("reason", "ifname", "netns"))
+        where = Family("pybpfasm_drop_locations_total", "packets dropped, by the function that dropped them",
+                       ("location",))
+        by_reason: dict[tuple, int] = {}
+        by_location: dict[tuple, int] = {}
+        for (location, reason, ifname, netns), (n,) in self.place_gains.seen.items():
+            key = (reason, ifname, netns)
+            by_reason[key] = by_reason.get(key, 0) + n
+            by_location[(location,)] = by_location.get((location,), 0) + n
+        for key, n in self.bounds["drops"].fold(by_reason).items():
+            drops.add(key, n)
+        for key, n in self.bounds["locations"].fold(by_location).items():
+            where.add(key, n)
+        keyed = Family("pybpfasm_drops_by_key_total", "packets dropped, by the sort key (-s) and its value",
+                       ("sort", "key"))
+        rows = {(self.opts.sort, self.key_labels.get(k, "?")): v[-1] for k, v in self.key_gains.seen.items()}
+        for key, n in self.bounds["keys"].fold(rows).items():
+            keyed.add((self.opts.sort, key[1]) if key[0] == "other" else key, n)
+        kinds = Family("pybpfasm_drops_by_pkt_type_total", "packets dropped, by skb pkt_type", ("pkt_type",))
+        for name, n in zip(nk.PKT_TYPES, totals[4:]):
+            kinds.add((name,), n)
+        unix = Family("pybpfasm_unix_socket_drops_total", "unix socket drops (in no key row)")
+        unix.add((), totals[1])
+        lost = Family("pybpfasm_lost_events_total", "drops that found a map full (counted, not keyed)", ("map",))
+        lost.add(("keys",), totals[2])
+        lost.add(("places",), totals[3])
+        return [drops, where, keyed, kinds, unix, lost]
 
     # -- text -------------------------------------------------------------------------------
     def tick_text(self, tables: list[dict[str, Any]]) -> list[str]:
