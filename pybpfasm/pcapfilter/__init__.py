@@ -78,7 +78,7 @@ class Filter:
         return self.text
 
 
-def compile(text: str) -> Filter:  # noqa: A001 - the name people expect (re.compile)
+def compile(text: str) -> Filter:
     """Parse and check *text*; raises :class:`FilterError` with the column of the error."""
     try:
         tree = parse(text)

@@ -31,7 +31,7 @@ class Index:
     """``proto[offset : size]``: *size* bytes, big-endian, at *offset* into *proto*'s header."""
 
     proto: str
-    offset: "Arith"
+    offset: Arith
     size: int
     column: int
 
@@ -39,14 +39,14 @@ class Index:
 @dataclass(frozen=True)
 class BinOp:
     op: str
-    left: "Arith"
-    right: "Arith"
+    left: Arith
+    right: Arith
     column: int
 
 
 @dataclass(frozen=True)
 class Negate:
-    operand: "Arith"
+    operand: Arith
     column: int
 
 
@@ -67,21 +67,21 @@ class Compare:
 
 @dataclass(frozen=True)
 class And:
-    left: "Node"
-    right: "Node"
+    left: Node
+    right: Node
     column: int
 
 
 @dataclass(frozen=True)
 class Or:
-    left: "Node"
-    right: "Node"
+    left: Node
+    right: Node
     column: int
 
 
 @dataclass(frozen=True)
 class Not:
-    operand: "Node"
+    operand: Node
     column: int
 
 

@@ -26,7 +26,7 @@ class Len:
 class Load:
     """*size* (1, 2 or 4) bytes at *offset* from the frame's start, big-endian."""
 
-    offset: "Expr"
+    offset: Expr
     size: int
 
 
@@ -40,13 +40,13 @@ class IPHeaderLen:
 @dataclass(frozen=True)
 class Bin:
     op: str  # + - * / % & | ^ << >>
-    left: "Expr"
-    right: "Expr"
+    left: Expr
+    right: Expr
 
 
 @dataclass(frozen=True)
 class Neg:
-    operand: "Expr"
+    operand: Expr
 
 
 Expr = Union[Const, Len, Load, IPHeaderLen, Bin, Neg]
@@ -63,17 +63,17 @@ class Cmp:
 
 @dataclass(frozen=True)
 class All:
-    parts: tuple["Pred", ...]
+    parts: tuple[Pred, ...]
 
 
 @dataclass(frozen=True)
 class Any:
-    parts: tuple["Pred", ...]
+    parts: tuple[Pred, ...]
 
 
 @dataclass(frozen=True)
 class Not:
-    operand: "Pred"
+    operand: Pred
 
 
 Pred = Union[Cmp, All, Any, Not]
@@ -93,32 +93,3 @@ def any_of(*parts: Pred) -> Pred:
         flat.extend(p.parts if isinstance(p, Any) else (p,))
     return flat[0] if len(flat) == 1 else Any(tuple(flat))
 
-
-def max_offset(node: Pred | Expr) -> int | None:
-    """The end of the furthest byte a filter may load, or None if an offset is computed."""
-    if isinstance(node, Load):
-        if isinstance(node.offset, Const):
-            return node.offset.value + node.size
-        inner = max_offset(node.offset)
-        bound = _bound(node.offset)
-        return None if inner is None or bound is None else max(inner, bound + node.size)
-    if isinstance(node, IPHeaderLen):
-        return node.at + 1
-    children = {Bin: lambda n: (n.left, n.right), Neg: lambda n: (n.operand,), Cmp: lambda n: (n.left, n.right),
-                All: lambda n: n.parts, Any: lambda n: n.parts, Not: lambda n: (n.operand,)}
-    if type(node) not in children:
-        return 0
-    ends = [max_offset(c) for c in children[type(node)](node)]
-    return None if None in ends else max(ends, default=0)
-
-
-def _bound(expr: Expr) -> int | None:
-    """The largest value an offset expression can take, if it is known (constants plus header lengths)."""
-    if isinstance(expr, Const):
-        return expr.value
-    if isinstance(expr, IPHeaderLen):
-        return 60
-    if isinstance(expr, Bin) and expr.op == "+":
-        left, right = _bound(expr.left), _bound(expr.right)
-        return None if left is None or right is None else left + right
-    return None

@@ -17,9 +17,9 @@ filter's reject label for a load that is out of bounds.
 from __future__ import annotations
 
 from pybpfasm.dsl.ir import FP, Op
+from pybpfasm.dsl.scalars import be16, be32, u8, u32, u64
 from pybpfasm.dsl.types import PtrType, Space
 from pybpfasm.dsl.values import Value
-from pybpfasm.dsl.scalars import be16, be32, u8, u32, u64
 from pybpfasm.helpers import has_helper
 from pybpfasm.isa import AluOp, Class, JumpOp, Mode, OpCode, Size, Source
 

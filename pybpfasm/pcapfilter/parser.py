@@ -18,7 +18,15 @@ from typing import Callable
 from . import ast
 from .errors import FilterError
 from .lexer import Token, tokenize
-from .names import CONSTANTS, ETHER_PROTOCOLS, INDEXABLE, IP_PROTOCOLS, PORT_PROTOCOLS, ip_protocol, service_ports
+from .names import (
+    CONSTANTS,
+    ETHER_PROTOCOLS,
+    INDEXABLE,
+    IP_PROTOCOLS,
+    PORT_PROTOCOLS,
+    ip_protocol,
+    service_ports,
+)
 
 PROTO_QUALS = ("ether", "link", "ip", "ip6", "arp", "rarp", *IP_PROTOCOLS)
 DIRS = ("src", "dst")

@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from . import ast
-from . import ir
+from . import ast, ir
 from .errors import FilterError
 from .names import (
     ETHERTYPE_ARP,

@@ -13,7 +13,7 @@ import shutil
 import socket
 import struct
 import subprocess
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 SO_ATTACH_FILTER = 26
@@ -26,7 +26,7 @@ def tcpdump() -> str | None:
     return shutil.which("tcpdump")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _capture_file(directory: str) -> str:
     path = Path(directory) / "ppf-en10mb.pcap"
     path.write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, SNAPLEN, LINKTYPE_ETHERNET))
