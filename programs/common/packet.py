@@ -200,7 +200,7 @@ def _transport(b, pkt, l4, proto) -> None:
 
 
 # -- filters compiled into programs --------------------------------------------------------
-def _host_word(raw: bytes) -> int:
+def host_word(raw: bytes) -> int:
     """Packet bytes as the integer a load of them yields on this machine."""
     return int.from_bytes(raw, sys.byteorder)
 
@@ -208,10 +208,10 @@ def _host_word(raw: bytes) -> int:
 def address_cond(field, flags, addr: IPAddress):
     """The packet's address *field* equals *addr* (and is of its family)."""
     if addr.version == 4:
-        return flags.test(F_IPV4) & (field.view(u32) == _host_word(addr.packed))
+        return flags.test(F_IPV4) & (field.view(u32) == host_word(addr.packed))
     cond = flags.test(F_IPV6)
     for i in range(0, 16, 8):
-        cond = cond & (field.view(u64, i) == _host_word(addr.packed[i:i + 8]))
+        cond = cond & (field.view(u64, i) == host_word(addr.packed[i:i + 8]))
     return cond
 
 
@@ -220,7 +220,7 @@ def bytes_cond(field, value: bytes):
     raw = value.ljust(field.size, b"\0")
     cond = None
     for i in range(0, len(raw), 8):
-        c = field.view(u64, i) == _host_word(raw[i:i + 8])
+        c = field.view(u64, i) == host_word(raw[i:i + 8])
         cond = c if cond is None else cond & c
     return cond
 

@@ -140,6 +140,40 @@ def _device(b, ev, hdr, bridge_port: bool) -> None:
     ev.mark = hdr.mark
 
 
+def _addresses_first(b, skb_ref, pf: PacketFilter) -> None:
+    """Return early unless the packet's addresses can match *pf*'s (two small reads, the
+    skb's protocol and header offset and the IP addresses, before the whole skb and the
+    parse): a packet of the other family returns at once, a VLAN-tagged one is left to the
+    full parse."""
+    from pybpfasm.dsl import u32, u64
+
+    wanted = [(k, a) for k, a in (("host", pf.host), ("src", pf.src), ("dst", pf.dst)) if a is not None]
+    if not wanted or len({a.version for _, a in wanted}) != 1:
+        return
+    hdr = b.read(skb_ref, "protocol", "network_header", "head", name="sk_buff network fields")
+    v4 = wanted[0][1].version == 4
+    ethertype = packet.ETH_P_IP if v4 else packet.ETH_P_IPV6
+    proto = b.var(hdr.protocol.to_host())
+    with b.if_(~proto.in_(ethertype, packet.ETH_P_8021Q, packet.ETH_P_8021AD)):
+        b.return_(0)  # another family: no address of this one
+    with b.if_(proto == ethertype):
+        l3 = hdr.head.rvalue().at(hdr.network_header)
+        ip = b.read(l3.cast("struct iphdr" if v4 else "struct ipv6hdr").deref(), "saddr", "daddr",
+                    name="ip addresses")
+
+        def same(field, addr):
+            raw = addr.packed
+            if v4:
+                return field.view(u32) == packet.host_word(raw)
+            return (field.view(u64) == packet.host_word(raw[:8])) & (field.view(u64, 8) == packet.host_word(raw[8:]))
+
+        for kind, addr in wanted:
+            cond = {"src": lambda: same(ip.saddr, addr), "dst": lambda: same(ip.daddr, addr),
+                    "host": lambda: same(ip.saddr, addr) | same(ip.daddr, addr)}[kind]()
+            with b.if_(~cond):
+                b.return_(0)
+
+
 def capture(b, skb_ptr, hook: int, reason, filt: SkbFilter, *, passes: Callable | None = None,
             bridge_port: bool = False, into=None):
     """An :class:`SkbEvent` on the stack for an skb at *hook* that passes *filt*, else return.
@@ -153,13 +187,15 @@ def capture(b, skb_ptr, hook: int, reason, filt: SkbFilter, *, passes: Callable 
     from pybpfasm.dsl.types import Space
 
     ev = b.stack(SkbEvent, "the skb event") if into is None else into
-    b.zero(ev)
     # kernel memory, read with probe reads whatever the hook (typed BTF pointers of fentry and
     # tp_btf load their pointer-to-char fields as scalars before 6.x's verifiers)
     skb_ref = skb_ptr.cast("struct sk_buff", Space.KERNEL).deref()
-    hdr = packet.read_skb(b, skb_ref, "dev", "sk", "mark", "len", "protocol", "pkt_type", mac=True)
     device = []
     early = filt.netns is not None or filt.ifname is not None or filt.mark is not None
+    if not early and passes is None:  # most packets fail an address filter: test it first
+        _addresses_first(b, skb_ref, filt.packet)
+    hdr = packet.read_skb(b, skb_ref, "dev", "sk", "mark", "len", "protocol", "pkt_type", mac=True)
+    b.zero(ev)
     if early:  # device filters are the cheapest: first
         _device(b, ev, hdr, bridge_port)
     if filt.netns is not None:
