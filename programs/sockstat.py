@@ -20,6 +20,7 @@ from pybpfasm.dsl import ArrayMap, ProgramDef, kprobe, tracepoint, u64
 
 from .common.hooks import unavailable
 from .common.hookset import HookSet
+from .common.metrics import Family, counters
 from .common.sockets import Options, add_hook_argument, add_who_arguments, emit_who, who_and_hook
 from .common.summary import Totals, map_lines
 from .common.table import interval_header
@@ -93,6 +94,10 @@ class SockStat(Tool):
     def tick(self, coll: Any, opts: Options) -> list[dict[str, Any]]:
         now = {probe: self.counts[i] for i, probe in enumerate(PROBES)}
         return [{"time": round(time.time(), 6), "counts": self.totals.gained(now)}]
+
+    def metrics(self) -> list[Family]:
+        return [counters("pybpfasm_socket_calls_total", "socket calls, by probe", ("probe",),
+                         (((probe,), self.counts[i]) for i, probe in enumerate(PROBES)))]
 
     def tick_text(self, rows: list[dict[str, Any]]) -> list[str]:
         lines = []

@@ -17,6 +17,7 @@ from typing import Any
 
 from pybpfasm.dsl import HashMap, ProgramDef, Record, char, u16, u64
 
+from .common.metrics import Bounded, Family, counters
 from .common.sockets import (
     Options,
     add_hook_argument,
@@ -98,6 +99,13 @@ class SoFamily(Summary):
         if self.kind == "tracepoint":
             return ["hooks: syscalls:sys_enter_connect, sys_exit_accept and sys_exit_accept4 tracepoints"]
         return [SyscallHooks.describe(self.kind, self.syscalls)]
+
+    def metrics(self) -> list[Family]:
+        """The totals in the kernel's maps now (not only at exit); process names bounded."""
+        self.bound = getattr(self, "bound", None) or Bounded()
+        counts = [((call, key.comm, family_name(key.family)), n) for call, live in self.maps.items() for key, n in live.items()]
+        return [counters("pybpfasm_socket_families_total", "accepts and connects, by process and address family",
+                         ("call", "comm", "family"), counts, self.bound)]
 
     def summary(self, coll: Any, opts: Options) -> dict[str, Any]:
         out = {}

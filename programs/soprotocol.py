@@ -19,6 +19,7 @@ from typing import Any
 from pybpfasm.dsl import HashMap, ProgramDef, Record, char, kprobe, tracepoint, u16, u64
 
 from .common.hookset import HookSet
+from .common.metrics import Bounded, Family, counters
 from .common.sockets import (
     Options,
     add_hook_argument,
@@ -117,6 +118,13 @@ class SoProtocol(Summary):
         why = "".join(f" ({kind}s: {why})" for kind, why in self.hook.passed_over.items())
         return ["hooks: syscalls:sys_enter_accept, sys_enter_accept4 and sys_enter_connect "
                 f"tracepoints, the socket read from the task's file table{why}"]
+
+    def metrics(self) -> list[Family]:
+        """The totals in the kernel's maps now (not only at exit); process names bounded."""
+        self.bound = getattr(self, "bound", None) or Bounded()
+        counts = [((call, key.comm, protocol_name(key.protocol)), n) for call, live in self.maps.items() for key, n in live.items()]
+        return [counters("pybpfasm_socket_protocols_total", "accepts and connects, by process and protocol",
+                         ("call", "comm", "protocol"), counts, self.bound)]
 
     def summary(self, coll: Any, opts: Options) -> dict[str, Any]:
         out = {}

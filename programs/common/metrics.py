@@ -69,6 +69,18 @@ class Family:
         return "\n".join(lines) + "\n"
 
 
+def counters(name: str, help_: str, labels: Sequence[str], counts: Iterable[tuple[tuple, float]],
+             limit: Bounded | None = None) -> Family:
+    """A counter family from (label values, total) pairs (summed where they repeat), bounded by *limit*."""
+    totals: dict[tuple, float] = {}
+    for key, n in counts:
+        totals[key] = totals.get(key, 0) + n
+    fam = Family(name, help_, labels)
+    for key, n in (limit.fold(totals) if limit is not None else totals).items():
+        fam.add(key, n)
+    return fam
+
+
 def exposition(families: Iterable[Family]) -> str:
     """The Prometheus text exposition (format 0.0.4) of *families*."""
     return "".join(f.text() for f in families)

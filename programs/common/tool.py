@@ -283,7 +283,6 @@ class _Loop:
         self.reported_lost: dict[str, int] = {}
         self.raw = getattr(args, "raw", False)
         self.headed = args.json
-        self.reader_tool = tool.events is not None
         self.published = 0.0
 
     def run(self, reader: Any) -> None:
@@ -327,8 +326,8 @@ class _Loop:
                 reader.close()
 
     def _publish(self, now: float) -> None:
-        """Event tools' metrics, at most once a second (periodic tools publish each tick)."""
-        if self.tool.publisher is not None and self.reader_tool and now - self.published >= 1.0:
+        """The metrics at most once a second between ticks (and at each tick)."""
+        if self.tool.publisher is not None and now - self.published >= 1.0:
             self.published = now
             self.tool.publisher.publish(self.tool.metrics() or [])
 

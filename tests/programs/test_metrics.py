@@ -167,3 +167,37 @@ def test_prometheus_scrapes_netmon_and_answers_the_scenarios_exact_counts(promet
     assert by_reason == {"NO_SOCKET": 7, "NETFILTER_DROP": 2, "NOT_SPECIFIED": 2}
     text = textfile.read_text()
     assert f'pybpfasm_drops_total{{reason="NETFILTER_DROP",ifname="srv2",netns="{srv}"}} 2\n' in text
+
+
+WORKLOAD = """
+import ctypes, socket
+ctypes.CDLL(None).prctl(15, b"pnmsock", 0, 0, 0)
+for _ in range(4):
+    socket.socket().close()
+for _ in range(3):
+    with socket.socket() as s:
+        s.connect_ex(("127.0.0.1", 9))
+"""
+
+
+@pytest.mark.parametrize("name, expr, want", [
+    ("sockstat", 'pybpfasm_socket_calls_total{probe="tracepoint:syscalls:sys_enter_socket"}', 7),
+    ("sofamily", 'pybpfasm_socket_families_total{call="connect",comm="pnmsock",family="AF_INET"}', 3),
+    ("soprotocol", 'pybpfasm_socket_protocols_total{call="connect",comm="pnmsock",protocol="IPPROTO_TCP"}', 3),
+])
+def test_socket_tools_write_their_counts_to_a_textfile(tool, tmp_path, name, expr, want):
+    """The frame gives the counting socket tools --textfile: a process named pnmsock makes 7
+    sockets and 3 TCP connects to 127.0.0.1; the file holds exactly those counts while the
+    tool runs (at-exit tools included: the maps are read each second, not at exit)."""
+    path = tmp_path / f"{name}.prom"
+    mon = tool(name, "-c", "pnmsock", "--textfile", str(path))
+    subprocess.run([sys.executable, "-c", WORKLOAD], check=True, timeout=30)
+    deadline, line = time.monotonic() + 10, None
+    while time.monotonic() < deadline:
+        text = path.read_text() if path.exists() else ""
+        line = next((l for l in text.splitlines() if l.startswith(expr + " ")), None)
+        if line == f"{expr} {want}":
+            break
+        time.sleep(0.2)
+    mon.stop()
+    assert line == f"{expr} {want}"
