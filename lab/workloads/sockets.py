@@ -41,6 +41,18 @@ def calls(udp: int) -> dict[str, int]:
             "sendto": 2, "recvfrom": 2, "sendmsg": 1, "recvmsg": 1}
 
 
+def _unix_stream_name() -> str:
+    """The kernel's name (``sk->sk_prot->name``) of AF_UNIX stream sockets: ``UNIX-STREAM``
+    since 5.14 gave them a proto of their own, ``UNIX`` before (as /proc/net/protocols lists)."""
+    try:
+        with open("/proc/net/protocols") as table:
+            names = {line.split()[0] for line in table if line.strip()}
+    except OSError:
+        names = set()
+    return "UNIX-STREAM" if "UNIX-STREAM" in names else "UNIX"
+
+
+UNIX_STREAM = _unix_stream_name()
 #: every connect(): (family, protocol, kernel protocol name, errno, which address)
 CONNECTS = [
     (socket.AF_INET, socket.IPPROTO_TCP, "TCP", 0, "tcp4"),
@@ -48,7 +60,7 @@ CONNECTS = [
     (socket.AF_INET, socket.IPPROTO_TCP, "TCP", errno.ENETUNREACH, "unroutable"),
     (socket.AF_INET, socket.IPPROTO_TCP, "TCP", errno.EINPROGRESS, "tcp4"),
     (socket.AF_INET6, socket.IPPROTO_TCP, "TCPv6", 0, "tcp6"),
-    (socket.AF_UNIX, 0, "UNIX-STREAM", 0, "unix"),
+    (socket.AF_UNIX, 0, UNIX_STREAM, 0, "unix"),
     (socket.AF_INET, socket.IPPROTO_UDP, "UDP", 0, "udp"),
 ]
 #: every accept(), on a listening socket of: (family, protocol, kernel protocol name)
@@ -56,7 +68,7 @@ ACCEPTS = [
     (socket.AF_INET, socket.IPPROTO_TCP, "TCP"),
     (socket.AF_INET, socket.IPPROTO_TCP, "TCP"),
     (socket.AF_INET6, socket.IPPROTO_TCP, "TCPv6"),
-    (socket.AF_UNIX, 0, "UNIX-STREAM"),
+    (socket.AF_UNIX, 0, UNIX_STREAM),
 ]
 
 
