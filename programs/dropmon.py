@@ -308,11 +308,19 @@ class DropMon(Tool):
         self.stacks = StackTraces(coll.map(stacks))
         self.wall = WallClock()
         self.has_reasons = bool(Reason.names())
+        from .common.metrics import Bounded
+
+        self.bound = Bounded()
+        #: drops by (reason, ifname, netns) for --prometheus/--textfile (None: not asked)
+        self.counted: dict[tuple, int] | None = {} if self.publisher is not None else None
 
 
     def row(self, ev: DropEvent) -> dict[str, Any]:
         pkt = packet.fields(ev.pkt)
         reason = ev.reason if ev.flags & F_REASON and self.has_reasons else None
+        if self.counted is not None:
+            key = (reason, ev.ifname or None, ev.netns or None)
+            self.counted[key] = self.counted.get(key, 0) + 1
         return {
             "time": round(self.wall(ev.ts), 6),
             "pid": ev.pid,
@@ -326,6 +334,12 @@ class DropMon(Tool):
             "kstack": self._stack(ev.kstack, None),
             "ustack": self._stack(ev.ustack, ev.pid) if self.opts.ustack else None,
         }
+
+    def metrics(self) -> list:
+        from .common.metrics import counters
+
+        return [counters("pybpfasm_drops_total", "packets dropped, as printed", ("reason", "ifname", "netns"),
+                         (self.counted or {}).items(), self.bound)]
 
     def _stack(self, stack_id: int, pid: int | None) -> list[str] | None:
         if stack_id < 0:

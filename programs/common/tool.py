@@ -329,7 +329,17 @@ class _Loop:
         """The metrics at most once a second between ticks (and at each tick)."""
         if self.tool.publisher is not None and now - self.published >= 1.0:
             self.published = now
-            self.tool.publisher.publish(self.tool.metrics() or [])
+            self.tool.publisher.publish(self._families())
+
+    def _families(self) -> list:
+        """The tool's metrics, and for event tools the events lost so far, by cause."""
+        families = list(self.tool.metrics() or [])
+        if self.tool.events is not None:
+            from .metrics import counters
+
+            families.append(counters("pybpfasm_lost_events_total", "events the kernel could not hand to user space",
+                                     ("cause",), (((c,), n) for c, n in self.reported_lost.items())))
+        return families
 
     def _header(self) -> None:
         if not self.headed:
@@ -386,7 +396,7 @@ class _Loop:
         self.last_tick = time.monotonic()
         rows = self.tool.tick(self.coll, self.opts)
         if self.tool.publisher is not None:
-            self.tool.publisher.publish(self.tool.metrics() or [])
+            self.tool.publisher.publish(self._families())
         if self.out.json:
             self.out.rows(self.tool.tick_json(rows), None)
         else:

@@ -201,3 +201,29 @@ def test_socket_tools_write_their_counts_to_a_textfile(tool, tmp_path, name, exp
         time.sleep(0.2)
     mon.stop()
     assert line == f"{expr} {want}"
+
+
+def test_dropmon_writes_drops_and_losses_to_a_textfile(tool, tmp_path):
+    """dropmon --textfile on the netmon lab's server: 3 UDP datagrams to a closed port on srv1
+    and 2 dropped by nft on srv2 are exactly what the file says; the frame adds its lost-events family."""
+    declared = netmoncases.load()
+    path = tmp_path / "dropmon.prom"
+    with build.built(declared.topology):
+        time.sleep(3.0)
+        srv = build.inode(declared.topology.namespaces["pnmsrv"].full)
+        mon = tool("dropmon", "--netns", str(srv), "--no-stack", "--textfile", str(path))
+        for sc in declared.scenarios:
+            if sc.name in ("netmon-udp4-closed-port", "netmon-udp6-nft-drop"):
+                sc.sender.send()
+        want = {f'pybpfasm_drops_total{{reason="NO_SOCKET",ifname="srv1",netns="{srv}"}} 3',
+                f'pybpfasm_drops_total{{reason="NETFILTER_DROP",ifname="srv2",netns="{srv}"}} 2'}
+        deadline, got = time.monotonic() + 10, set()
+        while time.monotonic() < deadline:
+            text = path.read_text() if path.exists() else ""
+            got = {line for line in text.splitlines() if line.startswith("pybpfasm_drops_total")}
+            if got == want:
+                break
+            time.sleep(0.2)
+        mon.stop()
+    assert got == want
+    assert "# TYPE pybpfasm_lost_events_total counter\n" in text
