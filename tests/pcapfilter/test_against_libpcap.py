@@ -31,7 +31,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 
 from pybpfasm import pcapfilter
-from pybpfasm.dsl import ArrayMap, Collection, ProgramDef, u32
+from pybpfasm.dsl import ArrayMap, Collection, ProgramDef, u8, u32
 from pybpfasm.link.netns import entered
 
 from . import libpcap
@@ -91,7 +91,8 @@ SLOTS = 128  # verdict slots per expression in the skb programs' map
 NS = f"ppf-{os.getpid()}"
 
 seen = ArrayMap(u32, 128, name="ppf_seen")
-verdicts = ArrayMap(u32, 128 * SLOTS, name="ppf_verdicts")
+#: per expression, the verdict (0 or 1) for each of the last SLOTS frames it saw
+verdicts = ArrayMap(u8[SLOTS], 128, name="ppf_verdicts")
 frames_checked, tc_frames = [0], [0]
 
 
@@ -144,7 +145,9 @@ def skb_program(index: int, flt: pcapfilter.Filter, ifindex: int, netns: int) ->
         with seen.lookup(b, index) as n:
             slot = b.var(n & (SLOTS - 1))
             n.store(n + 1)
-            verdicts.update(b, slot + index * SLOTS, matched)
+            mine = verdicts.lookup_ptr(b, index)
+            with b.if_(mine != 0):
+                mine.non_null().at(slot).cast(u8).deref().store(matched)
 
     return ProgramDef(record, "raw_tracepoint", ("net_dev_start_xmit",), name=f"ppf_skb{index}")
 
@@ -199,13 +202,13 @@ def test_every_verdict_equals_libpcaps(filters, batch):
         s.drain()
     for data in batch:
         sender.send(data)
-    counters, slots = coll.map(seen), dict(coll.map(verdicts).lookup_batch())
+    counters, slots = coll.map(seen), coll.map(verdicts)
     mismatches = []
     for i, expr in enumerate(EXPRESSIONS):
         want = _accepted(batch, sockets[i].drain())
         got_xdp = [xdp[i].test_run(data, data_out_size=0).retval == 1 for data in batch]
         assert counters[i] == len(batch), f"{expr}: the skb program saw {counters[i]} of {len(batch)} frames"
-        got_skb = [slots[i * SLOTS + n] == 1 for n in range(len(batch))]
+        got_skb = [v == 1 for v in slots[i][:len(batch)]]
         got_tc = [tc[i].test_run(data, data_out_size=0).retval == 1 if i in tc and tc_takes(data) else want[n]
                   for n, data in enumerate(batch)]
         for n, data in enumerate(batch):
