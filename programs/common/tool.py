@@ -104,6 +104,15 @@ class Tool:
         """Periodic tools: one interval's rows as JSON objects (the table's top rows)."""
         return rows if self.table is None else self.table.json_rows(rows)
 
+    def finished(self) -> bool:
+        """Periodic tools: whether what was asked is done (asked after each tick)."""
+        return False
+
+    def metrics(self) -> list | None:
+        """Counting tools: their totals as :class:`~.metrics.Family` objects, for
+        ``--prometheus``/``--textfile`` (offered to the tools that define this)."""
+        return None
+
     def notes(self, coll: Collection, opts: Any) -> list[str]:
         """Lines for stderr before tracing starts (what this kernel cannot report)."""
         return []
@@ -135,6 +144,10 @@ class Tool:
             shared.add_argument("-i", "--interval", type=types.seconds, default=self.interval,
                                 metavar="S", help=f"seconds between outputs (default {self.interval:g})")
         shared.add_argument("--duration", type=types.seconds, metavar="S", help="exit after S seconds")
+        if type(self).metrics is not Tool.metrics:
+            from . import metrics
+
+            metrics.add_arguments(shared)
         shared.add_argument("--btf", metavar="FILE",
                             help="kernel types from FILE (raw BTF or a vmlinux with .BTF) for "
                                  "kernels without /sys/kernel/btf/vmlinux")
@@ -148,7 +161,11 @@ class Tool:
         with stop:
             opts = self.options(args)
             out = Output(args.json, args.log_file)  # bad input is exit 2, before "cannot run here"
+            self.publisher = None
             try:
+                from .metrics import Publisher
+
+                self.publisher = Publisher.start(args)
                 why = self.unavailable()
                 if why is not None:
                     raise KernelError(f"cannot trace on this kernel: {why}")
@@ -160,6 +177,8 @@ class Tool:
                     _Loop(self, coll, opts, args, out, stop).run(reader)
             finally:
                 out.close()
+                if self.publisher is not None:
+                    self.publisher.close()
         return 0
 
     def _collection(self, args: argparse.Namespace) -> Collection:
@@ -264,6 +283,7 @@ class _Loop:
         self.reported_lost: dict[str, int] = {}
         self.raw = getattr(args, "raw", False)
         self.headed = args.json
+        self.published = 0.0
 
     def run(self, reader: Any) -> None:
         """Read *reader* (None: ticks only) until stopped, counted out or timed out; closes it."""
@@ -289,6 +309,9 @@ class _Loop:
                 if next_tick is not None and now >= next_tick:
                     self._tick()
                     next_tick += self.interval
+                    if self.tool.finished():
+                        return
+                self._publish(now)
                 if self.deadline is not None and now >= self.deadline:
                     break
             if reader is not None:
@@ -301,6 +324,22 @@ class _Loop:
                 if reader.lost:
                     print(f"Lost {reader.lost} events ({lost_causes(reader.losses)})", file=sys.stderr)
                 reader.close()
+
+    def _publish(self, now: float) -> None:
+        """The metrics at most once a second between ticks (and at each tick)."""
+        if self.tool.publisher is not None and now - self.published >= 1.0:
+            self.published = now
+            self.tool.publisher.publish(self._families())
+
+    def _families(self) -> list:
+        """The tool's metrics, and for event tools the events lost so far, by cause."""
+        families = list(self.tool.metrics() or [])
+        if self.tool.events is not None:
+            from .metrics import counters
+
+            families.append(counters("pybpfasm_lost_events_total", "events the kernel could not hand to user space",
+                                     ("cause",), (((c,), n) for c, n in self.reported_lost.items())))
+        return families
 
     def _header(self) -> None:
         if not self.headed:
@@ -356,6 +395,8 @@ class _Loop:
     def _tick(self) -> None:
         self.last_tick = time.monotonic()
         rows = self.tool.tick(self.coll, self.opts)
+        if self.tool.publisher is not None:
+            self.tool.publisher.publish(self._families())
         if self.out.json:
             self.out.rows(self.tool.tick_json(rows), None)
         else:
