@@ -15,6 +15,7 @@ then drops by ``pkt_type`` and by location.  A map that fills up is counted and 
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import socket
 import time
@@ -25,7 +26,7 @@ from pybpfasm.errors import UsageError
 
 from . import netmon_kernel as nk
 from .common import options as types
-from .common.metrics import Bounded, Family
+from .common.metrics import Bounded, Family, counters
 from .common.output import escape
 from .common.packet import mac, proto_name
 from .common.reasons import drop_reasons
@@ -106,6 +107,26 @@ class DropKeys:
         return "-" if key is None else str(key)
 
 
+def _typed(event: str) -> bool:
+    """Whether BTF has raw tracepoint *event*'s prototype (its arguments' layout)."""
+    from pybpfasm.btf import BTF, BTFError, Kind
+
+    try:
+        return bool(BTF.kernel().ids(f"btf_trace_{event}", [Kind.TYPEDEF]))
+    except BTFError:
+        return False
+
+
+def xdp_actions() -> dict[int, str]:
+    """``enum xdp_action`` from BTF: value -> name (``XDP_ABORTED``...)."""
+    from pybpfasm.btf import BTF, BTFError
+
+    try:
+        return {v: k for k, v in BTF.kernel().enum("xdp_action").items()}
+    except BTFError:
+        return {}
+
+
 def raw(key: Any) -> tuple:
     """A DropKey as a hashable value."""
     return (bytes(key.subject), bytes(key.peer), key.sport, key.dport, key.n, key.family, key.proto)
@@ -169,13 +190,22 @@ class NetmonDrop(Tool):
                           netns=tuple(args.netns), hook=args.hook)
 
     def programs(self, opts: nk.Options) -> list[ProgramDef]:
-        return [nk.drop_hook.choose(opts.hook)]
+        from .common.hooks import unavailable
+
+        self.xdp = [p for p in nk.XDP_PROGRAMS if unavailable(p) is None and _typed(p.target[0])]
+        return [nk.drop_hook.choose(opts.hook), *self.xdp]
 
     def notes(self, coll: Any, opts: nk.Options) -> list[str]:
         hooks = ", ".join(f"{p.kind} {':'.join(p.target)}" for p in coll.programs)
         lines = [f"hooks: {hooks}"]
         if not drop_reasons():
             lines.append("this kernel reports no drop reasons (they arrived in 5.17)")
+        missing = [e for e in nk.XDP_EVENTS if e not in {p.target[0] for p in self.xdp}]
+        if missing:
+            lines.append(f"XDP: no raw tracepoint {', '.join(missing)} in this kernel (6.18 reports map "
+                         "redirect errors as xdp_redirect_err)")
+        lines.append("XDP: XDP_DROP verdicts are not counted (they need fexit on each XDP program; "
+                     "not implemented here, and this kernel refuses fexit programs)")
         return lines
 
     def prepare(self, coll: Any, opts: nk.Options) -> None:
@@ -188,13 +218,14 @@ class NetmonDrop(Tool):
         self.reasons = drop_reasons() or {}
         self.key_gains, self.place_gains, self.total_gains = Gains(), Gains(), Gains()
         self.reached = 0
+        self.xdp_map, self.xdp_gains, self.actions = coll.map(nk.xdp_drops), Gains(), xdp_actions()
         self.key_labels: dict[tuple, str] = {}
-        self.bounds = {name: Bounded() for name in ("drops", "locations", "keys")}
+        self.bounds = {name: Bounded() for name in ("drops", "locations", "keys", "xdp")}
 
     # -- one table --------------------------------------------------------------------------
     def _totals(self) -> tuple[int, ...]:
         per_cpu = self.totals[0]
-        fields = [(t.drops, t.unix, t.full_keys, t.full_places, *t.pkt_types) for t in per_cpu]
+        fields = [(t.drops, t.unix, t.full_keys, t.full_places, t.full_xdp, *t.pkt_types) for t in per_cpu]
         return tuple(sum(col) for col in zip(*fields))
 
     def _place(self, p: Any) -> tuple[str, str | None, str | None, int | None]:
@@ -203,8 +234,8 @@ class NetmonDrop(Tool):
         return where, reason, p.ifname or None, p.netns or None
 
     def tick(self, coll: Any, opts: nk.Options) -> list[dict[str, Any]]:
-        gained = self.total_gains({0: self._totals()}).get(0, (0,) * (4 + len(nk.PKT_TYPES)))
-        drops, unix, full_keys, full_places = gained[:4]
+        gained = self.total_gains({0: self._totals()}).get(0, (0,) * (5 + len(nk.PKT_TYPES)))
+        drops, unix, full_keys, full_places, full_xdp = gained[:5]
         counted = {raw(k): (k, (*v.cols, v.total)) for k, v in self.keys.items()}
         keyed = self.key_gains({r: v for r, (_, v) in counted.items()})
         now: dict[tuple, tuple[int]] = {}
@@ -227,11 +258,25 @@ class NetmonDrop(Tool):
         return [{
             "time": round(time.time(), 6), "sort": opts.sort, "total": drops, "unix": unix,
             "rows": [r for r in rows if r["total"] >= self.args.threshold],
-            "pkt_types": dict(zip(nk.PKT_TYPES, gained[4:])),
+            "pkt_types": dict(zip(nk.PKT_TYPES, gained[5:])),
             "locations": dict(sorted(locations.items(), key=lambda kv: (-kv[1], kv[0]))),
             "reasons": dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
-            "full": {"keys": full_keys, "places": full_places},
+            "xdp": self._xdp_rows(),
+            "full": {"keys": full_keys, "places": full_places, "xdp": full_xdp},
         }]
+
+    def _xdp_rows(self) -> list[dict[str, Any]]:
+        """This table's XDP-layer drops: one row a tracepoint, device, action or error and target."""
+        now = {(k.event, k.ifname, k.netns, k.act, k.err, k.target): (n,) for k, n in self.xdp_map.items()}
+        rows = []
+        for (event, ifname, netns, act, err, target), (n,) in self.xdp_gains(now).items():
+            redirect = event != 0
+            rows.append({"event": nk.XDP_EVENTS[event], "ifname": ifname or None, "netns": netns or None,
+                         "action": self.actions.get(act, act),
+                         "err": (errno.errorcode.get(-err, err) if err else None) if redirect else None,
+                         "target": target if redirect else None, "count": n})
+        rows.sort(key=lambda r: (-r["count"], r["event"], str(r["ifname"])))
+        return rows
 
     def finished(self) -> bool:
         return self.args.limit is not None and self.reached >= self.args.limit
@@ -239,7 +284,7 @@ class NetmonDrop(Tool):
     def metrics(self) -> list[Family]:
         """The totals since the start: by reason, interface and namespace, by location, by
         the sort's key (each at most the first 50 label sets, then ``other``), by pkt_type."""
-        totals = self.total_gains.seen.get(0, (0,) * (4 + len(nk.PKT_TYPES)))
+        totals = self.total_gains.seen.get(0, (0,) * (5 + len(nk.PKT_TYPES)))
         drops = Family("pybpfasm_drops_total", "packets dropped", ("reason", "ifname", "netns"))
         where = Family("pybpfasm_drop_locations_total", "packets dropped, by the function that dropped them",
                        ("location",))
@@ -259,14 +304,19 @@ class NetmonDrop(Tool):
         for key, n in self.bounds["keys"].fold(rows).items():
             keyed.add((self.opts.sort, key[1]) if key[0] == "other" else key, n)
         kinds = Family("pybpfasm_drops_by_pkt_type_total", "packets dropped, by skb pkt_type", ("pkt_type",))
-        for name, n in zip(nk.PKT_TYPES, totals[4:]):
+        for name, n in zip(nk.PKT_TYPES, totals[5:]):
             kinds.add((name,), n)
         unix = Family("pybpfasm_unix_socket_drops_total", "unix socket drops (in no key row)")
         unix.add((), totals[1])
         lost = Family("pybpfasm_lost_events_total", "drops that found a map full (counted, not keyed)", ("map",))
         lost.add(("keys",), totals[2])
         lost.add(("places",), totals[3])
-        return [drops, where, keyed, kinds, unix, lost]
+        lost.add(("xdp",), totals[4])
+        xdp = counters("pybpfasm_xdp_drops_total", "XDP-layer drops, by tracepoint, device and action",
+                       ("event", "ifname", "netns", "action"),
+                       (((nk.XDP_EVENTS[e], i, ns, self.actions.get(a, a)), n)
+                        for (e, i, ns, a, _, _), (n,) in self.xdp_gains.seen.items()), self.bounds["xdp"])
+        return [drops, where, keyed, kinds, unix, lost, xdp]
 
     # -- text -------------------------------------------------------------------------------
     def tick_text(self, tables: list[dict[str, Any]]) -> list[str]:
@@ -277,10 +327,15 @@ class NetmonDrop(Tool):
             lines += self._flows(t["rows"]) if t["sort"].startswith("flow") else self._columns(t["rows"])
             lines += ["", "  drops by packet type: " + "".join(f"  {k}: {n}" for k, n in t["pkt_types"].items()), ""]
             lines += [f"{escape(where):>32}: {n:10}" for where, n in t["locations"].items()]
+            for x in t["xdp"]:
+                detail = f" {x['err']} to {x['target']}" if x["err"] is not None else ""
+                lines.append(f"  {x['event']}: {escape(x['ifname'] or '-')} netns {x['netns']} "
+                             f"{x['action']}{detail}: {x['count']}")
             full = t["full"]
-            if full["keys"] or full["places"]:
+            if any(full.values()):
                 lines.append(f"  maps full: {full['keys']} drops without a key row (max {nk.MAX_KEYS}), "
-                             f"{full['places']} without a location (max {nk.MAX_PLACES})")
+                             f"{full['places']} without a location (max {nk.MAX_PLACES}), "
+                             f"{full['xdp']} XDP drops uncounted")
         return lines
 
     def _columns(self, rows: list[dict[str, Any]]) -> list[str]:

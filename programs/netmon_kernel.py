@@ -20,11 +20,13 @@ from pybpfasm.dsl import (
     Record,
     char,
     kernel_enum,
+    s32,
     u8,
     u16,
     u32,
     u64,
 )
+from pybpfasm.dsl import UnknownName
 from pybpfasm.dsl.maps import atomic_add
 
 from .common import packet
@@ -96,10 +98,24 @@ class Totals(Record):
     unix: u64
     full_keys: u64
     full_places: u64
+    full_xdp: u64
     pkt_types: u64[len(PKT_TYPES)]
 
 
+class XdpKey(Record):
+    """An XDP-layer drop: which tracepoint, where, and its action or error and target."""
+
+    ifname: char[16]
+    netns: u32
+    act: u32
+    err: s32
+    #: the redirect's target: an ifindex, or the map slot of a map redirect
+    target: s32
+    event: u8
+
+
 keys = HashMap(DropKey, Counts, MAX_KEYS, name="nm_keys")
+xdp_drops = HashMap(XdpKey, u64, 1024, name="nm_xdp")
 places = HashMap(Place, u64, MAX_PLACES, name="nm_places")
 totals = PerCPUArray(Totals, 1, name="nm_totals")
 #: a new key's counts: zeros, inserted from this map (not from 120 bytes of stack)
@@ -298,3 +314,46 @@ drop_hook = Hook(
     ProgramDef(on_kfree_skb_raw, "raw_tracepoint", ("kfree_skb",), name="nm_kfree_skb"),
     ProgramDef(on_kfree_skb_tp, "tracepoint", ("skb", "kfree_skb"), name="nm_kfree_skb"),
 )
+
+
+#: the XDP layer's drop tracepoints, each its own rows (its index is XdpKey.event)
+XDP_EVENTS = ("xdp_exception", "xdp_redirect_err", "xdp_redirect_map_err")
+XDP_REDIRECT = 4
+
+
+def xdp_program(event: str) -> ProgramDef:
+    """A raw tracepoint counting *event* by device, namespace and action or error."""
+
+    def on_xdp(b, ctx, opts: Options):
+        # (dev, prog, act) and (dev, prog, target, err, ..., index): the index is last on every kernel
+        dev = b.read(ctx.arg(0).cast("struct net_device").deref(), "nd_net", "name", name="net_device fields")
+        key = b.stack(XdpKey, "the xdp key")
+        b.zero(key)
+        key.ifname = dev.name
+        key.netns = dev.nd_net.net.ns.inum
+        if opts.netns:
+            with b.if_(~key.netns.in_(*opts.netns)):
+                b.return_(0)
+        key.event = XDP_EVENTS.index(event)
+        if event == "xdp_exception":
+            key.act = ctx.arg(2)
+        else:
+            key.act = XDP_REDIRECT
+            if not ctx.names:
+                raise UnknownName(f"no BTF prototype for raw tracepoint {event}: its arguments are unknown")
+            key.err = ctx.arg(3)
+            key.target = ctx.arg(len(ctx.names) - 1)
+        total = totals.lookup_ptr(b, 0)
+        with b.if_(total == 0):
+            b.return_(0)
+        count = upsert(b, xdp_drops, key, 0)
+        with b.if_(count == 0):
+            atomic_add(b, total.non_null().deref().full_xdp, 1)
+        with b.else_():
+            atomic_add(b, count.non_null().deref(), 1)
+
+    on_xdp.__qualname__ = f"on_xdp[{event}]"
+    return ProgramDef(on_xdp, "raw_tracepoint", (event,), name=f"nm_{event}"[:15])
+
+
+XDP_PROGRAMS = [xdp_program(e) for e in XDP_EVENTS]

@@ -67,7 +67,45 @@ def _tcp_rst(s: Sender, t: Table) -> Callable[[], None]:
     return lambda: packets.send_frames(s.netns, iface.name, [frame] * count)
 
 
-KINDS = {"arp": _arp, "tcp_rst": _tcp_rst}
+def _xdp_verdict(verdict: str):
+    """The lab's XDP programs: ``aborted`` returns XDP_ABORTED; ``redirect-missing`` redirects
+    every frame to ifindex :data:`MISSING_IFINDEX`, which no device has."""
+    from pybpfasm.dsl import ProgramDef
+
+    def aborted(b, ctx) -> None:
+        b.return_(b.btf.enum("xdp_action")["XDP_ABORTED"])
+
+    def redirect_missing(b, ctx) -> None:
+        b.return_(b.call("redirect", MISSING_IFINDEX, 0))
+
+    body = {"aborted": aborted, "redirect-missing": redirect_missing}[verdict]
+    return ProgramDef(body, "xdp", name=f"pnm_{verdict.replace('-', '_')}"[:15])
+
+
+MISSING_IFINDEX = 999999
+
+
+def _xdp(s: Sender, t: Table) -> Callable[[], None]:
+    """The ``send`` traffic while the XDP program ``verdict`` runs on ``dev`` (in ``from``)."""
+    dev, verdict = t.get("dev", str), t.get("verdict", str)
+    if verdict not in ("aborted", "redirect-missing"):
+        raise DeclarationError(f"{t.where}: verdict must be aborted or redirect-missing")
+    inner = sender(s.topology, t.table("send"))
+
+    def send() -> None:
+        from pybpfasm.dsl import Collection
+        from pybpfasm.link.xdp import attach_xdp
+
+        pdef = _xdp_verdict(verdict)
+        with Collection() as coll:
+            prog = coll.load(pdef)
+            with attach_xdp(prog, dev, netns=s.netns):
+                inner.send()
+                time.sleep(0.3)  # the frames reach the program (veth NAPI) before it goes
+    return send
+
+
+KINDS = {"arp": _arp, "tcp_rst": _tcp_rst, "xdp": _xdp}
 
 
 class _Crafted(Sender):
@@ -99,6 +137,16 @@ class Drop:
     columns: tuple[str, ...]
 
 
+#: what a declared XDP-layer drop says (netns by local name)
+XDP_KEYS: dict[str, type] = {"event": str, "ifname": str, "netns": str, "action": str, "err": str, "target": int}
+
+
+@dataclass(frozen=True)
+class XdpDrop:
+    count: int
+    fields: Mapping[str, Any]
+
+
 @dataclass(frozen=True)
 class NetmonScenario:
     name: str
@@ -106,6 +154,7 @@ class NetmonScenario:
     sender: Sender
     settle: float
     drops: tuple[Drop, ...]
+    xdp: tuple[XdpDrop, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -130,8 +179,12 @@ def load(name: str = "netmon", release: str | None = None) -> NetmonScenarios:
             reason = scenario._reason_for(e.table("reason"), series) if isinstance(raw, dict) else e.get("reason", str)
             drops.append(Drop(e.get("count", int), fields, reason, tuple(e.strings("columns"))))
             e.done()
+        xdp = []
+        for e in t.tables("xdp"):
+            xdp.append(XdpDrop(e.get("count", int), {k: e.get(k, kind) for k, kind in XDP_KEYS.items() if k in e.data}))
+            e.done()
         out.append(NetmonScenario(t.get("name", str), t.get("summary", str), sender(topo, t.table("traffic")),
-                                  float(t.get("settle", (int, float), 0.0)), tuple(drops)))
+                                  float(t.get("settle", (int, float), 0.0)), tuple(drops), tuple(xdp)))
         t.done()
     doc.done()
     return NetmonScenarios(topo, tuple(out))
@@ -156,7 +209,8 @@ def sort_key(sort: str, f: Mapping[str, Any], reason: str | None, inodes: Mappin
             "dport": f.get("dport", 0)}
 
 
-def expected_cells(drops: Sequence[Drop], inodes: Mapping[str, int]) -> list[Expectation]:
+def expected_cells(drops: Sequence[Drop], inodes: Mapping[str, int],
+                   xdp: Sequence[XdpDrop] = ()) -> list[Expectation]:
     """Every table cell the drops fill, under every sort, with its exact count."""
     merged: dict[str, tuple[dict[str, Any], int]] = {}
 
@@ -175,6 +229,11 @@ def expected_cells(drops: Sequence[Drop], inodes: Mapping[str, int]) -> list[Exp
             if row is not None:
                 for column in (*d.columns, "total"):
                     add(d.count, {"sort": sort, "cell": "row", "key": row, "column": column})
+    for x in xdp:
+        row = {"event": x.fields["event"], "ifname": x.fields.get("ifname"), "netns": inodes[x.fields["netns"]],
+               "action": x.fields["action"], "err": x.fields.get("err"), "target": x.fields.get("target")}
+        for sort in SORTS:
+            add(x.count, {"sort": sort, "cell": "xdp", **row})
     return [Expectation(n, cell) for cell, n in merged.values()]
 
 
@@ -190,7 +249,9 @@ def cells(sort: str, tables: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]
             for column, n in row.items():
                 if column != "key" and isinstance(n, int):
                     out += [{"sort": sort, "cell": "row", "key": row["key"], "column": column}] * n
-        if t["unix"] or t["full"]["keys"] or t["full"]["places"]:
+        for x in t["xdp"]:
+            out += [{"sort": sort, "cell": "xdp", **{k: v for k, v in x.items() if k != "count"}}] * x["count"]
+        if t["unix"] or any(t["full"].values()):
             out.append({"sort": sort, "cell": "unix/full", "unix": t["unix"], "full": t["full"]})
     return out
 
@@ -257,7 +318,7 @@ def run(declared: NetmonScenarios, names: Sequence[str] = (), progress: Progress
                 time.sleep(sc.settle)
                 mons.wait_quiet(marks)
                 observed = [c for s, tables in mons.since(marks).items() for c in cells(s, tables)]
-                verdict = judge(sc.name, expected_cells(sc.drops, inodes), observed)
+                verdict = judge(sc.name, expected_cells(sc.drops, inodes, sc.xdp), observed)
                 verdicts.append(verdict)
                 if progress:
                     progress(sc, verdict)
