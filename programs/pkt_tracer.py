@@ -143,7 +143,7 @@ def entry_program(index: int, target: fnhooks.Target, kind: str) -> ProgramDef:
 
 def return_program(index: int, target: fnhooks.Target, kind: str) -> ProgramDef:
     def on_return(b, ctx, opts: Options):
-        if kind == "fexit":
+        if kind == "fentry":  # its fexit has the arguments
             arg = ctx.arg(target.index)
             where = _deref(b, arg) if target.by_reference else arg
         else:
@@ -156,7 +156,7 @@ def return_program(index: int, target: fnhooks.Target, kind: str) -> ProgramDef:
             call.sk.skb = frame.skb
             call.duration = call.sk.ts - frame.ts
             if opts.returns:
-                call.ret = ctx.arg(len(ctx.names)) if kind == "fexit" else ctx.ret
+                call.ret = ctx.arg(len(ctx.names)) if kind == "fentry" else ctx.ret
             pid_tgid = b.var(b.get_current_pid_tgid())
             call.tid = pid_tgid & 0xFFFFFFFF
             call.sk.pid = pid_tgid >> 32

@@ -150,6 +150,9 @@ def _addresses_first(b, skb_ref, pf: PacketFilter) -> None:
     wanted = [(k, a) for k, a in (("host", pf.host), ("src", pf.src), ("dst", pf.dst)) if a is not None]
     if not wanted or len({a.version for _, a in wanted}) != 1:
         return
+    from pybpfasm.dsl.types import Space
+
+    # the skb in its own space (tp_btf, fentry: direct loads), the packet with a probe read
     hdr = b.read(skb_ref, "protocol", "network_header", "head", name="sk_buff network fields")
     v4 = wanted[0][1].version == 4
     ethertype = packet.ETH_P_IP if v4 else packet.ETH_P_IPV6
@@ -158,7 +161,7 @@ def _addresses_first(b, skb_ref, pf: PacketFilter) -> None:
         b.return_(0)  # another family: no address of this one
     with b.if_(proto == ethertype):
         l3 = hdr.head.rvalue().at(hdr.network_header)
-        ip = b.read(l3.cast("struct iphdr" if v4 else "struct ipv6hdr").deref(), "saddr", "daddr",
+        ip = b.read(l3.cast("struct iphdr" if v4 else "struct ipv6hdr", Space.KERNEL).deref(), "saddr", "daddr",
                     name="ip addresses")
 
         def same(field, addr):
@@ -193,7 +196,7 @@ def capture(b, skb_ptr, hook: int, reason, filt: SkbFilter, *, passes: Callable 
     device = []
     early = filt.netns is not None or filt.ifname is not None or filt.mark is not None
     if not early and passes is None:  # most packets fail an address filter: test it first
-        _addresses_first(b, skb_ref, filt.packet)
+        _addresses_first(b, skb_ptr.cast("struct sk_buff").deref(), filt.packet)
     hdr = packet.read_skb(b, skb_ref, "dev", "sk", "mark", "len", "protocol", "pkt_type", mac=True)
     b.zero(ev)
     if early:  # device filters are the cheapest: first
