@@ -10,7 +10,9 @@ the same by data-flow analysis).
 
 Deciding a comparison from a fact skips its load, and never changes what a
 load past the end does: the fact came from an earlier load of the very same
-bytes on the same path, so that load was in bounds.
+bytes on the same path, so that load was in bounds.  A part that decides a
+conjunction (false) or a disjunction (true) keeps the parts before it, which
+still run: one of their loads may be past the end and reject the packet.
 """
 
 from __future__ import annotations
@@ -85,7 +87,11 @@ def simplify(p: ir.Pred, facts: Facts) -> Decided:
     for part in p.parts:
         s = simplify(part, facts)
         if s is (not conjunction):  # a false part of a conjunction, a true part of a disjunction
-            return s
+            if not parts:
+                return s
+            # what comes before still runs: one of its loads may be past the end (a reject)
+            parts.append(ir.TRUE if s else ir.FALSE)
+            break
         if s is not conjunction:
             parts.append(s)
     if not parts:

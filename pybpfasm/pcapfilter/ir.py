@@ -77,6 +77,8 @@ class Not:
 
 
 Pred = Union[Cmp, All, Any, Not]
+#: comparisons of constants: a predicate's value once decided, where what runs before it matters
+TRUE, FALSE = Cmp("==", Const(0), Const(0)), Cmp("==", Const(0), Const(1))
 
 
 def all_of(*parts: Pred) -> Pred:

@@ -33,18 +33,29 @@ def _capture_file(directory: str) -> str:
     return str(path)
 
 
-def classic_program(expr: str, directory: str) -> list[tuple[int, int, int, int]]:
-    """libpcap's classic BPF for *expr*: (code, jt, jf, k) per instruction."""
-    out = subprocess.run([tcpdump(), "-r", _capture_file(directory), "-ddd", expr],
+def _command(expr: str, directory: str, optimize: bool) -> list[str]:
+    return [tcpdump(), "-r", _capture_file(directory), *(() if optimize else ("-O",)), "-ddd", expr]
+
+
+def classic_program(expr: str, directory: str, optimize: bool = True) -> list[tuple[int, int, int, int]]:
+    """libpcap's classic BPF for *expr*: (code, jt, jf, k) per instruction (unoptimised: ``-O``)."""
+    out = subprocess.run(_command(expr, directory, optimize),
                          capture_output=True, text=True, check=True).stdout.split("\n")
     count = int(out[0])
     return [tuple(int(x) for x in line.split()) for line in out[1:1 + count]]  # type: ignore[misc]
 
 
+def compile_error(expr: str, directory: str, optimize: bool = True) -> str | None:
+    """libpcap's complaint about *expr* (``tcpdump: ...``), or None if it compiles."""
+    proc = subprocess.run(_command(expr, directory, optimize), capture_output=True, text=True)
+    if proc.returncode == 0:
+        return None
+    return [line for line in proc.stderr.splitlines() if line.startswith("tcpdump: ")][-1]
+
+
 def compiles(expr: str, directory: str) -> bool:
     """Whether libpcap accepts *expr*."""
-    return subprocess.run([tcpdump(), "-r", _capture_file(directory), "-ddd", expr],
-                          capture_output=True).returncode == 0
+    return compile_error(expr, directory) is None
 
 
 class FilteredSocket:

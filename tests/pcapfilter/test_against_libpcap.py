@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
@@ -88,33 +87,11 @@ TC_EXPRESSIONS = ["less 60", "greater 100", "len - 14 > 50", "len & 3 = 0", "vla
 BATCH = 100
 EXAMPLES = 100
 SLOTS = 128  # verdict slots per expression in the skb programs' map
-NS = f"ppf-{os.getpid()}"
 
 seen = ArrayMap(u32, 128, name="ppf_seen")
 #: per expression, the verdict (0 or 1) for each of the last SLOTS frames it saw
 verdicts = ArrayMap(u8[SLOTS], 128, name="ppf_verdicts")
 frames_checked, tc_frames = [0], [0]
-
-
-def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True)
-
-
-@pytest.fixture(scope="module")
-def veth():
-    """``ppf-a`` (frames sent here) and its peer ``ppf-b``, alone in a fresh namespace with IPv6 off."""
-    _ip("netns", "add", NS)
-    try:
-        for conf in ("all", "default"):
-            _ip("netns", "exec", NS, "sysctl", "-qw", f"net.ipv6.conf.{conf}.disable_ipv6=1")
-        _ip("-n", NS, "link", "add", "ppf-a", "type", "veth", "peer", "name", "ppf-b")
-        for dev in ("ppf-a", "ppf-b"):
-            _ip("-n", NS, "link", "set", dev, "up")
-        with entered(NS):
-            ifindex = socket.if_nametoindex("ppf-a")
-        yield ifindex, os.stat(f"/run/netns/{NS}").st_ino
-    finally:
-        subprocess.run(["ip", "netns", "del", NS], capture_output=True)
 
 
 def packet_program(kind: str, index: int, flt: pcapfilter.Filter) -> ProgramDef:
@@ -154,7 +131,7 @@ def skb_program(index: int, flt: pcapfilter.Filter, ifindex: int, netns: int) ->
 
 @pytest.fixture(scope="module")
 def filters(veth, tmp_path_factory):
-    ifindex, netns = veth
+    ns, ifindex, netns = veth
     directory = str(tmp_path_factory.mktemp("ppf"))
     compiled = [pcapfilter.compile(e) for e in EXPRESSIONS]
     with Collection() as coll:
@@ -165,7 +142,7 @@ def filters(veth, tmp_path_factory):
             pdef = skb_program(i, f, ifindex, netns)
             coll.load(pdef)
             coll.attach(pdef)
-        with entered(NS):
+        with entered(ns):
             sockets = [libpcap.FilteredSocket("ppf-a", libpcap.classic_program(e, directory)) for e in EXPRESSIONS]
             sender = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
             sender.bind(("ppf-a", 0))
