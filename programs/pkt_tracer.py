@@ -125,7 +125,7 @@ def entry_program(index: int, target: fnhooks.Target, kind: str) -> ProgramDef:
             _spec_packet(b, arg, target.spec, opts.filter, ev)
         else:
             skb = _deref(b, arg) if target.by_reference else arg
-            skbhooks.capture(b, skb, 0, None, opts.filter, into=ev)
+            skbhooks.capture(b, skb, 0, None, opts.filter, into=ev, prefilter=False)
         where = ev.skb if kind == "fentry" else ctx.sp + fnhooks.arch_sp_at_return()
         frame = b.stack(Frame, "frame")
         frame.ts = ev.ts

@@ -178,7 +178,7 @@ def _addresses_first(b, skb_ref, pf: PacketFilter) -> None:
 
 
 def capture(b, skb_ptr, hook: int, reason, filt: SkbFilter, *, passes: Callable | None = None,
-            bridge_port: bool = False, into=None):
+            bridge_port: bool = False, into=None, prefilter: bool = True):
     """An :class:`SkbEvent` on the stack for an skb at *hook* that passes *filt*, else return.
 
     *passes* (``passes(b, hdr) -> Cond``, *hdr* the skb's fields) may let an skb through the packet filter anyway
@@ -186,6 +186,8 @@ def capture(b, skb_ptr, hook: int, reason, filt: SkbFilter, *, passes: Callable 
     only after the device filters.  With *bridge_port*, ``F_BRIDGE_PORT`` says whether the
     device is a bridge port (``IFF_BRIDGE_PORT``, from the kernel's BTF).  *into* is an
     SkbEvent field of a larger record on the stack to fill (default: a stack SkbEvent of its own).
+    *prefilter* tests address filters first, from two small reads (more stack: a program
+    whose own records are large turns it off).
     """
     from pybpfasm.dsl.types import Space
 
@@ -195,7 +197,7 @@ def capture(b, skb_ptr, hook: int, reason, filt: SkbFilter, *, passes: Callable 
     skb_ref = skb_ptr.cast("struct sk_buff", Space.KERNEL).deref()
     device = []
     early = filt.netns is not None or filt.ifname is not None or filt.mark is not None
-    if not early and passes is None:  # most packets fail an address filter: test it first
+    if prefilter and not early and passes is None:  # most packets fail an address filter: test it first
         _addresses_first(b, skb_ptr.cast("struct sk_buff").deref(), filt.packet)
     hdr = packet.read_skb(b, skb_ref, "dev", "sk", "mark", "len", "protocol", "pkt_type", mac=True)
     b.zero(ev)
