@@ -34,11 +34,12 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from . import ast, ir
 from .errors import FilterError
-from .parser import parse
-from .semantics import meaning
+
+if TYPE_CHECKING:  # pragma: no cover - the parser is imported by compile(), when a filter is given
+    from . import ast, ir
 
 #: the sk_buff fields an skb-hook filter reads up front (include them in a ``b.read`` of your own)
 SKB_FIELDS = ("protocol", "mac_header", "network_header", "tail", "head")
@@ -50,7 +51,7 @@ class Filter:
 
     text: str
     tree: ast.Node
-    predicate: ir.Pred
+    predicate: ir.Pred  # what it means, over the frame's bytes
 
     def matches(self, b, frame) -> object:
         """Emit the filter over *frame* (:mod:`.packetbytes`); the eDSL condition that it matched."""
@@ -80,6 +81,9 @@ class Filter:
 
 def compile(text: str) -> Filter:
     """Parse and check *text*; raises :class:`FilterError` with the column of the error."""
+    from .parser import parse
+    from .semantics import meaning
+
     try:
         tree = parse(text)
         return Filter(text, tree, meaning(tree))
