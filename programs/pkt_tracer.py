@@ -15,7 +15,8 @@ packets): every call made with it, nested, each with its duration.
 
 Entry and return are paired in the kernel: a kprobe with its kretprobe by stack pointer
 (the kretprobe cannot read the arguments: the original read a clobbered register), an
-fentry with its fexit by the skb argument.  It needs kprobes or fentry: the hook is fentry
+fentry with its fexit by the skb argument and the thread's depth of traced calls (the same
+skb re-enters the same function on one thread when a nested softirq forwards it).  It needs kprobes or fentry: the hook is fentry
 where the kernel loads tracing programs, else kprobes.
 """
 
@@ -80,6 +81,23 @@ class Options:
 
 events = Events(Call, 1 << 20, name="pt_events")
 frames = LRUHashMap(FrameKey, Frame, 65536, name="pt_frames")
+#: fentry: each thread's depth of traced calls (an fexit cannot see the stack pointer, and the
+#: same skb re-enters the same function on the same thread: forwarded in a nested softirq)
+depths = LRUHashMap(u64, u64, 16384, name="pt_depths")
+
+
+def _depth(b, step: int):
+    """The thread's call depth after an entry (*step* 1) or before a return (*step* -1)."""
+    who = b.var(b.get_current_pid_tgid())
+    if step > 0:
+        depths.increment(b, who)
+    depth = b.var(0)
+    with depths.lookup(b, who) as slot:
+        depth.set(slot)
+        if step < 0:
+            with b.if_(depth != 0):
+                slot.store(depth - 1)
+    return depth
 
 
 def _deref(b, pointer):
@@ -89,10 +107,12 @@ def _deref(b, pointer):
     return b.load(b.var(pointer, PtrType(u64, Space.KERNEL)).deref())
 
 
-def _frame_key(b, where, index: int):
+def _frame_key(b, where, index: int, depth=None):
     key = b.stack(FrameKey, "frame key")
     key.where = where
     key.who = (index << 32) | (b.get_current_pid_tgid() & 0xFFFFFFFF)
+    if depth is not None:
+        key.where = key.where + (depth << 48)  # kernel addresses: the top 16 bits are all ones
     return key
 
 
@@ -117,20 +137,22 @@ def _spec_packet(b, arg, spec: fnhooks.ArgSpec, filt: SkbFilter, ev) -> None:
 
 def entry_program(index: int, target: fnhooks.Target, kind: str) -> ProgramDef:
     def on_entry(b, ctx, opts: Options):
+        depth = _depth(b, 1) if kind == "fentry" else None
         arg = ctx.arg(target.index)
+        skb = _deref(b, arg) if target.by_reference and target.spec is None else arg
+        # the key first: nothing it needs stays live through the packet's reads
+        key = _frame_key(b, skb if kind == "fentry" else ctx.sp + fnhooks.arch_sp_at_return(), index, depth)
         call = b.stack(Call, "call event")
         b.zero(call)
         ev = call.sk
         if target.spec is not None:
             _spec_packet(b, arg, target.spec, opts.filter, ev)
         else:
-            skb = _deref(b, arg) if target.by_reference else arg
             skbhooks.capture(b, skb, 0, None, opts.filter, into=ev, prefilter=False)
-        where = ev.skb if kind == "fentry" else ctx.sp + fnhooks.arch_sp_at_return()
         frame = b.stack(Frame, "frame")
         frame.ts = ev.ts
         frame.skb = ev.skb
-        frames.update(b, _frame_key(b, where, index), frame)
+        frames.update(b, key, frame)
         call.tid = b.get_current_pid_tgid() & 0xFFFFFFFF
         b.get_current_comm(call.comm.addr(), 16)
         call.func = index
@@ -143,12 +165,14 @@ def entry_program(index: int, target: fnhooks.Target, kind: str) -> ProgramDef:
 
 def return_program(index: int, target: fnhooks.Target, kind: str) -> ProgramDef:
     def on_return(b, ctx, opts: Options):
+        depth = None
         if kind == "fentry":  # its fexit has the arguments
+            depth = _depth(b, -1)
             arg = ctx.arg(target.index)
             where = _deref(b, arg) if target.by_reference else arg
         else:
             where = ctx.sp
-        key = _frame_key(b, where, index)
+        key = _frame_key(b, where, index, depth)
         with frames.lookup(b, key) as frame:
             call = b.stack(Call, "call event")
             b.zero(call)
