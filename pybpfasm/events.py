@@ -134,7 +134,7 @@ class RingBuffer:
     one slot per cause in ``causes`` (e.g. the eDSL's ``RING_LOSSES``)."""
 
     def __init__(self, ringbuf: Map, record: RecordType = None, lost: Map | None = None,
-                 causes: tuple[str, ...] = ("lost",)) -> None:
+                 causes: tuple[str, ...] = ("lost",), max_wait: float | None = None) -> None:
         if ringbuf.spec.type != MapType.RINGBUF:
             raise UsageError(f"not a ring buffer map: {ringbuf!r}")
         self.map = ringbuf
@@ -143,6 +143,9 @@ class RingBuffer:
         self._decode = decoder(record)
         self._batch = batch_decoder(record)
         self._lost, self._causes = lost, causes
+        #: the longest :meth:`poll` waits for a wakeup before it looks anyway (for programs
+        #: that commit records without one: BPF_RB_NO_WAKEUP); None: as long as asked
+        self.max_wait = max_wait
         fd = ringbuf.fileno()
         self._consumer = Mapping(fd, PAGE, writable=True)
         try:
@@ -218,10 +221,15 @@ class RingBuffer:
         return cons + count * stride
 
     def poll(self, timeout: float | None = None, limit: int | None = None) -> list:
-        """:meth:`read`, first waiting up to ``timeout`` seconds if nothing is there."""
+        """:meth:`read`, first waiting up to ``timeout`` seconds (at most ``max_wait``) if
+        nothing is there."""
         records = self.read(limit)
-        if not records and self._poll.wait(timeout):
-            records = self.read(limit)
+        if not records:
+            wait = timeout
+            if self.max_wait is not None:
+                wait = self.max_wait if timeout is None else min(timeout, self.max_wait)
+            if self._poll.wait(wait) or self.max_wait is not None:
+                records = self.read(limit)
         return records
 
     def wake_on(self, fd: int) -> None:

@@ -48,6 +48,8 @@ PERF_LOSSES = ("full", "busy")
 #: bpf_ringbuf_query's flag for the bytes not yet consumed; a ring record's header size
 BPF_RB_AVAIL_DATA = 0
 RINGBUF_HDR_SZ = 8
+#: bpf_ringbuf_output/submit flags
+BPF_RB_NO_WAKEUP, BPF_RB_FORCE_WAKEUP = 1, 2
 
 
 class _Codec:
@@ -226,12 +228,31 @@ class RingBuf(MapDecl):
 
     type = MapType.RINGBUF
 
-    def __init__(self, record: type[Record], size: int = 1 << 20, name: str = "") -> None:
+    def __init__(self, record: type[Record], size: int = 1 << 20, name: str = "",
+                 wakeup_bytes: int | None = None) -> None:
         if size & (size - 1) or size < 4096:
             raise DSLTypeError("a ring buffer's size is a power of two of at least 4096 bytes")
         super().__init__(None, None, size, name)
         self.record = record
         self.lost = PerCPUArray(u64, len(RING_LOSSES), name=f"{self.name[:10]}_lost")
+        #: None: the kernel's wakeups (the reader is woken whenever it had caught up: an
+        #: interrupt and a wakeup per record at moderate rates); else records are committed
+        #: without a wakeup except the one that brings this many bytes waiting, and the
+        #: reader also looks every so often (RingBuffer's ``max_wait``)
+        self.wakeup_bytes = wakeup_bytes
+        self._need = (record.size + RINGBUF_HDR_SZ + 7) & ~7
+
+    def _wakeup(self, b, committed: bool) -> Any:
+        """The flags of one commit: a forced wakeup for the record that crosses
+        ``wakeup_bytes`` (*committed*: the bytes waiting already include it), else none."""
+        if self.wakeup_bytes is None:
+            return 0
+        avail = b.call("ringbuf_query", self.pointer(b), BPF_RB_AVAIL_DATA)
+        before = b.var(avail - self._need if committed else avail)
+        flags = b.var(BPF_RB_NO_WAKEUP)
+        with b.if_((before < self.wakeup_bytes) & (before + self._need >= self.wakeup_bytes)):
+            flags.set(BPF_RB_FORCE_WAKEUP)
+        return flags
 
     def companions(self) -> tuple[MapDecl, ...]:
         return (self.lost,)
@@ -259,15 +280,15 @@ class RingBuf(MapDecl):
         with b.if_(ptr != 0):
             ev = ptr.non_null().deref()
             yield ev
-            b.call("ringbuf_submit", ptr, 0)
+            b.call("ringbuf_submit", ptr, self._wakeup(b, committed=True))
         with b.else_():
             self.count_loss(b)
 
     def output(self, b, record: Ref) -> None:
         """Copy *record* (e.g. built on the stack) into the buffer; count it lost if it does not fit."""
         _check_record(self.record, record)
-        ret = b.call("ringbuf_output", self.pointer(b), record.addr(), self.record.size, 0,
-                     returns=Scalar(8, True))
+        ret = b.call("ringbuf_output", self.pointer(b), record.addr(), self.record.size,
+                     self._wakeup(b, committed=False), returns=Scalar(8, True))
         with b.if_(ret != 0):
             self.count_loss(b)
 
@@ -329,10 +350,15 @@ class Events:
         reader = events.reader(coll)         # RingBuffer or PerfBuffer, lost counter included
     """
 
+    #: a ring buffer wakes its reader when an eighth of it is waiting; the reader also looks
+    #: this often (seconds), so a trickle of events is printed at once and a flood costs
+    #: one wakeup per eighth of a ring instead of one per record
+    READER_WAIT = 0.05
+
     def __init__(self, record: type[Record], size: int = 1 << 20, name: str = "events",
                  kind: str = "auto", perf_pages: int = 64) -> None:
         self.record = record
-        self.ring = RingBuf(record, size, name=name)
+        self.ring = RingBuf(record, size, name=name, wakeup_bytes=size // 8)
         self.perf = PerfEventArray(record, name=f"{name[:10]}_perf")
         self.perf_pages = perf_pages
         self.kind = kind
@@ -379,7 +405,8 @@ class Events:
 
         decl, record = self.map, None if raw else self.record
         if decl is self.ring:
-            return RingBuffer(coll.map(decl), record, lost=coll.map(decl.lost), causes=RING_LOSSES)
+            return RingBuffer(coll.map(decl), record, lost=coll.map(decl.lost), causes=RING_LOSSES,
+                              max_wait=self.READER_WAIT)
         return PerfBuffer(coll.map(decl), record, pages=self.perf_pages, lost=coll.map(decl.lost),
                           causes=PERF_LOSSES)
 
