@@ -27,7 +27,7 @@ import time
 
 import pytest
 
-from programs.dropmon import DropEvent, events
+from pybpfasm.tools.dropmon import DropEvent, events
 from tests.events.flood import Flood
 
 READY = re.compile(r"Tracing .+\.\.\. Ctrl-C to end\.")
