@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import signal
 import socket
 import time
 from typing import Any
@@ -150,22 +151,29 @@ class Gains:
 
 
 class NetmonDrop(Tool):
-    """Drops by key, packet type and location, every ``-r`` seconds."""
+    """Drops by key, packet type and location, every ``-r`` seconds (and, as ``pcap``, the
+    dropped packets to a pcapng file)."""
 
     tracing = "packet drops"
     interval = 10.0
+    events = nk.captures
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("command", nargs="?", choices=("drop",), default="drop",
-                            help="drop: summarise packet drops (the default)")
+        parser.add_argument("command", nargs="?", choices=("drop", "pcap"), default="drop",
+                            help="drop: summarise packet drops (the default); pcap: the same, and "
+                                 "write the dropped packets to -f FILE (pcapng)")
         parser.add_argument("-s", dest="sort", choices=list(nk.SORTS), default="netns",
                             help="sort and aggregate by this key (default netns)")
-        parser.add_argument("-r", dest="interval", type=types.seconds, metavar="RATE",
+        parser.add_argument("-r", dest="interval", type=types.seconds, metavar="RATE", default=self.interval,
                             help="seconds between tables (default 10; the same as -i)")
         parser.add_argument("-t", dest="threshold", type=types.integer(1, 2**63 - 1, "threshold"),
                             default=1, metavar="THRESHOLD", help="hide rows with fewer drops")
         parser.add_argument("-c", dest="limit", type=types.count, metavar="COUNT",
-                            help="exit after the table in which the drops reached COUNT")
+                            help="drop: exit after the table in which the drops reached COUNT; "
+                                 "pcap: after COUNT packets written (the same as --count)")
+        parser.add_argument("-f", dest="file", metavar="FILE", help="pcap: write the dropped packets here (pcapng)")
+        parser.add_argument("-l", dest="snaplen", type=types.integer(1, nk.SNAP_MAX, "snaplen"), default=100,
+                            metavar="SNAPLEN", help=f"pcap: bytes of each packet to keep (default 100, at most {nk.SNAP_MAX})")
         ovs = parser.add_mutually_exclusive_group()
         ovs.add_argument("-o", dest="only_ovs", action="store_true",
                          help=f"only OVS upcall drops ({OVS_UPCALL})")
@@ -178,7 +186,19 @@ class NetmonDrop(Tool):
         parser.add_argument("--hook", choices=("auto", *nk.drop_hook.kinds), default="auto",
                             help="the kfree_skb raw tracepoint (auto: where the kernel has BTF) or the tracepoint")
 
+    def configure(self, parser: argparse.ArgumentParser) -> None:
+        super().configure(parser)
+        # the original's -i is the device: it takes -i from the frame's interval (still --interval, and -r)
+        device = parser.add_argument_group("device", conflict_handler="resolve")
+        device.add_argument("-i", dest="dev", type=types.ifname, metavar="DEV", help="only drops on this device")
+
     def options(self, args: argparse.Namespace) -> nk.Options:
+        if args.command == "pcap" and args.file is None:
+            raise UsageError("pcap: give the capture file with -f FILE")
+        if args.command == "drop" and args.file is not None:
+            raise UsageError("-f FILE is for 'netmon pcap'")
+        args.limit = args.limit or args.count
+        args.count = None  # the tool counts (drops in a table, or packets written), not the frame
         ovs = None
         if args.only_ovs or args.skip_ovs:
             where = function_range(OVS_UPCALL)
@@ -187,7 +207,8 @@ class NetmonDrop(Tool):
                                  "(is the openvswitch module loaded?)")
             ovs = (*where, args.only_ovs)
         return nk.Options(sort=args.sort, skip_tcp=args.skip_tcp, skip_unix=args.skip_unix, ovs=ovs,
-                          netns=tuple(args.netns), hook=args.hook)
+                          netns=tuple(args.netns), ifname=args.dev, hook=args.hook,
+                          snaplen=args.snaplen if args.command == "pcap" else 0)
 
     def programs(self, opts: nk.Options) -> list[ProgramDef]:
         from .common.hooks import unavailable
@@ -218,8 +239,16 @@ class NetmonDrop(Tool):
         self.reasons = drop_reasons() or {}
         self.key_gains, self.place_gains, self.total_gains = Gains(), Gains(), Gains()
         self.reached = 0
+        from pybpfasm.clock import WallClock
+
+        self.wall = WallClock()
         self.xdp_map, self.xdp_gains, self.actions = coll.map(nk.xdp_drops), Gains(), xdp_actions()
         self.key_labels: dict[tuple, str] = {}
+        self.pcap = None
+        if opts.snaplen:
+            from .common.pcapng import PcapngWriter, open_capture
+
+            self.pcap = PcapngWriter(open_capture(self.args.file), snaplen=opts.snaplen)
         self.bounds = {name: Bounded() for name in ("drops", "locations", "keys", "xdp")}
 
     # -- one table --------------------------------------------------------------------------
@@ -234,6 +263,8 @@ class NetmonDrop(Tool):
         return where, reason, p.ifname or None, p.netns or None
 
     def tick(self, coll: Any, opts: nk.Options) -> list[dict[str, Any]]:
+        if self.pcap is not None:
+            self.pcap.flush()  # every packet read so far is in the file when its table prints
         gained = self.total_gains({0: self._totals()}).get(0, (0,) * (5 + len(nk.PKT_TYPES)))
         drops, unix, full_keys, full_places, full_xdp = gained[:5]
         counted = {raw(k): (k, (*v.cols, v.total)) for k, v in self.keys.items()}
@@ -279,7 +310,25 @@ class NetmonDrop(Tool):
         return rows
 
     def finished(self) -> bool:
-        return self.args.limit is not None and self.reached >= self.args.limit
+        return self.pcap is None and self.args.limit is not None and self.reached >= self.args.limit
+
+    def row(self, ev: Any) -> None:
+        """``netmon pcap``: a dropped packet to the file, its reason, location and interface in
+        its comment; after ``-c`` packets the tool stops as Ctrl-C stops it (the last table printed)."""
+        from .common.pcapng import LINKTYPE_ETHERNET, LINKTYPE_RAW
+
+        if self.pcap is None or (self.args.limit is not None and self.pcap.packets >= self.args.limit):
+            return None
+        where = self.kallsyms.symbolize(ev.location) if ev.location else "?"
+        reason = ev.reason if self.reasons else "-"
+        caplen = min(ev.wire_len, self.opts.snaplen)
+        comment = f"reason {reason} at {where} on {ev.ifname or '-'} netns {ev.netns}"
+        self.pcap.packet(ev.ifname or "-", LINKTYPE_ETHERNET if ev.mac else LINKTYPE_RAW, bytes(ev.data[:caplen]),
+                         length=ev.wire_len, ts_ns=int(self.wall(ev.ts) * 1e9), comment=comment)
+        if self.args.limit is not None and self.pcap.packets >= self.args.limit:
+            self.pcap.flush()
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
 
     def metrics(self) -> list[Family]:
         """The totals since the start: by reason, interface and namespace, by location, by

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from pybpfasm.dsl import (
     ArrayMap,
+    Events,
     HashMap,
     PerCPUArray,
     ProgramDef,
@@ -133,6 +134,10 @@ class Options:
     ovs: tuple[int, int, bool] | None = None
     #: only drops in these network namespaces (inodes; empty: all)
     netns: tuple[int, ...] = ()
+    #: only drops on this device (-i DEV)
+    ifname: bytes | None = None
+    #: netmon pcap: bytes of each dropped packet to capture (0: no capture)
+    snaplen: int = 0
     hook: str = "auto"
 
 
@@ -228,7 +233,48 @@ def fill_key(b, key, pkt, netns, ifname, reason, sort: str) -> None:
     key.dport = pkt.dport.to_host()
 
 
-def count_drop(b, skb_ptr, protocol, reason, location, opts: Options) -> None:
+#: the most bytes of a packet ``netmon pcap`` captures (-l)
+SNAP_MAX = 512
+NO_HEADER = 0xFFFF
+
+
+class Captured(Record):
+    """A dropped packet's first bytes, from its MAC header (``mac`` 1) or its network header."""
+
+    ts: u64
+    location: u64
+    wire_len: u32
+    reason: Reason
+    netns: u32
+    ifname: char[16]
+    mac: u8
+    data: u8[SNAP_MAX]
+
+
+captures = Events(Captured, 4 << 20, name="nm_capture")
+
+
+def capture(b, skb_ref, skb, where, reason, ctx_value, snaplen: int) -> None:
+    """Send the first *snaplen* bytes of the dropped packet (from its MAC header when it has one)."""
+    more = b.read(skb_ref, "len", "data", name="sk_buff length")
+    start = b.var(skb.head.rvalue() + skb.network_header)
+    mac = b.var(0, u32)
+    with b.if_(skb.mac_header != NO_HEADER):
+        start.set(skb.head.rvalue() + skb.mac_header)
+        mac.set(1)
+    with captures.reserve(b, ctx_value) as ev:
+        ev.ts = b.ktime_get_ns()
+        ev.location = where.location
+        ev.netns = where.netns
+        ev.ifname = where.ifname
+        ev.mac = mac
+        if reason is not None:
+            ev.reason = reason
+        ev.wire_len = more.len + (more.data.rvalue() - start)
+        b.probe_read(ev.data, start.cast(u8[snaplen]).deref(), snaplen)
+
+
+def count_drop(b, skb_ptr, protocol, reason, location, opts: Options, ctx_value=None) -> None:
     """The program's body, whatever the hook."""
     if opts.ovs is not None:
         start, end, only = opts.ovs
@@ -258,6 +304,11 @@ def count_drop(b, skb_ptr, protocol, reason, location, opts: Options) -> None:
     if opts.netns:
         with b.if_(~where.netns.in_(*opts.netns)):
             b.return_(0)
+    if opts.ifname is not None:
+        with b.if_(~packet.bytes_cond(where.ifname, opts.ifname)):
+            b.return_(0)
+    if opts.snaplen:
+        capture(b, skb_ref, skb, where, reason, ctx_value, opts.snaplen)
     pkt = b.stack(Packet, "the packet")
     b.zero(pkt)
     packet.parse(b, skb, protocol, pkt, mac=True)
@@ -302,12 +353,12 @@ def on_kfree_skb_raw(b, ctx, opts: Options):
     """``kfree_skb(skb, location[, reason[, rx_sk]])`` as the kernel passes them."""
     skb = ctx.arg(0)
     reason = ctx.arg(2) if "reason" in ctx.names else None
-    count_drop(b, skb, skb.cast("struct sk_buff").protocol.to_host(), reason, ctx.arg(1), opts)
+    count_drop(b, skb, skb.cast("struct sk_buff").protocol.to_host(), reason, ctx.arg(1), opts, ctx.value)
 
 
 def on_kfree_skb_tp(b, ctx, opts: Options):
     reason = ctx.reason if ctx.has_field("reason") else None
-    count_drop(b, ctx.skbaddr.rvalue(), ctx.protocol, reason, ctx.location, opts)
+    count_drop(b, ctx.skbaddr.rvalue(), ctx.protocol, reason, ctx.location, opts, ctx.value)
 
 
 drop_hook = Hook(

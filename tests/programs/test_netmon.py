@@ -148,3 +148,46 @@ def test_ovs_options_need_the_openvswitch_module():
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr == ("pybpfasm netmon: -o: no kernel symbol queue_userspace_packet "
                            "(is the openvswitch module loaded?)\n")
+
+
+def test_pcap_writes_every_dropped_packet_with_its_reason_location_and_interface(tool, lab, tmp_path):
+    """netmon pcap -i srv1: the 9 drops on srv1 (3 UDP and 4 TCP resets NO_SOCKET, 2 ARP of an
+    unknown op NOT_SPECIFIED) are the file's 9 packets, as tshark and tcpdump read them; the 3 UDP
+    drops on srv2 are left out by -i, and the table counts the same 9."""
+    path = tmp_path / "drops.pcapng"
+    mon = tool("netmon", "pcap", "-i", "srv1", "-l", "128", "-f", str(path), "-s", "dip", "-r", "600", "--json",
+               *netmoncases.netns_args(lab))
+    _send("netmon-udp4-closed-port", "netmon-tcp4-reset", "netmon-arp-unknown-op", "netmon-udp6-closed-port")
+    (table,) = mon.events()
+    assert table["total"] == 9 and table["reasons"] == {"NO_SOCKET": 7, "NOT_SPECIFIED": 2}
+    fields = subprocess.run(["tshark", "-r", str(path), "-T", "fields", "-E", "separator=|", "-e", "frame.interface_name",
+                             "-e", "frame.comment", "-e", "udp.dstport", "-e", "tcp.flags.reset", "-e", "arp.opcode"],
+                            capture_output=True, text=True, timeout=60, check=True).stdout.splitlines()
+    rows = [line.split("|") for line in fields]
+    assert len(rows) == 9 and {r[0] for r in rows} == {"srv1"}
+    comments = [re.sub(r"\+0x[0-9a-f]+", "", r[1]) for r in rows]
+    srv = lab["pnmsrv"]
+    assert sorted(comments) == sorted([f"reason NO_SOCKET at __udp4_lib_rcv on srv1 netns {srv}"] * 3
+                                      + [f"reason NO_SOCKET at tcp_v4_rcv on srv1 netns {srv}"] * 4
+                                      + [f"reason NOT_SPECIFIED at arp_process on srv1 netns {srv}"] * 2)
+    assert sum(r[2] == "7001" for r in rows) == 3
+    assert sum(r[3] in ("1", "True") for r in rows) == 4
+    assert sum(r[4] == "3" for r in rows) == 2
+    dump = subprocess.run(["tcpdump", "-n", "-r", str(path)], capture_output=True, text=True, timeout=60)
+    assert dump.returncode == 0 and len(dump.stdout.splitlines()) == 9, dump.stderr
+
+
+def test_pcap_stops_after_count_packets(tool, lab, tmp_path):
+    path = tmp_path / "drops.pcapng"
+    proc = subprocess.Popen([*CLI, "pcap", "-c", "2", "-f", str(path), "-r", "600", "--json",
+                             *netmoncases.netns_args(lab)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = ""
+    while "Ctrl-C to end." not in line:
+        line = proc.stderr.readline()
+        assert line, "netmon exited before tracing"
+    _send("netmon-udp4-closed-port")
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    frames = subprocess.run(["tshark", "-r", str(path), "-T", "fields", "-e", "udp.srcport"], capture_output=True,
+                            text=True, timeout=60, check=True).stdout.split()
+    assert frames == ["42001", "42001"]
