@@ -9,6 +9,7 @@ reasons, for namespaces, MACs, IPv4/IPv6 addresses, flows, reasons and interface
 from __future__ import annotations
 
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -191,3 +192,67 @@ def test_pcap_stops_after_count_packets(tool, lab, tmp_path):
     frames = subprocess.run(["tshark", "-r", str(path), "-T", "fields", "-e", "udp.srcport"], capture_output=True,
                             text=True, timeout=60, check=True).stdout.split()
     assert frames == ["42001", "42001"]
+
+
+#: bpftrace counting the same drops as netmon -s netns, by namespace, device and reason
+BPFTRACE = r"""
+BEGIN { printf("ready\n"); }
+tracepoint:skb:kfree_skb
+/((struct sk_buff *)args->skbaddr)->dev != 0 &&
+ (((struct sk_buff *)args->skbaddr)->dev->nd_net.net->ns.inum == %d ||
+  ((struct sk_buff *)args->skbaddr)->dev->nd_net.net->ns.inum == %d ||
+  ((struct sk_buff *)args->skbaddr)->dev->nd_net.net->ns.inum == %d)/
+{
+  @[((struct sk_buff *)args->skbaddr)->dev->nd_net.net->ns.inum, ((struct sk_buff *)args->skbaddr)->dev->name,
+    args->reason] = count();
+}
+"""
+PEER_SCENARIOS = ("netmon-udp4-closed-port", "netmon-udp6-closed-port", "netmon-tcp4-reset", "netmon-udp4-nft-drop",
+                  "netmon-arp-unknown-host", "netmon-arp-request-multicast")
+
+
+def test_beside_bpftrace_the_same_drops_by_namespace_device_and_reason(tool, lab, tmp_path):
+    """bpftrace (0.17, the skb:kfree_skb tracepoint, a map by namespace, device name and reason)
+    and netmon -s ifname (its raw tracepoint) watch the same six scenarios at once: the same
+    counts per (namespace, device, reason). Differences, none of which these scenarios hit:
+    bpftrace prints reasons as numbers (mapped here with BTF's names, as netmon names them),
+    and its filter needs a device, where netmon also takes a device-less drop's socket namespace."""
+    if shutil.which("bpftrace") is None:
+        pytest.skip("bpftrace is not installed (test-only)")
+    from pybpfasm.tools.common.reasons import drop_reasons
+
+    names = drop_reasons()
+    out = tmp_path / "bpftrace.txt"
+    script = tmp_path / "drops.bt"
+    script.write_text(BPFTRACE % tuple(lab.values()))
+    peer = subprocess.Popen(["bpftrace", "-o", str(out), str(script)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (out.exists() and "ready" in out.read_text()):
+            time.sleep(0.1)
+        mon = tool("netmon", "-s", "ifname", "-r", "600", "--json", *netmoncases.netns_args(lab))
+        _send(*PEER_SCENARIOS)
+        (table,) = mon.events()
+        peer.send_signal(signal.SIGINT)
+        peer.wait(20)
+    finally:
+        if peer.poll() is None:
+            peer.kill()
+            peer.wait()
+    theirs = {}
+    for inum, dev, reason, n in re.findall(r"^@\[(\d+), (\S+), (\d+)\]: (\d+)$", out.read_text(), re.M):
+        theirs[(int(inum), dev, names[int(reason)])] = int(n)
+    srv, cli1 = lab["pnmsrv"], lab["pnmcli1"]
+    assert theirs == {(srv, "srv1", "NO_SOCKET"): 7, (srv, "srv2", "NO_SOCKET"): 3, (srv, "srv1", "NETFILTER_DROP"): 3,
+                      (cli1, "cli1", "NEIGH_FAILED"): 3, (srv, "srv1", "NOT_SPECIFIED"): 2}
+    rows = {r["key"]: r["total"] for r in table["rows"]}
+    assert rows == {"srv1": 12, "srv2": 3, "cli1": 3}
+    by_dev: dict = {}
+    for (inum, dev, reason), n in theirs.items():
+        by_dev[dev] = by_dev.get(dev, 0) + n
+    assert by_dev == rows
+    by_reason: dict = {}
+    for (inum, dev, reason), n in theirs.items():
+        by_reason[reason] = by_reason.get(reason, 0) + n
+    assert by_reason == table["reasons"]
