@@ -62,7 +62,7 @@ class Call(Record):
 class FrameKey(Record):
     #: the stack pointer at return (kprobes) or the skb (fentry)
     where: u64
-    #: function index << 32 | thread id
+    #: fentry call depth << 48 | function index << 32 | thread id
     who: u64
 
 
@@ -110,9 +110,10 @@ def _deref(b, pointer):
 def _frame_key(b, where, index: int, depth=None):
     key = b.stack(FrameKey, "frame key")
     key.where = where
-    key.who = (index << 32) | (b.get_current_pid_tgid() & 0xFFFFFFFF)
+    who = b.var((index << 32) | (b.get_current_pid_tgid() & 0xFFFFFFFF))
     if depth is not None:
-        key.where = key.where + (depth << 48)  # kernel addresses: the top 16 bits are all ones
+        who.set(who | ((depth & 0xFFFF) << 48))  # function indexes fit in 16 bits
+    key.who = who
     return key
 
 
