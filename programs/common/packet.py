@@ -28,6 +28,7 @@ from socket import AF_INET, AF_INET6, inet_ntop
 from typing import Any, Union
 
 from pybpfasm.dsl import Record, be16, be32, u8, u16, u32, u64
+from pybpfasm.pcapfilter.skbvlan import offloaded_vlan, vlan_fields
 
 from .options import IPAddress
 
@@ -81,26 +82,12 @@ class Packet(Record):
     icmp_id: be16
 
 
-def vlan_fields(b) -> list[str]:
-    """The sk_buff fields that say a tag was taken out of the packet, on this kernel."""
-    return [f for f in ("vlan_all", "vlan_present") if b.btf.has_field("sk_buff", f)]
-
-
 def read_skb(b, skb_ref, *extra: str, mac: bool = False):
     """One probe read of the sk_buff fields :func:`parse` needs (plus *extra* fields)."""
     fields = [*vlan_fields(b), "vlan_tci", "network_header", "head", *extra]
     if mac:
         fields.append("mac_header")
     return b.read(skb_ref, *dict.fromkeys(fields), name="sk_buff headers")
-
-
-def offloaded_vlan(hdr, fields: list[str]):
-    """The condition that the skb carries a tag out of the packet (offloaded or stripped)."""
-    if "vlan_all" in fields:
-        return hdr.vlan_all != 0
-    if "vlan_present" in fields:
-        return hdr.vlan_present != 0
-    return hdr.vlan_tci.test(0x1000)  # before 4.19: VLAN_TAG_PRESENT in vlan_tci
 
 
 def parse(b, hdr, protocol, pkt, *, mac: bool = False) -> None:

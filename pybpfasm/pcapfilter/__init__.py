@@ -41,8 +41,16 @@ from .errors import FilterError
 if TYPE_CHECKING:  # pragma: no cover - the parser is imported by compile(), when a filter is given
     from . import ast, ir
 
-#: the sk_buff fields an skb-hook filter reads up front (include them in a ``b.read`` of your own)
+#: the sk_buff fields an skb-hook filter reads up front, besides the VLAN ones (:func:`skb_fields`)
 SKB_FIELDS = ("protocol", "mac_header", "network_header", "tail", "head")
+
+
+def skb_fields(b) -> list[str]:
+    """The sk_buff fields an skb-hook filter reads up front on this kernel (include them in a
+    ``b.read`` of your own and pass the copy to :meth:`Filter.matches_skb`)."""
+    from .skbvlan import vlan_fields
+
+    return [*vlan_fields(b), "vlan_tci", *SKB_FIELDS]
 
 
 @dataclass(frozen=True)
@@ -51,19 +59,22 @@ class Filter:
 
     text: str
     tree: ast.Node
-    predicate: ir.Pred  # what it means, over the frame's bytes
+    #: what it means over a frame's bytes (XDP)
+    predicate: ir.Pred
+    #: what it means over an skb, whose VLAN tag the kernel may hold beside the bytes (tc, skb hooks)
+    skb_predicate: ir.Pred
 
     def matches(self, b, frame) -> object:
         """Emit the filter over *frame* (:mod:`.packetbytes`); the eDSL condition that it matched."""
         from .codegen import emit
 
-        return emit(b, self.predicate, frame)
+        return emit(b, self.skb_predicate if frame.skb else self.predicate, frame)
 
     def matches_skb(self, b, skb_ptr, fields=None) -> object:
         """The condition that the packet of ``struct sk_buff *`` *skb_ptr* matches (skb hooks).
 
-        *fields*: a ``b.read`` copy of the sk_buff that already holds
-        :data:`SKB_FIELDS` (saves a probe read and stack), else they are read here.
+        *fields*: a ``b.read`` copy of the sk_buff that already holds :func:`skb_fields`
+        (saves a probe read and stack), else they are read here.
         """
         from .packetbytes import SkbBytes
 
@@ -86,7 +97,7 @@ def compile(text: str) -> Filter:
 
     try:
         tree = parse(text)
-        return Filter(text, tree, meaning(tree))
+        return Filter(text, tree, meaning(tree), meaning(tree, skb=True))
     except RecursionError:  # thousands of terms chained: each is a level here
         raise FilterError(1, "expression too long") from None
 
@@ -99,4 +110,4 @@ def argument(text: str) -> Filter:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
-__all__ = ["SKB_FIELDS", "Filter", "FilterError", "argument", "compile"]
+__all__ = ["SKB_FIELDS", "Filter", "FilterError", "argument", "compile", "skb_fields"]

@@ -31,14 +31,23 @@ MAX_DISPATCH_DEPTH = 4
 class FrameBytes(Protocol):
     """What the generated code reads the frame through (:mod:`.packetbytes`)."""
 
+    #: an skb (its VLAN tag may be beside the bytes), not raw frame bytes
+    skb: bool
+
+    def prepare(self, names: set[str]) -> None:
+        """Compute ``len`` and the ancillary values *names* now, on the path every test shares."""
+
     def length(self) -> Value: ...
 
     def load(self, offset: int | Value, size: int, reject: str) -> Value: ...
+
+    def ancillary(self, name: str) -> int | Value: ...
 
 
 def emit(b, pred: ir.Pred, frame: FrameBytes) -> Cond:
     """Emit *pred* over *frame*; the condition that it matched (a 0/1 register)."""
     verdict = b.var(0, u32)
+    frame.prepare(ir.uses(pred))
     match, no_match = b.label("pf_match"), b.label("pf_reject")
     _Emitter(b, frame, no_match).pred(pred, match, no_match, {}, 0)
     b.place(match)
@@ -134,7 +143,9 @@ class _Emitter:
         if isinstance(e, ir.Load):
             return self.frame.load(self.expr(e.offset), e.size, self.reject)
         if isinstance(e, ir.IPHeaderLen):
-            return (self.frame.load(e.at, 1, self.reject) & 0xF) << 2
+            return (self.frame.load(self.expr(e.at), 1, self.reject) & 0xF) << 2
+        if isinstance(e, ir.Ancillary):
+            return self.frame.ancillary(e.name)
         if isinstance(e, ir.Neg):
             v = self.expr(e.operand)
             return -v & MASK32 if isinstance(v, int) else -v

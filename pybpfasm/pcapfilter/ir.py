@@ -34,7 +34,17 @@ class Load:
 class IPHeaderLen:
     """``4 * (frame[at] & 0xf)``: the IPv4 header's length (classic BPF's ``ldxb 4*([k]&0xf)``)."""
 
-    at: int
+    at: Expr
+
+
+@dataclass(frozen=True)
+class Ancillary:
+    """What the kernel keeps beside an skb's bytes (classic BPF's ancillary loads):
+    ``vlan_present`` (1 if a tag was taken out of the packet), ``vlan_tci``, and
+    ``vlan_shift``, the bytes a first ``vlan`` moves later offsets by: 0 for such a tag,
+    else 4 (a tag in the packet)."""
+
+    name: str
 
 
 @dataclass(frozen=True)
@@ -49,7 +59,7 @@ class Neg:
     operand: Expr
 
 
-Expr = Union[Const, Len, Load, IPHeaderLen, Bin, Neg]
+Expr = Union[Const, Len, Load, IPHeaderLen, Ancillary, Bin, Neg]
 
 
 @dataclass(frozen=True)
@@ -79,6 +89,18 @@ class Not:
 Pred = Union[Cmp, All, Any, Not]
 #: comparisons of constants: a predicate's value once decided, where what runs before it matters
 TRUE, FALSE = Cmp("==", Const(0), Const(0)), Cmp("==", Const(0), Const(1))
+
+
+def uses(node: Pred | Expr) -> set[str]:
+    """What beside the bytes *node* reads: ``len`` and the :class:`Ancillary` names."""
+    if isinstance(node, Len):
+        return {"len"}
+    if isinstance(node, Ancillary):
+        return {node.name}
+    children = {Load: lambda n: (n.offset,), IPHeaderLen: lambda n: (n.at,), Bin: lambda n: (n.left, n.right),
+                Neg: lambda n: (n.operand,), Cmp: lambda n: (n.left, n.right), All: lambda n: n.parts,
+                Any: lambda n: n.parts, Not: lambda n: (n.operand,)}.get(type(node))
+    return set().union(*(uses(c) for c in children(node))) if children else set()
 
 
 def all_of(*parts: Pred) -> Pred:

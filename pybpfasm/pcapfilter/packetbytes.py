@@ -10,6 +10,10 @@
 - :class:`DirectBytes` for XDP and tc: direct packet access between ``data``
   and ``data_end``, with the bounds checks the verifier wants.
 
+tc and skb hooks see skbs, whose VLAN tag the kernel may hold beside the bytes
+(``vlan_tci``): they give it to the filter as ancillary values, as the kernel
+gives them to classic BPF.
+
 Both give big-endian loads as host-order ``u32`` values and jump to the
 filter's reject label for a load that is out of bounds.
 """
@@ -24,6 +28,7 @@ from pybpfasm.helpers import has_helper
 from pybpfasm.isa import AluOp, Class, JumpOp, Mode, OpCode, Size, Source
 
 from . import SKB_FIELDS
+from .skbvlan import offloaded_vlan, vlan_fields
 
 ETH_HLEN = 14
 #: the largest offset a packet pointer may carry (the verifier's MAX_PACKET_OFF)
@@ -57,18 +62,29 @@ def _add(b, reg, operand, *, name: str = "pf") -> object:
     return out
 
 
+def _vlan_values(b, present, tci: Value) -> dict[str, object]:
+    """``vlan_present``, ``vlan_tci`` and ``vlan_shift`` (0 with a tag beside the bytes, else 4)."""
+    flag, shift = b.var(0, u32), b.var(4, u32)
+    with b.if_(present):
+        flag.set(1)
+        shift.set(0)
+    return {"vlan_present": flag, "vlan_tci": tci, "vlan_shift": shift}
+
+
 class DirectBytes:
     """The packet of an XDP or tc program (``ctx`` a :class:`~pybpfasm.dsl.context.PacketContext`)."""
 
     def __init__(self, b, ctx) -> None:
-        self.b = b
+        self.b, self.ctx = b, ctx
         struct = ctx.struct
+        self.skb = struct.name == "struct __sk_buff"  # tc (else XDP's struct xdp_md)
+        self.values: dict[str, object] = {}
         data = b.vreg("data")
         end = b.vreg("data_end")
         b.emit(Op(Class.LDX | Mode.MEM | Size.W, data, ctx.reg, struct.member("data").offset))
         b.emit(Op(Class.LDX | Mode.MEM | Size.W, end, ctx.reg, struct.member("data_end").offset))
         self.data, self.end = data, end
-        if struct.name == "__sk_buff":  # tc: the skb's length; XDP: what is there
+        if self.skb:  # tc: the skb's length; XDP: what is there
             self.wire = b.load(ctx.len)
         else:
             wire = b.vreg("len")
@@ -76,8 +92,16 @@ class DirectBytes:
             b.emit(Op(OpCode.alu(AluOp.SUB, Source.X), wire, data))
             self.wire = Value(b, wire, u32)
 
+    def prepare(self, names: set[str]) -> None:
+        if names - {"len"}:  # tc only: the raw frames of XDP have no ancillary values
+            present = self.b.load(self.ctx.vlan_present)
+            self.values = _vlan_values(self.b, present != 0, self.b.load(self.ctx.vlan_tci))
+
     def length(self) -> Value:
         return self.wire
+
+    def ancillary(self, name: str):
+        return self.values[name]
 
     def load(self, offset: int | Value, size: int, reject: str) -> Value:
         b = self.b
@@ -104,10 +128,16 @@ class SkbBytes:
     ``len`` and ``data`` are read only when the filter asks for the length.
     """
 
+    skb = True
+
     def __init__(self, b, skb_ptr: Value, fields=None) -> None:
         self.b = b
-        self.skb = skb_ptr.cast("struct sk_buff").deref()
-        hdr = fields if fields is not None else b.read(self.skb, *SKB_FIELDS, name="sk_buff packet fields")
+        self.ref = skb_ptr.cast("struct sk_buff").deref()
+        self.vlan = vlan_fields(b)
+        hdr = fields if fields is not None else b.read(self.ref, *self.vlan, "vlan_tci", *SKB_FIELDS,
+                                                          name="sk_buff packet fields")
+        self.hdr = hdr
+        self.values: dict[str, object] = {}
         mac, net = hdr.mac_header.rvalue(), hdr.network_header.rvalue()
         self.protocol = hdr.protocol.to_host()
         #: 0 where the skb has an Ethernet header, 14 where the filter sees a made-up one
@@ -119,14 +149,21 @@ class SkbBytes:
         self.head = Value(b, hdr.head.rvalue().reg, u64)
         self.base = self.head + self.start
         self.cap = hdr.tail.rvalue() - self.start
-        self.wire: Value | None = None
+
+    def prepare(self, names: set[str]) -> None:
+        b = self.b
+        if "len" in names:
+            data = Value(b, self.ref.data.rvalue().reg, u64)
+            self.values["len"] = Value(b, (self.ref.len.rvalue() + (data - self.head) - self.start).reg, u32)
+        if names - {"len"}:
+            present = offloaded_vlan(self.hdr, self.vlan) & (self.floor == 0)  # a made-up header has none
+            self.values.update(_vlan_values(b, present, self.hdr.vlan_tci.rvalue()))
 
     def length(self) -> Value:
-        if self.wire is None:
-            b = self.b
-            data = Value(b, self.skb.data.rvalue().reg, u64)
-            self.wire = Value(b, (self.skb.len.rvalue() + (data - self.head) - self.start).reg, u32)
-        return self.wire
+        return self.values["len"]
+
+    def ancillary(self, name: str):
+        return self.values[name]
 
     def load(self, offset: int | Value, size: int, reject: str) -> Value:
         b = self.b

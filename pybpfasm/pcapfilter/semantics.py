@@ -8,6 +8,9 @@
   (fragment offset 0), past the header length (IHL); IPv6 ports sit at the
   fixed offset 40 (no extension headers walked), while ``ip6 proto`` and the
   protocols alone also accept one fragment header before the protocol.
+- For skbs (tc programs and skb hooks), the first ``vlan`` is also true for a tag the kernel
+  took out of the packet, and then moves nothing (libpcap's live Linux captures do the same
+  with the kernel's ancillary data); for raw frames (XDP) tags are only in the bytes.
 - A field comparison holds only for packets of its protocol
   (``tcp[13] != 2`` is false for UDP), and ``!=``, ``<``, ``<=`` negate the
   comparison alone.
@@ -39,9 +42,9 @@ IP_OFFSET_MASK = 0x1FFF
 ETH_HLEN = 14
 
 
-def meaning(tree: ast.Node) -> ir.Pred:
-    """The predicate *tree* stands for."""
-    return _Lowering().pred(tree)
+def meaning(tree: ast.Node, *, skb: bool = False) -> ir.Pred:
+    """The predicate *tree* stands for, over raw frames or (*skb*) over skbs."""
+    return _Lowering(skb).pred(tree)
 
 
 def _eq(left: ir.Expr, right: int) -> ir.Cmp:
@@ -53,16 +56,23 @@ def _load(offset: int, size: int) -> ir.Load:
 
 
 class _Lowering:
-    def __init__(self) -> None:
+    def __init__(self, skb: bool) -> None:
+        self.skb = skb
         self.shift = 0  # bytes of VLAN tags before the network header
+        self.runtime: ir.Expr | None = None  # the first vlan's shift, when the skb decides it
+        self.vlans = 0
 
-    @property
-    def nl(self) -> int:
-        """Where the network header starts."""
-        return ETH_HLEN + self.shift
+    def at(self, offset: int) -> ir.Expr:
+        """*offset* into the frame, moved past the VLAN tags the text has named so far."""
+        if self.runtime is None:
+            return ir.Const(offset + self.shift)
+        return ir.Bin("+", self.runtime, ir.Const(offset + self.shift))
+
+    def load(self, offset: int, size: int) -> ir.Load:
+        return ir.Load(self.at(offset), size)
 
     def ethertype(self, value: int) -> ir.Pred:
-        return _eq(_load(12 + self.shift, 2), value)
+        return _eq(self.load(12, 2), value)
 
     # -- boolean structure ------------------------------------------------------------------------
     def pred(self, node: ast.Node) -> ir.Pred:
@@ -80,12 +90,12 @@ class _Lowering:
 
     # -- protocols ----------------------------------------------------------------------------------
     def ip_proto(self, number: int) -> ir.Pred:
-        return ir.all_of(self.ethertype(ETHERTYPE_IP), _eq(_load(self.nl + 9, 1), number))
+        return ir.all_of(self.ethertype(ETHERTYPE_IP), _eq(self.load(ETH_HLEN + 9, 1), number))
 
     def ip6_proto(self, number: int) -> ir.Pred:
-        nl = self.nl
-        after_fragment = ir.all_of(_eq(_load(nl + 6, 1), IPPROTO_FRAGMENT), _eq(_load(nl + 40, 1), number))
-        return ir.all_of(self.ethertype(ETHERTYPE_IPV6), ir.any_of(_eq(_load(nl + 6, 1), number), after_fragment))
+        nexthdr = self.load(ETH_HLEN + 6, 1)
+        after_fragment = ir.all_of(_eq(nexthdr, IPPROTO_FRAGMENT), _eq(self.load(ETH_HLEN + 40, 1), number))
+        return ir.all_of(self.ethertype(ETHERTYPE_IPV6), ir.any_of(_eq(nexthdr, number), after_fragment))
 
     def _protocol(self, node: ast.Protocol) -> ir.Pred:
         if node.name in ETHERTYPES:
@@ -106,7 +116,15 @@ class _Lowering:
     def _vlan(self, node: ast.Vlan) -> ir.Pred:
         tagged = ir.any_of(*(self.ethertype(t) for t in ETHERTYPE_VLANS))
         if node.vid is not None:
-            tagged = ir.all_of(tagged, _eq(ir.Bin("&", _load(self.nl, 2), ir.Const(0x0FFF)), node.vid))
+            tagged = ir.all_of(tagged, _eq(ir.Bin("&", self.load(ETH_HLEN, 2), ir.Const(0x0FFF)), node.vid))
+        self.vlans += 1
+        if self.skb and self.vlans == 1:  # the kernel may hold the tag beside the bytes
+            present = _eq(ir.Ancillary("vlan_present"), 1)
+            outside = present
+            if node.vid is not None:
+                outside = ir.all_of(present, _eq(ir.Bin("&", ir.Ancillary("vlan_tci"), ir.Const(0x0FFF)), node.vid))
+            self.runtime = ir.Ancillary("vlan_shift")
+            return ir.any_of(outside, ir.all_of(ir.Not(present), tagged))
         self.shift += 4
         return tagged
 
@@ -128,8 +146,8 @@ class _Lowering:
             families = [q.proto] if q.proto else ["ip", "arp", "rarp"]
         parts = []
         for family in families:
-            src, dst = (self.nl + off for off in ADDRESS_OFFSETS[family])
-            match = _direction(q.dir, lambda at: _address_match(at, network), src, dst)
+            src, dst = (ETH_HLEN + off for off in ADDRESS_OFFSETS[family])
+            match = _direction(q.dir, lambda at: _address_match(self, at, network), src, dst)
             parts.append(ir.all_of(self.ethertype(ETHERTYPES[family]), match))
         return ir.any_of(*parts)
 
@@ -139,15 +157,15 @@ class _Lowering:
     def _broadcast(self, node: ast.Broadcast) -> ir.Pred:
         if node.layer == "ether":
             return _mac_match(0, b"\xff" * 6)
-        dst = _load(self.nl + 16, 4)  # no interface netmask here: libpcap's offline netmask 0
+        dst = self.load(ETH_HLEN + 16, 4)  # no interface netmask here: libpcap's offline netmask 0
         return ir.all_of(self.ethertype(ETHERTYPE_IP), ir.any_of(_eq(dst, 0), _eq(dst, 0xFFFFFFFF)))
 
     def _multicast(self, node: ast.Multicast) -> ir.Pred:
         if node.layer == "ether":
             return ir.Cmp("&", _load(0, 1), ir.Const(1))
         if node.layer == "ip":
-            return ir.all_of(self.ethertype(ETHERTYPE_IP), ir.Cmp(">=", _load(self.nl + 16, 1), ir.Const(224)))
-        return ir.all_of(self.ethertype(ETHERTYPE_IPV6), _eq(_load(self.nl + 24, 1), 0xFF))
+            return ir.all_of(self.ethertype(ETHERTYPE_IP), ir.Cmp(">=", self.load(ETH_HLEN + 16, 1), ir.Const(224)))
+        return ir.all_of(self.ethertype(ETHERTYPE_IPV6), _eq(self.load(ETH_HLEN + 24, 1), 0xFF))
 
     # -- ports ----------------------------------------------------------------------------------------
     def _port(self, node: ast.Port) -> ir.Pred:
@@ -158,18 +176,18 @@ class _Lowering:
                 return _eq(port, node.low)
             return ir.all_of(ir.Cmp(">=", port, ir.Const(node.low)), ir.Not(ir.Cmp(">", port, ir.Const(node.high))))
 
-        nl = self.nl
-        v6 = ir.all_of(self.ethertype(ETHERTYPE_IPV6), ir.any_of(*(_eq(_load(nl + 6, 1), p) for p in protos)),
-                       _direction(node.q.dir, lambda at: in_range(_load(at, 2)), nl + 40, nl + 42))
-        l4 = ir.IPHeaderLen(nl)
+        nl = ETH_HLEN
+        v6 = ir.all_of(self.ethertype(ETHERTYPE_IPV6), ir.any_of(*(_eq(self.load(nl + 6, 1), p) for p in protos)),
+                       _direction(node.q.dir, lambda at: in_range(self.load(at, 2)), nl + 40, nl + 42))
+        l4 = ir.IPHeaderLen(self.at(nl))
         v4 = ir.all_of(
-            self.ethertype(ETHERTYPE_IP), ir.any_of(*(_eq(_load(nl + 9, 1), p) for p in protos)),
+            self.ethertype(ETHERTYPE_IP), ir.any_of(*(_eq(self.load(nl + 9, 1), p) for p in protos)),
             self.first_fragment(),
-            _direction(node.q.dir, lambda at: in_range(ir.Load(ir.Bin("+", l4, ir.Const(at)), 2)), nl, nl + 2))
+            _direction(node.q.dir, lambda at: in_range(ir.Load(_add(l4, self.at(at)), 2)), nl, nl + 2))
         return ir.any_of(v6, v4)
 
     def first_fragment(self) -> ir.Pred:
-        return ir.Not(ir.Cmp("&", _load(self.nl + 6, 2), ir.Const(IP_OFFSET_MASK)))
+        return ir.Not(ir.Cmp("&", self.load(ETH_HLEN + 6, 2), ir.Const(IP_OFFSET_MASK)))
 
     # -- relations ------------------------------------------------------------------------------------
     def _compare(self, node: ast.Compare) -> ir.Pred:
@@ -201,18 +219,18 @@ class _Lowering:
 
     def index(self, node: ast.Index, guards: list[ir.Pred]) -> ir.Expr:
         offset = self.arith(node.offset, guards)
-        proto, nl = node.proto, self.nl
+        proto = node.proto
         if proto == "ether":
             base: ir.Expr = ir.Const(0)
         elif proto in ETHERTYPES:
             guards.append(self.ethertype(ETHERTYPES[proto]))
-            base = ir.Const(nl)
+            base = self.at(ETH_HLEN)
         elif proto == "icmp6":
-            guards.extend([self.ethertype(ETHERTYPE_IPV6), _eq(_load(nl + 6, 1), IP_PROTOCOLS["icmp6"][0])])
-            base = ir.Const(nl + 40)
+            guards.extend([self.ethertype(ETHERTYPE_IPV6), _eq(self.load(ETH_HLEN + 6, 1), IP_PROTOCOLS["icmp6"][0])])
+            base = self.at(ETH_HLEN + 40)
         elif proto in TRANSPORT_INDEXED:
             guards.extend([self.ip_proto(IP_PROTOCOLS[proto][0]), self.first_fragment()])
-            base = ir.Bin("+", ir.IPHeaderLen(nl), ir.Const(nl))
+            base = _add(ir.IPHeaderLen(self.at(ETH_HLEN)), self.at(ETH_HLEN))
         else:
             raise FilterError(node.column, f"'{proto}[...]' is not supported: index ip[...] instead")
         return ir.Load(_add(base, offset), node.size)
@@ -220,11 +238,15 @@ class _Lowering:
 
 def _add(base: ir.Expr, offset: ir.Expr) -> ir.Expr:
     """*base* + *offset*, constants folded (``IPHeaderLen + 14 + 13`` keeps one constant)."""
+    if isinstance(offset, ir.Bin) and offset.op == "+" and isinstance(offset.right, ir.Const):
+        return _add(_add(base, offset.left), offset.right)  # runtime part first, then the constant
     if isinstance(offset, ir.Const):
         if isinstance(base, ir.Const):
             return ir.Const(base.value + offset.value)
         if isinstance(base, ir.Bin) and base.op == "+" and isinstance(base.right, ir.Const):
             return ir.Bin("+", base.left, ir.Const(base.right.value + offset.value))
+    if isinstance(base, ir.Bin) and base.op == "+" and isinstance(base.right, ir.Const):
+        return ir.Bin("+", ir.Bin("+", base.left, offset), base.right)
     return ir.Bin("+", base, offset)
 
 
@@ -238,7 +260,7 @@ def _direction(direction: str | None, match, src: int, dst: int) -> ir.Pred:
     return ir.any_of(match(src), match(dst))
 
 
-def _address_match(at: int, network) -> ir.Pred:
+def _address_match(lowering: _Lowering, at: int, network) -> ir.Pred:
     """The address at *at* is in *network*: one masked word compare per word the mask touches."""
     words = network.max_prefixlen // 32
     value, mask = int(network.network_address), int(network.netmask)
@@ -248,7 +270,7 @@ def _address_match(at: int, network) -> ir.Pred:
         w, m = value >> shift & 0xFFFFFFFF, mask >> shift & 0xFFFFFFFF
         if m == 0:
             continue
-        word: ir.Expr = _load(at + 4 * i, 4)
+        word: ir.Expr = lowering.load(at + 4 * i, 4)
         if m != 0xFFFFFFFF:
             word = ir.Bin("&", word, ir.Const(m))
         parts.append(_eq(word, w))

@@ -116,17 +116,22 @@ def skb_program(index: int, flt: pcapfilter.Filter, ifindex: int, netns: int) ->
         dev = b.read(ctx.arg(1).deref(), "ifindex", "nd_net")
         with b.if_((dev.ifindex != ifindex) | (dev.nd_net.net.ns.inum != netns)):
             b.return_(0)
-        matched = b.var(0, u32)
-        with b.if_(flt.matches_skb(b, skb_ptr)):
-            matched.set(1)
-        with seen.lookup(b, index) as n:
-            slot = b.var(n & (SLOTS - 1))
-            n.store(n + 1)
-            mine = verdicts.lookup_ptr(b, index)
-            with b.if_(mine != 0):
-                mine.non_null().at(slot).cast(u8).deref().store(matched)
+        record_verdict(b, index, flt.matches_skb(b, skb_ptr))
 
     return ProgramDef(record, "raw_tracepoint", ("net_dev_start_xmit",), name=f"ppf_skb{index}")
+
+
+def record_verdict(b, index: int, cond) -> None:
+    """Note 1 or 0 for the n-th frame expression *index* saw (n counted in ``seen``)."""
+    matched = b.var(0, u32)
+    with b.if_(cond):
+        matched.set(1)
+    with seen.lookup(b, index) as n:
+        slot = b.var(n & (SLOTS - 1))
+        n.store(n + 1)
+        mine = verdicts.lookup_ptr(b, index)
+        with b.if_(mine != 0):
+            mine.non_null().at(slot).cast(u8).deref().store(matched)
 
 
 @pytest.fixture(scope="module")
