@@ -89,31 +89,28 @@ def _return_unless(b, conds: list) -> None:
 
 
 def _vport_fields(b, skb_ref, ev) -> None:
-    """Datapath name, input port number and its device from ``OVS_CB(skb)->input_vport``."""
+    """Datapath name, input port number and its device from ``OVS_CB(skb)->input_vport``
+    (fields read one at a time, names straight into the event: the stack is small)."""
     cb = skb_ref.cb.addr().cast(ovs.kernel_type("struct ovs_skb_cb")).deref()
     vport_ptr = cb.input_vport.rvalue()
     with b.if_(vport_ptr != 0):
-        vport = b.read(vport_ptr.non_null().deref(), "dev", "dp", "port_no", name="vport")
-        ev.in_port = vport.port_no
+        vport = vport_ptr.non_null().deref()
+        ev.in_port = vport.port_no.rvalue()
         ev.flags = ev.flags | F_VPORT
-        dev = b.read(vport.dev.rvalue().deref(), "name", name="port device")
-        ev.ifname = dev.name
+        b.probe_read(ev.ifname, vport.dev.rvalue().deref().name)
         # the datapath is named after its local port, port 0, first in hash bucket 0
-        ports = b.read(vport.dp.rvalue().deref(), "ports", name="datapath ports")
-        first = ports.ports.rvalue().cast("struct hlist_head").deref().first.rvalue()
+        first = vport.dp.rvalue().deref().ports.rvalue().cast("struct hlist_head").deref().first.rvalue()
         with b.if_(first != 0):
             offset = ovs.kernel_type("struct vport").member("dp_hash_node").offset
             local = first.at(-offset).cast(ovs.kernel_type("struct vport")).deref()
-            name = b.read(local.dev.rvalue().deref(), "name", name="datapath device")
-            ev.dp = name.name
+            b.probe_read(ev.dp, local.dev.rvalue().deref().name)
 
 
 def _flow_fields(b, ev) -> None:
     with current.lookup(b, 0) as slot, b.if_(slot.flow != 0):
-        flow = slot.flow.rvalue().cast(ovs.kernel_type("struct sw_flow")).deref()
-        fid = b.read(flow, "id", name="flow id")
-        with b.if_(fid.id.ufid_len != 0):
-            ev.ufid = fid.id.ufid
+        fid = slot.flow.rvalue().cast(ovs.kernel_type("struct sw_flow")).deref().id
+        with b.if_(fid.ufid_len.rvalue() != 0):
+            b.probe_read(ev.ufid, fid.ufid)
             ev.flags = ev.flags | F_FLOW
 
 
@@ -129,9 +126,9 @@ def drop(b, ctx_value, skb_ptr, protocol, reason, location, consumed: bool, opts
     ev = b.stack(OvsDrop, "the drop event")
     b.zero(ev)
     skb_ref = skb_ptr.cast("struct sk_buff").deref()
-    skb = b.read(skb_ref, "dev", name="sk_buff device")
-    with b.if_(skb.dev != 0):
-        ev.ifname = b.read(skb.dev.rvalue().non_null().deref(), "name", name="device").name
+    dev = skb_ref.dev.rvalue()
+    with b.if_(dev != 0):
+        b.probe_read(ev.ifname, dev.non_null().deref().name)
     if opts.vport:
         _vport_fields(b, skb_ref, ev)
     conds = []

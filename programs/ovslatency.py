@@ -97,9 +97,11 @@ def ovslat_enter(b, ctx, opts: Options):
         with receives.lookup(b, depth) as slot:
             slot.ts = b.ktime_get_ns()
             slot.skb = skb
-            dev = b.read(skb.cast("struct sk_buff").deref(), "dev", name="sk_buff device")
-            with b.if_(dev.dev != 0):
-                slot.port = b.read(dev.dev.rvalue().non_null().deref(), "name", name="device").name
+            dev = skb.cast("struct sk_buff").deref().dev.rvalue()
+            with b.if_(dev != 0):
+                b.probe_read(slot.port, dev.non_null().deref().name)
+            with b.else_():
+                b.zero(slot.port)
         n.depth = depth + 1
 
 

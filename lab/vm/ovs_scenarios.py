@@ -107,10 +107,10 @@ class Scenario:
 
     def teardown(self) -> None:
         """Remove the datapath, the devices and the namespaces (whatever of them was made)."""
+        for link in reversed(self.links):  # macvlans first: their lower devices are the datapath's
+            subprocess.run(["ip", "link", "del", link], capture_output=True, timeout=60)
         if getattr(self, "dp", None) is not None:
             self.dp.delete()
-        for link in reversed(self.links):
-            subprocess.run(["ip", "link", "del", link], capture_output=True, timeout=60)
         for netns in self.netns:
             subprocess.run(["ip", "netns", "del", netns], capture_output=True, timeout=60)
 

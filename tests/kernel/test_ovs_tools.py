@@ -7,7 +7,7 @@ is set up first, each on a datapath of its own; the tools start once, every
 scenario sends its packets, the tools stop, and each test compares one
 tool's view of one scenario with the counts the scenario declared and with
 what OVS counted (``ovs-dpctl dump-flows`` per flow, ``ovs-dpctl show``'s
-hit/missed/lost, the sink's transmit counter).
+hit/missed/lost and the sink's transmit counter, over the send).
 
 What the tools see that the counters do not, or the reverse:
 
@@ -24,6 +24,7 @@ What the tools see that the counters do not, or the reverse:
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -98,6 +99,7 @@ def run():
             mon = monitor.ToolMonitor(name, args + (filtered if key == "filtered" else []), "pov")
             mon.start()
             result.tools[key] = mon
+        before = {tag: (s.dp.stats(), _sent(s)) for tag, s in scenarios.items()}
         for s in scenarios.values():
             s.send()
         time.sleep(1)
@@ -105,14 +107,36 @@ def run():
             mon.stop()
         for tag, s in scenarios.items():
             result.flows[tag] = {ufid: n for _, n, ufid in s.dp.flows()}
-            result.stats[tag] = s.dp.stats()
-            result.sink[tag] = ovs.tx_packets(s.port(2))
+            result.stats[tag] = _delta(s.dp.stats(), before[tag][0])
+            result.sink[tag] = _sent(s) - before[tag][1]
+        _show(result)
         yield result
     finally:
         for mon in result.tools.values():
             mon.stop()
         for s in scenarios.values():
             s.teardown()
+
+
+def _sent(s) -> int:
+    """Packets sent into the scenario's sink namespace so far (0: it has none)."""
+    from pybpfasm.lab.vm import ovs
+
+    return ovs.tx_packets(s.port(2)) if s.ns(2) in s.netns else 0
+
+
+def _delta(after, before):
+    """The lookups of the send alone: setting a scenario up can cost some (recur's devices
+    send 8 packets of their own as they come up, before any is traced or sent)."""
+    return type(after)(after.hit - before.hit, after.missed - before.missed, after.lost - before.lost)
+
+
+def _show(run: Run) -> None:
+    """What was counted, for the log of a failing run (pytest shows it; ``-s`` prints it)."""
+    print(json.dumps({"flows": run.flows, "stats": {t: list(v.__dict__.values()) for t, v in run.stats.items()},
+                      "sink": run.sink, "unavailable": run.unavailable,
+                      "tools": {k: m.events() for k, m in run.tools.items()},
+                      "stderr": {k: m.stderr for k, m in run.tools.items()}}, default=str))
 
 
 def _tool(run: Run, key: str):

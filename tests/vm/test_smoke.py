@@ -20,3 +20,15 @@ def test_run_prints_the_guest_kernel_release(
     assert status == 0
     assert out == f"{kernel_61.release}\n"
     assert kernel_61.release.startswith("6.1.")
+
+
+@pytest.mark.vm
+def test_ovs_dropmon_counts_a_drop_flow_in_a_61_guest(kernel_61: kernels.Kernel) -> None:
+    """One short OVS scenario (tests/kernel/test_ovs_smoke.py): its drops equal the flow's packets."""
+    from pybpfasm.lab.vm import qemu
+    from pybpfasm.lab.vm.matrix import junit_outcomes
+
+    argv = ["python3", "-m", "pytest", "-q", "tests/kernel/test_ovs_smoke.py"]
+    result = qemu.run(kernel_61, argv, qemu.GuestConfig(timeout=240))
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert set(junit_outcomes(result.files["junit.xml"]).values()) == {"passed"}
