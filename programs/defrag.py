@@ -24,12 +24,12 @@ from pybpfasm.clock import WallClock
 from pybpfasm.dsl import ProgramDef
 from pybpfasm.errors import UsageError
 
+from . import defrag_functions as kf
 from . import defrag_programs as kp
 from .common import frag
 from .common import options as types
-from .common.hooks import Hook
+from .common.hooks import Hook, kprobes_available
 from .common.packet import F_IPV4, PROTO_NAMES, proto_name
-from .common.reasons import drop_reasons
 from .common.tool import Tool
 from .defrag_datagrams import Datagram, Tracker
 
@@ -40,12 +40,21 @@ DEFRAG_FUNCTIONS = frozenset({
     "ip_defrag", "ip_frag_queue", "ip_frag_reasm", "ipv6_frag_rcv", "ip6_frag_queue",
     "ip6_frag_reasm", "nf_ct_frag6_gather", "nf_ct_frag6_queue", "nf_ct_frag6_reasm",
 })
+#: where a timed-out queue's fragments are freed (kernels whose frees give no reason)
+EXPIRE_FUNCTIONS = frozenset({"ip_expire", "ip6_frag_expire", "nf_ct_frag6_expire",
+                              "inet_frag_rbtree_purge"})
+#: where the fragments of a whole datagram are freed with it (its frag_list): not defrag's drops
+WITH_DATAGRAM = frozenset({"kfree_skb_list", "kfree_skb_list_reason", "skb_release_data"})
 #: drop reasons (names after SKB_DROP_REASON_) that are defrag's own events
 REASON_EVENTS = {"DUP_FRAG": "duplicate", "FRAG_TOO_FAR": "too_far", "FRAG_REASM_TIMEOUT": "timeout"}
 PROTOCOL_NUMBERS = {name: number for number, name in PROTO_NAMES.items()}
 #: the netfilter programs' priorities: just after conntrack's defrag, and (LOCAL_IN) raw's
 AFTER_DEFRAG = "conntrack_defrag"
 LOCAL_IN_PRIORITY = "raw"
+#: what the function-level path cannot give (one stderr line)
+FUNCTION_LIMITS = ("too_far needs the kernel's FRAG_TOO_FAR drop reason (a queue emptied for "
+                   "ipfrag_max_dist is otherwise told as timed out); OVS's defrag shows as user "
+                   "conntrack (it calls ip_defrag as conntrack does)")
 #: what this kernel cannot give without function hooks (one stderr line)
 LIMITS = ("no function hooks here: overlap means a fragment defrag drops without a reason "
           "while memory is under ipfrag_high_thresh (inet_frag_queue_insert's answer needs "
@@ -77,23 +86,29 @@ class Defrag(Tool):
                             help="only this protocol (udp, tcp, icmp, icmp6 or a number)")
         parser.add_argument("--netns", type=types.netns_inode, metavar="INODE",
                             help="only this network namespace")
+        parser.add_argument("--hook", choices=("auto", "kprobe", "netfilter"), default="auto",
+                            help="kprobes on the reassembly functions (auto: where the kernel has "
+                                 "kprobes and them), or tracepoints and netfilter programs (6.4+)")
         parser.add_argument("--summary", action="store_true",
                             help="one line per datagram (fragments, bytes, duration, outcome, "
                                  "holes) instead of one per event")
 
     def unavailable(self) -> str | None:
-        from pybpfasm import features
-        from pybpfasm.sys import LinkType
-
-        if not features.link_type(LinkType.NETFILTER):
-            return ("no BPF netfilter links (6.4+) to see reassembled datagrams, and the "
-                    "function-level path (kprobes on ip_defrag...) is not built yet")
-        return None
+        if _functions_usable() or _netfilter_usable():
+            return None
+        return ("no kprobes on the reassembly functions and no BPF netfilter links (6.4+) "
+                "to see reassembled datagrams")
 
     def options(self, args: argparse.Namespace) -> kp.Options:
         if args.netns is not None and args.netns not in frag.namespaces():
             raise UsageError(f"--netns: no network namespace with inode {args.netns}")
-        if args.buffer == "perf":
+        self.functions = args.hook == "kprobe" or (args.hook == "auto" and _functions_usable())
+        if args.hook == "kprobe" and not _functions_usable():
+            raise UsageError("--hook kprobe: " + ("no kprobes in this kernel" if not kprobes_available()
+                             else f"no function {', '.join(kf.missing())} to probe"))
+        if args.hook == "netfilter" and not _netfilter_usable():
+            raise UsageError("--hook netfilter: no BPF netfilter links in this kernel (6.4+)")
+        if args.buffer == "perf" and not self.functions:
             raise UsageError("--buffer perf: netfilter programs (reassembled datagrams) can "
                              "only write to a ring buffer")
         return kp.Options(src=args.src, dst=args.dst, proto=args.proto, ident=args.ident,
@@ -102,11 +117,17 @@ class Defrag(Tool):
     def programs(self, opts: kp.Options) -> list[ProgramDef]:
         from pybpfasm.link.netfilter import priorities
 
+        if self.functions:
+            self.netfilter = []
+            return [Hook(kp.drop).choose(), *kf.programs()]
         after = {f: priorities(f)[AFTER_DEFRAG] + 1 for f in ("ipv4", "ipv6")}
         self.netfilter = kp.netfilter_programs(after, priorities("ipv4")[LOCAL_IN_PRIORITY])
         return [Hook(kp.receive).choose(), Hook(kp.drop).choose(), *self.netfilter]
 
     def notes(self, coll: Any, opts: kp.Options) -> list[str]:
+        if self.functions:
+            return [f"hooks: kprobes on {', '.join(e[0] for e in kf.ENTRIES)}, {kf.INSERT}; "
+                    "skb:kfree_skb", FUNCTION_LIMITS]
         return [f"reassembled datagrams are seen in the {len(self.netns_paths)} network "
                 "namespaces that existed at start", LIMITS]
 
@@ -130,29 +151,43 @@ class Defrag(Tool):
         self.kallsyms = Kallsyms.load()
         self.wall = WallClock()
         self.tracker = Tracker()
-        self.has_reasons = bool(drop_reasons())
+        self.has_reasons = bool(kp.Reason.names())  # restored with cached programs: no BTF
         self.opts = opts
+        #: (key, start, end) -> duplicate/overlap, from inet_frag_queue_insert, for the drop after it
+        self.verdicts: dict[tuple, str] = {}
 
     # -- events ---------------------------------------------------------------------------
     def row(self, ev: kp.FragEvent) -> dict[str, Any] | None:
         key = _key(ev)
         if ev.kind == kp.K_FRAGMENT:
-            self.tracker.fragment(key, ev.ts, ev.offset, ev.offset + ev.length, bool(ev.more))
-            return self._event(ev, "fragment", key)
+            dgram = self.tracker.fragment(key, ev.ts, ev.offset, ev.offset + ev.length, bool(ev.more))
+            if ev.user:
+                dgram.user = USERS[ev.user]
+            return self._event(ev, "fragment", key, user=USERS[ev.user])
         if ev.kind == kp.K_DROP:
             return self._drop(ev, key)
         if ev.kind == kp.K_REASSEMBLED:
             return self._reassembled(ev, key)
+        if ev.kind in (kf.K_DUP, kf.K_OVERLAP):
+            verdict = "duplicate" if ev.kind == kf.K_DUP else "overlap"
+            self.verdicts[(key, ev.offset, ev.offset + ev.length)] = verdict
+            return None
         return self._local6(ev, key)
 
     def _drop(self, ev: kp.FragEvent, key: tuple) -> dict[str, Any] | None:
         reason = ev.reason if self.has_reasons else None  # decoded by name from BTF
         where = self.kallsyms.symbolize(ev.location).split("+")[0] if ev.location else ""
+        if where in WITH_DATAGRAM:
+            return None  # a reassembled datagram's part, freed with it (its drop is not ours)
         start, end = ev.offset, ev.offset + ev.length
         dgram = self.tracker.holding(key, start, end)
-        name = REASON_EVENTS.get(reason or "")
-        if name is None and reason in (None, "NOT_SPECIFIED") and where in DEFRAG_FUNCTIONS:
-            name = "evicted" if ev.flags & kp.F_OVER else "overlap"
+        name = self.verdicts.pop((key, start, end), None) or REASON_EVENTS.get(reason or "")
+        unexplained = name is None and reason in (None, "NOT_SPECIFIED")
+        if unexplained and where in DEFRAG_FUNCTIONS:
+            # insert's verdicts are known with kprobes: what is left is another invalid fragment
+            name = "evicted" if ev.flags & kp.F_OVER else "dropped" if self.functions else "overlap"
+        elif unexplained and where in EXPIRE_FUNCTIONS:
+            name = "timeout"
         if dgram is not None and dgram.key[0]:
             key = dgram.key  # a queued fragment's namespace, from its arrival
         if name == "timeout" and dgram is not None and dgram.outcome not in (None, "timeout"):
@@ -180,7 +215,7 @@ class Defrag(Tool):
     def _reassembled(self, ev: kp.FragEvent, key: tuple) -> dict[str, Any] | None:
         user = USERS[ev.user]
         dgram = self.tracker.open.get(key)
-        if ev.family != F_IPV4:  # the ID went with the fragment header
+        if ev.flags & kp.F_NO_ID:  # the ID went with the fragment header
             dgram = self.tracker.complete_without_id(*key[:4], key[5])
             if dgram is not None:
                 key = dgram.key
@@ -287,8 +322,19 @@ def _key(ev: kp.FragEvent) -> tuple:
         ident = ev.ident
     else:
         src, dst = inet_ntop(AF_INET6, ev.saddr), inet_ntop(AF_INET6, ev.daddr)
-        ident = ev.ident if ev.kind != kp.K_REASSEMBLED else None
+        ident = None if ev.flags & kp.F_NO_ID else ev.ident
     return (ev.netns, ev.family, src, dst, ident, ev.proto)
+
+
+def _functions_usable() -> bool:
+    return kprobes_available() and not kf.missing()
+
+
+def _netfilter_usable() -> bool:
+    from pybpfasm import features
+    from pybpfasm.sys import LinkType
+
+    return features.link_type(LinkType.NETFILTER)
 
 
 def _now_ns() -> int:

@@ -28,8 +28,9 @@ from .common.reasons import PREFIX, tracefs_reasons
 K_FRAGMENT, K_DROP, K_REASSEMBLED, K_LOCAL6 = 1, 2, 3, 4
 #: FragEvent.user: the defrag user, as far as the hook knows it
 U_UNKNOWN, U_LOCAL, U_CONNTRACK, U_OVS = 0, 1, 2, 3
-#: FragEvent.flags: the namespace's fragment memory was over its high threshold
-F_OVER = 1
+#: FragEvent.flags: the namespace's fragment memory was over its high threshold; the
+#: datagram's IP ID is unknown (IPv6 after conntrack removed the fragment header)
+F_OVER, F_NO_ID = 1, 2
 IP_MF, IP_OFFSET = 0x2000, 0x1FFF
 IP6_MF, IP6_OFFSET = 0x0001, 0xFFF8
 NEXTHDR_FRAGMENT = 44
@@ -233,6 +234,7 @@ def _netfilter(kind: int, family: str, user: int, untracked_only: bool = False):
             ev.daddr.view(be32).store(ip.daddr)
         else:  # the fragment header is gone, and with it the identification
             ip6 = b.read(l3.cast("struct ipv6hdr").deref(), name="ipv6 header")
+            ev.flags = F_NO_ID
             ev.family = F_IPV6
             ev.proto = ip6.nexthdr
             ev.length = ip6.payload_len.to_host()

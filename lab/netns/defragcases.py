@@ -22,7 +22,7 @@ from . import build, sysctl, tomlfile, topology
 from .declared import Table
 from .errors import DeclarationError
 from .monitor import ToolMonitor
-from .scenario import SCENARIO_DIR, Expectation
+from .scenario import NO_REASON, SCENARIO_DIR, Expectation, _per_kernel, kernel_series
 from .traffic import Sender
 from .verdict import Verdict, judge
 from .workcase import Progress
@@ -92,10 +92,19 @@ def _namespace(t: Table, name: str, topo: topology.Topology) -> str:
     return name
 
 
+def _field(e: Table, key: str, kind: Any) -> Any:
+    """A key's value; ``reason`` may be a table from kernel series to name (the newest series
+    not after the running kernel's applies; "none": a kernel without drop reasons)."""
+    if key == "reason" and isinstance(e.data[key], dict):
+        name = _per_kernel(e.table(key), kernel_series(), str)
+        return None if name == NO_REASON else name
+    return e.get(key, kind)
+
+
 def _scenario(t: Table, topo: topology.Topology) -> Scenario:
     expect = []
     for e in t.tables("expect"):
-        fields = {k: e.get(k, kind) for k, kind in KEYS.items() if k in e.data}
+        fields = {k: _field(e, k, kind) for k, kind in KEYS.items() if k in e.data}
         if "netns" in fields:
             _namespace(e, fields["netns"], topo)
         if "holes" in fields:
