@@ -12,7 +12,7 @@ from pybpfasm.dsl.values import Cond, Value, any_of
 from pybpfasm.isa import AluOp, JumpOp, OpCode
 
 from . import ir
-from .facts import Facts, compared_values, equality, first_atom, simplify, with_fact
+from .facts import Facts, compared_values, equality, first_atom, never_true, simplify, with_fact
 
 _ALU = {"+": AluOp.ADD, "-": AluOp.SUB, "*": AluOp.MUL, "/": AluOp.DIV, "%": AluOp.MOD, "&": AluOp.AND,
         "|": AluOp.OR, "^": AluOp.XOR, "<<": AluOp.LSH, ">>": AluOp.RSH}
@@ -71,6 +71,9 @@ class _Emitter:
             self.jump(yes if decided else no)
             return
         p = decided
+        if no == self.reject and never_true(p):  # false or a load past the end: the same here
+            self.jump(no)
+            return
         if depth < MAX_DISPATCH_DEPTH and self.dispatch(p, yes, no, facts, depth):
             return
         if isinstance(p, ir.Not):

@@ -99,6 +99,17 @@ def simplify(p: ir.Pred, facts: Facts) -> Decided:
     return (ir.all_of if conjunction else ir.any_of)(*parts)
 
 
+def never_true(p: ir.Pred, holds: bool = True) -> bool:
+    """Whether *p* can only come out false, or reject (*holds* False: only true, or reject)."""
+    if isinstance(p, ir.Cmp):
+        return p == (ir.FALSE if holds else ir.TRUE)
+    if isinstance(p, ir.Not):
+        return never_true(p.operand, not holds)
+    decisive = isinstance(p, ir.All) == holds  # one part decides: a conjunction that is never true
+    test = any if decisive else all
+    return test(never_true(part, holds) for part in p.parts)
+
+
 def with_fact(facts: Facts, key: tuple[int, int], value: int | frozenset) -> Facts:
     """*facts* and one more (a known value wins over values excluded)."""
     known = facts.get(key)

@@ -79,6 +79,10 @@ EXPRESSIONS = [
     # what one test tells the next (the compiler's facts): negations, repeats, contradictions
     "not (tcp or udp) and ip", "not (arp or ip6) and ether proto 0x0800", "(ip or arp) and not ip and host 10.0.0.1",
     "ip and ip and not ip6 and tcp", "(vlan or ip) and udp port 53", "not ip or tcp or (udp and ip6)",
+    # a conjunction the ethertype makes false still runs what comes before it (loads past the end);
+    # where libpcap's optimiser drops such loads instead (arp host X and udp or less 40) the two
+    # differ on truncated frames: test_random_expressions.py judges those against libpcap -O
+    "src and dst host 10.200.3.4 and ether src host 00:00:00:00:00:00 and src and dst port 53 or less 32",
 ]
 #: also run as tc programs: lengths, and a few of each kind
 TC_EXPRESSIONS = ["less 60", "greater 100", "len - 14 > 50", "len & 3 = 0", "vlan 5 and tcp port 80",
