@@ -3,7 +3,8 @@
 The flood (C, ``sendmmsg``, pinned to one CPU; every datagram dropped for want of a socket:
 one ``kfree_skb`` each, tests/events/flood.py) is measured as the sender's CPU ns per
 datagram: the drop path runs in its context, so what a tool attached to ``kfree_skb``
-costs is the increase over nothing attached.  Contenders, interleaved with baselines:
+costs is the increase over nothing attached (each measurement less the baseline taken just
+before it; the median of the rounds).  Contenders, interleaved with baselines:
 
 * ``netmon drop -s netns``: each drop counted in kernel hash maps, nothing per event;
 * ``dropmon --no-stack --netns RX``: an event per drop, read and printed;
@@ -22,10 +23,10 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from flood_bench import cost_ns, dropmon  # noqa: E402
-from measure import ensure_bpftrace  # noqa: E402
+from flood_bench import cost_ns, dropmon
+from measure import ensure_bpftrace, median
 
-from tests.events.flood import Flood  # noqa: E402
+from tests.events.flood import Flood
 
 BPFTRACE = "tracepoint:skb:kfree_skb { @[comm, args->protocol] = count(); }"
 
@@ -47,16 +48,15 @@ def main() -> None:
         }
         base: list[float] = []
         costs: dict[str, list[float]] = {name: [] for name in cmds}
-        for _ in range(args.rounds):  # interleaved: a baseline next to each measurement
+        for _ in range(args.rounds):  # paired: each measurement less the baseline taken just before it
             for name, cmd in cmds.items():
                 base.append(cost_ns(flood, None, args.packets))
-                costs[name].append(cost_ns(flood, cmd, args.packets, empty=cmd is None))
-    floor = min(base)
-    print(f"kernel cost per dropped datagram (sender CPU ns, least of {args.rounds} rounds, over "
-          f"{floor:.0f} ns with nothing attached):")
-    added = {name: min(v) - floor for name, v in costs.items()}
+                costs[name].append(cost_ns(flood, cmd, args.packets, empty=cmd is None) - base[-1])
+    print(f"kernel cost per dropped datagram (sender CPU ns over the paired baseline, median of "
+          f"{args.rounds} rounds; baselines {median(base):.0f} ns median, {min(base):.0f}-{max(base):.0f}):")
+    added = {name: median(v) for name, v in costs.items()}
     for name, v in added.items():
-        print(f"  {name:28} {v:7.0f} ns   rounds {[round(x - floor) for x in costs[name]]}")
+        print(f"  {name:28} {v:7.0f} ns   rounds {[round(x) for x in costs[name]]}")
     ours = added["netmon -s netns"]
     for peer, goal in (("bpftrace @[comm, protocol]", 1.0), ("empty program", 1.5), ("dropmon --no-stack", None)):
         ratio = ours / max(added[peer], 1e-9)

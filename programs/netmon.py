@@ -15,6 +15,7 @@ then drops by ``pkt_type`` and by location.  A map that fills up is counted and 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import os
 import signal
@@ -45,10 +46,8 @@ def netns_names() -> dict[int, str]:
         except OSError:
             continue
         for name in entries:
-            try:
+            with contextlib.suppress(OSError):
                 names.setdefault(os.stat(os.path.join(run, name)).st_ino, name)
-            except OSError:
-                pass
     return names
 
 

@@ -19,6 +19,7 @@ from pybpfasm.dsl import (
     PerCPUArray,
     ProgramDef,
     Record,
+    UnknownName,
     char,
     kernel_enum,
     s32,
@@ -27,12 +28,11 @@ from pybpfasm.dsl import (
     u32,
     u64,
 )
-from pybpfasm.dsl import UnknownName
 from pybpfasm.dsl.maps import atomic_add
 
 from .common import packet
 from .common.hooks import Hook
-from .common.packet import F_IPV4, F_IPV6, F_MAC, F_TCP, Packet
+from .common.packet import F_IPV4, F_IPV6, F_MAC, Packet
 from .common.reasons import PREFIX, tracefs_reasons
 
 Reason = kernel_enum("skb_drop_reason", u32, prefix=PREFIX, fallback=tracefs_reasons)
@@ -286,9 +286,8 @@ def count_drop(b, skb_ptr, protocol, reason, location, opts: Options, ctx_value=
                  "network_header", "mac_header", "head", name="sk_buff fields")
     pkt_type = b.var(skb.pkt_type.rvalue() & 7, u32)
     unix = b.var(0, u32)
-    with b.if_(skb.sk != 0):
-        with b.if_(skb.sk.__sk_common.skc_family == AF_UNIX):
-            unix.set(1)
+    with b.if_(skb.sk != 0), b.if_(skb.sk.__sk_common.skc_family == AF_UNIX):
+        unix.set(1)
     if opts.skip_unix:
         with b.if_(unix != 0):
             b.return_(0)

@@ -111,7 +111,7 @@ KINDS = {"arp": _arp, "tcp_rst": _tcp_rst, "xdp": _xdp}
 class _Crafted(Sender):
     """A Sender for the kinds above, bound the way the shared Sender binds its own."""
 
-    def __init__(self, topo: topology.Topology, traffic: Table) -> None:  # noqa: super not called on purpose
+    def __init__(self, topo: topology.Topology, traffic: Table) -> None:  # binds as Sender does, for other kinds
         self.topology = topo
         self.kind = traffic.get("kind", str)
         local = traffic.get("from", str)

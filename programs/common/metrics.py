@@ -143,7 +143,7 @@ def write_textfile(path: str, text: str) -> None:
 class _Handler(http.server.BaseHTTPRequestHandler):
     server: _Server
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         if self.path.split("?")[0] not in ("/metrics", "/"):
             self.send_error(404)
             return

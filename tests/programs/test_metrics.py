@@ -195,7 +195,7 @@ def test_socket_tools_write_their_counts_to_a_textfile(tool, tmp_path, name, exp
     deadline, line = time.monotonic() + 10, None
     while time.monotonic() < deadline:
         text = path.read_text() if path.exists() else ""
-        line = next((l for l in text.splitlines() if l.startswith(expr + " ")), None)
+        line = next((s for s in text.splitlines() if s.startswith(expr + " ")), None)
         if line == f"{expr} {want}":
             break
         time.sleep(0.2)

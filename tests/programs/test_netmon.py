@@ -187,7 +187,7 @@ def test_pcap_stops_after_count_packets(tool, lab, tmp_path):
         line = proc.stderr.readline()
         assert line, "netmon exited before tracing"
     _send("netmon-udp4-closed-port")
-    out, err = proc.communicate(timeout=20)
+    _, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     frames = subprocess.run(["tshark", "-r", str(path), "-T", "fields", "-e", "udp.srcport"], capture_output=True,
                             text=True, timeout=60, check=True).stdout.split()
@@ -249,10 +249,10 @@ def test_beside_bpftrace_the_same_drops_by_namespace_device_and_reason(tool, lab
     rows = {r["key"]: r["total"] for r in table["rows"]}
     assert rows == {"srv1": 12, "srv2": 3, "cli1": 3}
     by_dev: dict = {}
-    for (inum, dev, reason), n in theirs.items():
+    for (_, dev, _), n in theirs.items():
         by_dev[dev] = by_dev.get(dev, 0) + n
     assert by_dev == rows
     by_reason: dict = {}
-    for (inum, dev, reason), n in theirs.items():
+    for (_, _, reason), n in theirs.items():
         by_reason[reason] = by_reason.get(reason, 0) + n
     assert by_reason == table["reasons"]

@@ -54,7 +54,7 @@ def test_tcpdump_reads_the_same_number_of_packets(tmp_path):
     if shutil.which("tcpdump") is None:
         pytest.skip("tcpdump is not installed (test-only)")
     path = tmp_path / "x.pcapng"
-    (ifname, linktype, frame, comment), *_ = _capture(tmp_path / "mixed.pcapng")
+    (_, linktype, frame, comment), *_ = _capture(tmp_path / "mixed.pcapng")
     with PcapngWriter(open_capture(str(path))) as out:
         for i in range(4):
             out.packet(("srv0", "srv1")[i % 2], linktype, frame, comment=f"{comment} #{i}")
