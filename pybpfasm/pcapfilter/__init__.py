@@ -27,7 +27,9 @@ it is used; it holds no kernel state.
 Semantics follow libpcap's, including the corner cases: a load past the end
 of the bytes the program can see rejects the packet (even under ``not``);
 ``vlan`` shifts the offsets of everything after it; IPv4 ports are read only
-from first fragments, past the header's own length.
+from first fragments, past the header's own length.  For skbs (tc, skb hooks)
+a VLAN tag the kernel holds beside the bytes counts for the first ``vlan``, as
+in libpcap's live Linux captures (:mod:`.semantics`).
 """
 
 from __future__ import annotations

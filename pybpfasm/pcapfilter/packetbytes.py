@@ -124,8 +124,8 @@ class SkbBytes:
     """The frame of a ``struct sk_buff *`` (a kernel pointer value) in a tracing program.
 
     *fields* may be a copy the caller already made with ``b.read`` that holds
-    :data:`SKB_FIELDS` (one probe read for both); otherwise they are read here.
-    ``len`` and ``data`` are read only when the filter asks for the length.
+    :func:`~pybpfasm.pcapfilter.skb_fields` (one probe read for both); otherwise they
+    are read here.  ``len`` and ``data`` are read only when the filter asks for the length.
     """
 
     skb = True
