@@ -8,6 +8,7 @@ reasons, for namespaces, MACs, IPv4/IPv6 addresses, flows, reasons and interface
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import signal
@@ -256,3 +257,18 @@ def test_beside_bpftrace_the_same_drops_by_namespace_device_and_reason(tool, lab
     for (_, _, reason), n in theirs.items():
         by_reason[reason] = by_reason.get(reason, 0) + n
     assert by_reason == table["reasons"]
+
+
+def test_drop_count_ends_after_the_table_that_reached_it(lab):
+    """netmon -c 3: the 3 UDP drops of one scenario end the run after their table, without Ctrl-C."""
+    proc = subprocess.Popen([*CLI, "-c", "3", "-r", "0.5", "--json", *netmoncases.netns_args(lab)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = ""
+    while "Ctrl-C to end." not in line:
+        line = proc.stderr.readline()
+        assert line, "netmon exited before tracing"
+    _send("netmon-udp4-closed-port")
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    tables = [json.loads(t) for t in out.splitlines()]
+    assert sum(t["total"] for t in tables) == 3 and tables[-1]["total"] > 0
