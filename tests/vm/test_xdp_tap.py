@@ -100,3 +100,29 @@ def test_the_guest_receives_exactly_what_the_fdb_sends_it(kernel_61: kernels.Ker
             for tool, ns in (("xdp-l2fwd", "sw"), ("xdp-dummy", "r1")):
                 subprocess.run([sys.executable, "-m", "pybpfasm.cli", tool, "detach", "--netns", NS[ns]],
                                capture_output=True)
+
+
+GROUPLESS = """
+ip link add pxa type veth peer name pxb && ip link set pxa up && ip link set pxb up
+python3 -c 'from pybpfasm import features; print(features.xdp_broadcast())'
+python3 -m pybpfasm.cli xdp-l2fwd attach pxa; echo "attach $?"
+python3 -m pybpfasm.cli xdp-l2fwd fdb add --mac ff:ff:ff:ff:ff:ff --vlan 5 --dev pxb; echo "group $?"
+python3 -m pybpfasm.cli xdp-l2fwd fdb add --mac 02:00:00:00:00:01 --vlan 5 --dev pxb; echo "unicast $?"
+python3 -m pybpfasm.cli xdp-l2fwd detach; echo "detach $?"
+ls -A /sys/fs/bpf
+"""
+
+
+def test_a_kernel_without_broadcast_forwards_without_groups(lab_host: None) -> None:
+    """Debian 5.10 (before BPF_F_BROADCAST, 5.13): the probe says so, the forwarder loads
+    without group code, a group entry is refused in one line (exit 1), a unicast one is
+    added, and ``detach`` leaves bpffs empty."""
+    result = qemu.run(kernels.debian("5.10"), ["sh", "-c", GROUPLESS], qemu.GuestConfig(timeout=300))
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines() == [
+        "False", "xdp-l2fwd attached to pxa (ifindex 4)", "attach 0", "group 1",
+        "fdb added: 02:00:00:00:00:01 vlan 5 -> pxb (ifindex 3)", "unicast 0",
+        "xdp-l2fwd detached from pxa (ifindex 4)", "detach 0"]
+    assert result.stderr == ("pybpfasm xdp-l2fwd: this kernel cannot send a frame to a group of devices "
+                             "(BPF_F_BROADCAST came in 5.13): multicast and broadcast MACs have no FDB "
+                             "entries here\n")
