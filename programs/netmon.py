@@ -164,7 +164,7 @@ class NetmonDrop(Tool):
         parser.add_argument("-s", dest="sort", choices=list(nk.SORTS), default="netns",
                             help="sort and aggregate by this key (default netns)")
         parser.add_argument("-r", dest="interval", type=types.seconds, metavar="RATE", default=self.interval,
-                            help="seconds between tables (default 10; the same as -i)")
+                            help="seconds between tables (default 10; the same as --interval)")
         parser.add_argument("-t", dest="threshold", type=types.integer(1, 2**63 - 1, "threshold"),
                             default=1, metavar="THRESHOLD", help="hide rows with fewer drops")
         parser.add_argument("-c", dest="limit", type=types.count, metavar="COUNT",
@@ -196,6 +196,8 @@ class NetmonDrop(Tool):
             raise UsageError("pcap: give the capture file with -f FILE")
         if args.command == "drop" and args.file is not None:
             raise UsageError("-f FILE is for 'netmon pcap'")
+        if getattr(args, "raw", False):
+            raise UsageError("--raw: netmon prints tables; 'netmon pcap -f FILE' writes the packets")
         args.limit = args.limit or args.count
         args.count = None  # the tool counts (drops in a table, or packets written), not the frame
         ovs = None

@@ -272,3 +272,12 @@ def test_drop_count_ends_after_the_table_that_reached_it(lab):
     assert proc.returncode == 0, err
     tables = [json.loads(t) for t in out.splitlines()]
     assert sum(t["total"] for t in tables) == 3 and tables[-1]["total"] > 0
+
+
+@pytest.mark.unprivileged
+@pytest.mark.parametrize("args, message", [
+    (["pcap"], "pcap: give the capture file with -f FILE"), (["-f", "x.pcapng"], "-f FILE is for 'netmon pcap'"),
+    (["--raw"], "--raw: netmon prints tables; 'netmon pcap -f FILE' writes the packets")])
+def test_mode_options_that_do_not_fit_are_refused(args, message):
+    proc = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=60)
+    assert (proc.returncode, proc.stderr) == (2, f"pybpfasm netmon: {message}\n")
