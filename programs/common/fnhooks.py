@@ -166,7 +166,7 @@ def _module_func(name: str):
 @functools.cache
 def fentry_loads() -> str | None:
     """Why this kernel refuses fentry programs (None: it loads them), asked by loading one."""
-    from pybpfasm.isa import Mov, R0, exit_
+    from pybpfasm.isa import R0, Mov, exit_
     from pybpfasm.kernel import Kallsyms
     from pybpfasm.link import fentry_spec
     from pybpfasm.sys import SyscallError

@@ -171,8 +171,12 @@ def _addresses_first(b, skb_ref, pf: PacketFilter) -> None:
             return (field.view(u64) == packet.host_word(raw[:8])) & (field.view(u64, 8) == packet.host_word(raw[8:]))
 
         for kind, addr in wanted:
-            cond = {"src": lambda: same(ip.saddr, addr), "dst": lambda: same(ip.daddr, addr),
-                    "host": lambda: same(ip.saddr, addr) | same(ip.daddr, addr)}[kind]()
+            if kind == "src":
+                cond = same(ip.saddr, addr)
+            elif kind == "dst":
+                cond = same(ip.daddr, addr)
+            else:
+                cond = same(ip.saddr, addr) | same(ip.daddr, addr)
             with b.if_(~cond):
                 b.return_(0)
 

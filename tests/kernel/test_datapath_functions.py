@@ -21,7 +21,8 @@ import sys
 
 import pytest
 
-from pybpfasm.lab.netns import build, datapathcases as cases
+from pybpfasm.lab.netns import build
+from pybpfasm.lab.netns import datapathcases as cases
 from pybpfasm.lab.workloads import datapath as work
 from pybpfasm.tools.common.fnhooks import kinds_available
 
@@ -32,7 +33,7 @@ FORWARD = ["ip_forward", "nf_hook_slow", "ip_forward_finish", *SEND[1:]]
 DELIVER = ["ip_local_deliver", "nf_hook_slow", "tcp_v4_rcv"]
 #: a forwarded TCP segment, client -> router -> server
 ROUTED = [*SEND, *RECEIVE, *FORWARD, *RECEIVE, *DELIVER]
-ROUTED_FUNCTIONS = sorted(set(ROUTED)) + ["pdt_no_such_function"]
+ROUTED_FUNCTIONS = [*sorted(set(ROUTED)), "pdt_no_such_function"]
 #: a datagram flooded by the bridge to its one other port (b2's address is never learnt)
 BRIDGED = ["__dev_queue_xmit", "__netif_receive_skb", "br_handle_frame", "br_handle_frame_finish", "br_flood",
            "__br_forward", "br_forward_finish", "br_dev_queue_push_xmit", "__dev_queue_xmit", "__netif_receive_skb"]

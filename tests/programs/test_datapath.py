@@ -10,7 +10,8 @@ import sys
 
 import pytest
 
-from pybpfasm.lab.netns import build, datapathcases as cases
+from pybpfasm.lab.netns import build
+from pybpfasm.lab.netns import datapathcases as cases
 from pybpfasm.lab.workloads import datapath as work
 
 CLI = [sys.executable, "-m", "pybpfasm.cli", "datapath"]

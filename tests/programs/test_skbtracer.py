@@ -15,7 +15,8 @@ import time
 
 import pytest
 
-from pybpfasm.lab.netns import build, datapathcases as cases
+from pybpfasm.lab.netns import build
+from pybpfasm.lab.netns import datapathcases as cases
 from pybpfasm.lab.netns.packets import checksum
 from pybpfasm.lab.netns.scenario import Expectation
 from pybpfasm.lab.workloads import datapath as work
