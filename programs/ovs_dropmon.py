@@ -7,8 +7,9 @@ of the module that freed it), the datapath and input port (from the packet's
 ``OVS_CB``, laid out by the module's BTF), the flow that was executing (its
 UFID, as ``ovs-dpctl dump-flows --more`` prints it) and the packet's fields.
 
-A drop is a ``kfree_skb`` whose reason belongs to the openvswitch subsystem
-or whose caller lies in the module.  Kernels before 6.6 end a flow whose
+A drop is a ``kfree_skb`` of a packet (an skb with a device: the module
+also frees netlink messages) whose reason belongs to the openvswitch
+subsystem or whose caller lies in the module.  Kernels before 6.6 end a flow whose
 actions do not output the packet (``actions:drop``, a meter over its rate)
 with ``consume_skb`` in ``do_execute_actions``; 6.6+ report the same packets
 as ``OVS_DROP_LAST_ACTION``/``OVS_DROP_METER``, so on older kernels those
@@ -127,8 +128,9 @@ def drop(b, ctx_value, skb_ptr, protocol, reason, location, consumed: bool, opts
     b.zero(ev)
     skb_ref = skb_ptr.cast("struct sk_buff").deref()
     dev = skb_ref.dev.rvalue()
-    with b.if_(dev != 0):
-        b.probe_read(ev.ifname, dev.non_null().deref().name)
+    with b.if_(dev == 0):  # no device: a netlink message the module frees, not a packet
+        b.return_(0)
+    b.probe_read(ev.ifname, dev.deref().name)
     if opts.vport:
         _vport_fields(b, skb_ref, ev)
     conds = []

@@ -26,7 +26,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import signal
+import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +58,7 @@ class Run:
     sink: dict[str, int] = field(default_factory=dict)
     tools: dict[str, Any] = field(default_factory=dict)
     unavailable: dict[str, str] = field(default_factory=dict)
+    peer: dict[str, dict[tuple[str, ...], int]] | None = None  #: bpftrace's maps
 
 
 def _has_btf() -> bool:
@@ -75,6 +80,47 @@ TOOLS = {
     "latency": ("ovslatency", ["-t", "3600"]),
     "hist": ("ovslatency", ["-i", "3600", "--hist"]),
 }
+
+
+#: the same counts from bpftrace (where the guest has the peers' userland): one probe each
+BPFTRACE = """BEGIN { printf("ready\\n"); }
+tracepoint:openvswitch:ovs_do_execute_action {
+  @actions[str(args->dp_name), args->recirc_id, args->action_type] = count(); }
+tracepoint:skb:kfree_skb /(args->reason >> 16) == 3/ { @ovs_drops[args->reason] = count(); }
+kprobe:ovs_vport_receive { @start[tid] = nsecs; @receives[((struct sk_buff *)arg1)->dev->name] = count(); }
+kretprobe:ovs_vport_receive /@start[tid]/ { @timed = count(); delete(@start[tid]); }
+"""
+
+
+class Bpftrace:
+    """bpftrace running BPFTRACE; its maps (printed at SIGINT) as {map: {key tuple: count}}."""
+
+    def __init__(self, folder: Path) -> None:
+        self.out = folder / "bpftrace.out"
+        with open(self.out, "w") as out:
+            self.proc = subprocess.Popen(["bpftrace", "-e", BPFTRACE], stdout=out,
+                                         stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + START_TIMEOUT
+        while "ready" not in self.out.read_text():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"bpftrace did not start: {self.out.read_text()[-300:]}")
+            time.sleep(0.5)
+
+    def stop(self) -> dict[str, dict[tuple[str, ...], int]]:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        maps: dict[str, dict[tuple[str, ...], int]] = {}
+        for line in self.out.read_text().splitlines():
+            found = re.fullmatch(r"@(\w+)(?:\[(.*)\])?: (\d+)", line)
+            if found:
+                key = tuple(k.strip() for k in found.group(2).split(",")) if found.group(2) else ()
+                maps.setdefault(found.group(1), {})[key] = int(found.group(3))
+        return maps
 
 
 @pytest.fixture(scope="module")
@@ -99,12 +145,14 @@ def run():
             mon = monitor.ToolMonitor(name, args + (filtered if key == "filtered" else []), "pov")
             mon.start()
             result.tools[key] = mon
+        peer = Bpftrace(Path(tempfile.mkdtemp(prefix="pov-"))) if shutil.which("bpftrace") else None
         before = {tag: (s.dp.stats(), _sent(s)) for tag, s in scenarios.items()}
         for s in scenarios.values():
             s.send()
         time.sleep(1)
         for mon in result.tools.values():
             mon.stop()
+        result.peer = peer.stop() if peer is not None else None
         for tag, s in scenarios.items():
             result.flows[tag] = {ufid: n for _, n, ufid in s.dp.flows()}
             result.stats[tag] = _delta(s.dp.stats(), before[tag][0])
@@ -116,6 +164,13 @@ def run():
             mon.stop()
         for s in scenarios.values():
             s.teardown()
+
+
+def _few_kretprobe_instances() -> bool:
+    """Whether kretprobes get only num_possible_cpus() instances: kernels built without
+    preemption (Debian's 5.10).  A PREEMPT_DYNAMIC kernel (its debugfs has sched/preempt:
+    Debian's 6.1 and 6.12) is built preemptible and gives at least 10."""
+    return not os.path.exists("/sys/kernel/debug/sched/preempt")
 
 
 def _sent(s) -> int:
@@ -135,6 +190,7 @@ def _show(run: Run) -> None:
     """What was counted, for the log of a failing run (pytest shows it; ``-s`` prints it)."""
     print(json.dumps({"flows": run.flows, "stats": {t: list(v.__dict__.values()) for t, v in run.stats.items()},
                       "sink": run.sink, "unavailable": run.unavailable,
+                      "peer": {m: {",".join(k): n for k, n in v.items()} for m, v in (run.peer or {}).items()},
                       "tools": {k: m.events() for k, m in run.tools.items()},
                       "stderr": {k: m.stderr for k, m in run.tools.items()}}, default=str))
 
@@ -238,6 +294,9 @@ def test_ovslatency_times_every_receive(run, tag, key):
     for row in rows:
         totals[row["port"]] = totals.get(row["port"], 0) + row["total"]
     want = run.scenarios[tag].expected.receives
+    if tag == "recur" and _few_kretprobe_instances():
+        pytest.xfail("a kretprobe keeps one instance per CPU on this non-preemptible kernel "
+                     "(2 here), so returns of receives nested deeper are not seen")
     assert {port: totals.get(port, 0) for port in want} == want
     if tag in ("out", "drop", "defer", "upcall"):  # one lookup a packet, one receive a lookup
         stats = run.stats[tag]
@@ -248,3 +307,59 @@ def test_ovslatency_buckets_add_up_to_the_total(run):
     for row in _tool(run, "latency").events():
         if "buckets" in row:
             assert sum(row["buckets"].values()) == row["total"]
+
+
+# -- bpftrace on the same run (guests with the peers' userland: tests/vm/test_ovs_tools.py) --
+def _peer(run: Run) -> dict[str, dict[tuple[str, ...], int]]:
+    if run.peer is None:
+        pytest.skip("no bpftrace in this guest (the peers' userland has it)")
+    return run.peer
+
+
+def test_bpftrace_counts_the_same_actions(run):
+    """Both count the same tracepoint: every (datapath, recirc_id, action type) agrees."""
+    from pybpfasm.tools.common import ovs
+
+    names = ovs.action_names()
+    theirs = {(dp, int(recirc), names[int(a)]): n for (dp, recirc, a), n in _peer(run).get("actions", {}).items()
+              if dp.startswith("pov-")}
+    ours = {}
+    for row in _tool(run, "clone").events():
+        for a in row["actions"]:
+            key = (a["dp"], a["recirc_id"], a["action"])
+            ours[key] = ours.get(key, 0) + a["count"]
+    assert theirs == {k: n for k, n in ours.items() if k[0].startswith("pov-")}
+
+
+def test_bpftrace_counts_the_same_ovs_drop_reasons(run):
+    """bpftrace filters on the subsystem of the reason alone, so it misses what the module frees
+    with a core reason (the lost upcalls: NOT_SPECIFIED at ovs_dp_process_packet); the rest agree.
+    Before 6.6 there are no subsystem reasons and it counts nothing."""
+    from pybpfasm.tools.common import ovs
+
+    theirs = _peer(run).get("ovs_drops", {})
+    if not _has_reasons():
+        assert theirs == {}
+        return
+    names = ovs.drop_reason_names()
+    ours: dict[str, int] = {}
+    for ev in _tool(run, "dropmon").events():
+        if ev["reason"] in names.values():
+            ours[ev["reason"]] = ours.get(ev["reason"], 0) + 1
+    assert {names[int(r)]: n for (r,), n in theirs.items()} == ours
+
+
+def test_bpftrace_sees_the_same_receives_but_times_fewer(run):
+    """Receives per device agree.  Timed receives do not: bpftrace keys the start time by
+    thread, as dsahern's per-CPU slot does, so the recur chain's nested receives overwrite it
+    and only the innermost of a packet's 6 is timed (5 of 6 lost a packet); ovslatency keeps a
+    stack per CPU and times all 6."""
+    peer = _peer(run)
+    receives = {dev: n for (dev,), n in peer.get("receives", {}).items() if dev.startswith("pov")}
+    ours: dict[str, int] = {}
+    for row in _tool(run, "latency").events():
+        if row.get("port", "all") != "all":
+            ours[row["port"]] = ours.get(row["port"], 0) + row["total"]
+    assert receives == {p: n for p, n in ours.items() if p.startswith("pov")}
+    nested = 5 * run.scenarios["recur"].expected.flows[run.scenarios["recur"].ufid(1)]
+    assert peer["timed"][()] == sum(ours.values()) - nested
