@@ -20,6 +20,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from typing import NamedTuple, Optional
@@ -322,10 +323,20 @@ def test_broadcast_flags_and_probe_are_the_kernels():
 
 BPFTRACE = """
 BEGIN { printf("ready\\n"); }
-tracepoint:xdp:xdp_redirect /args->err == 0/ { @redirects = count(); }
-tracepoint:xdp:xdp_redirect_err { @redirect_errors = count(); }
-tracepoint:xdp:xdp_devmap_xmit { @sent = sum(args->sent); @drops = sum(args->drops); }
+tracepoint:xdp:xdp_redirect /args->err == 0/ { @redirects[args->prog_id] = count(); }
+tracepoint:xdp:xdp_redirect_err { @redirect_errors[args->prog_id] = count(); }
+tracepoint:xdp:xdp_devmap_xmit {
+  @sent[args->from_ifindex, args->to_ifindex] = sum(args->sent);
+  @drops[args->from_ifindex, args->to_ifindex] = sum(args->drops);
+}
 """
+
+
+def _l2fwd_ids(seen: set[int], stop: threading.Event) -> None:
+    """Collect the ids of the l2fwd programs loaded while the cases run (bpftrace keys by id)."""
+    while not stop.wait(0.2):
+        shown = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True).stdout
+        seen.update(p["id"] for p in json.loads(shown or "[]") if p.get("name") == "l2fwd")
 
 
 @pytest.mark.skipif(shutil.which("bpftrace") is None, reason="bpftrace is not installed")
@@ -342,10 +353,14 @@ def test_bpftrace_counts_the_same_redirects(privileged, tmp_path):
     out = tmp_path / "bpftrace.out"
     proc = subprocess.Popen(["bpftrace", "-o", str(out), "-e", BPFTRACE],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ours: set[int] = set()
+    stop = threading.Event()
+    watcher = threading.Thread(target=_l2fwd_ids, args=(ours, stop))
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and "ready" not in (out.read_text() if out.exists() else ""):
             time.sleep(0.1)
+        watcher.start()
         forwarded = 0
         for case in xdpcases.CASES:
             for v in case.run([], lambda *_: None):
@@ -353,11 +368,20 @@ def test_bpftrace_counts_the_same_redirects(privileged, tmp_path):
                 forwarded += sum(e.fields["packets"] for e, _ in v.expected
                                  if e.fields.get("verdict") == "forwarded")
     finally:
+        stop.set()
+        if watcher.is_alive():
+            watcher.join()
         proc.send_signal(signal.SIGINT)  # it may outlive SIGTERM (LAB-FACTS)
         try:
             proc.wait(30)
         finally:
             proc.kill()
-    counted = {k: int(v) for k, v in re.findall(r"^@(\w+): (\d+)$", out.read_text(), re.M)}
+    text = out.read_text()
+    by_prog = {name: sum(int(n) for prog_id, n in re.findall(rf"^@{name}\[(\d+)\]: (\d+)$", text, re.M)
+                         if int(prog_id) in ours) for name in ("redirects", "redirect_errors")}
+    # the switch's p0 is ifindex 2 in its namespace, p1 3 and p2 4 (lab/topologies/xdpfwd.toml)
+    by_port = {name: sum(int(n) for to, n in re.findall(rf"^@{name}\[2, ([34])\]: (\d+)$", text, re.M))
+               for name in ("sent", "drops")}
     assert forwarded == 24 + 6
-    assert counted == {"redirects": forwarded - 3, "redirect_errors": 3, "sent": 27 + 3, "drops": 0}
+    assert by_prog == {"redirects": forwarded - 3, "redirect_errors": 3}
+    assert by_port == {"sent": 27 + 3, "drops": 0}
