@@ -126,7 +126,7 @@ class Bpftrace:
 @pytest.fixture(scope="module")
 def run():
     from pybpfasm.lab.netns import monitor
-    from pybpfasm.lab.vm import ovs, ovs_scenarios
+    from pybpfasm.lab.vm import ovs_scenarios
     from pybpfasm.tools import TOOLS as REGISTRY
     import importlib
 
