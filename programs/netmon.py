@@ -226,8 +226,8 @@ class NetmonDrop(Tool):
         if missing:
             lines.append(f"XDP: no raw tracepoint {', '.join(missing)} in this kernel (6.18 reports map "
                          "redirect errors as xdp_redirect_err)")
-        lines.append("XDP: XDP_DROP verdicts are not counted (they need fexit on each XDP program; "
-                     "not implemented here, and this kernel refuses fexit programs)")
+        lines.append("XDP: XDP_DROP verdicts are not counted (that needs fexit on each XDP program: "
+                     "not implemented)")
         return lines
 
     def prepare(self, coll: Any, opts: nk.Options) -> None:
