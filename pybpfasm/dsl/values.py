@@ -498,7 +498,9 @@ def _convert(v: Value, ty: Scalar) -> Value:
 
 
 def fits_imm(value: int) -> bool:
-    return value in _FITS_IMM
+    """Whether *value* fits a 32-bit signed immediate.  ``int()`` first: ``range`` tests an
+    int subclass (an IntEnum such as ``socket.AF_UNIX``) by iterating, 2**32 steps."""
+    return int(value) in _FITS_IMM
 
 
 def scalar_of(ty) -> Scalar:

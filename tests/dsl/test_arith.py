@@ -128,3 +128,23 @@ def test_reflected_operators():
     trees += [("rbin", op, n, ("bin", "&", ("in", k), ("const", 31))) for op in ("<<", ">>")
               for n in (1, -1, 0x8000_0000) for k in (0, 2, 4)]
     check(trees, _boundary_vectors())
+
+
+class _CountedInt(int):
+    """An int subclass that counts comparisons (as IntEnum members are int subclasses)."""
+
+    compared = 0
+
+    def __eq__(self, other: object) -> bool:
+        type(self).compared += 1
+        return int(self) == other
+
+    __hash__ = int.__hash__
+
+
+def test_an_int_subclass_fits_an_immediate_without_a_scan():
+    """``x in range(...)`` walks the range for an int subclass: socket.AF_UNIX hung a build."""
+    from pybpfasm.dsl.values import fits_imm
+
+    assert fits_imm(_CountedInt(-(1 << 31) + 5)) and not fits_imm(_CountedInt(1 << 31))
+    assert _CountedInt.compared == 0
