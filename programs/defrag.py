@@ -87,8 +87,8 @@ class Defrag(Tool):
         parser.add_argument("--netns", type=types.netns_inode, metavar="INODE",
                             help="only this network namespace")
         parser.add_argument("--hook", choices=("auto", "kprobe", "netfilter"), default="auto",
-                            help="kprobes on the reassembly functions (auto: where the kernel has "
-                                 "kprobes and them), or tracepoints and netfilter programs (6.4+)")
+                            help="tracepoints and netfilter programs (auto: where the kernel has "
+                                 "netfilter links, 6.4+), or kprobes on the reassembly functions")
         parser.add_argument("--summary", action="store_true",
                             help="one line per datagram (fragments, bytes, duration, outcome, "
                                  "holes) instead of one per event")
@@ -102,7 +102,9 @@ class Defrag(Tool):
     def options(self, args: argparse.Namespace) -> kp.Options:
         if args.netns is not None and args.netns not in frag.namespaces():
             raise UsageError(f"--netns: no network namespace with inode {args.netns}")
-        self.functions = args.hook == "kprobe" or (args.hook == "auto" and _functions_usable())
+        # auto: netfilter programs where the kernel has them (the path proven in the lab),
+        # else the reassembly functions
+        self.functions = args.hook == "kprobe" or (args.hook == "auto" and not _netfilter_usable())
         if args.hook == "kprobe" and not _functions_usable():
             raise UsageError("--hook kprobe: " + ("no kprobes in this kernel" if not kprobes_available()
                              else f"no function {', '.join(kf.missing())} to probe"))

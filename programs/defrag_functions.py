@@ -68,7 +68,7 @@ def _entry(function: str, skb_arg: int, user_arg: int | None, family: str) -> Pr
         if user_arg is None:
             ev.user = kp.U_LOCAL
         else:
-            user = b.var(ctx.arg(user_arg) & 0xFFFF_FFFF)  # a u32: the register's upper half is not ours
+            user = b.var((ctx.arg(user_arg) << 32) >> 32)  # a u32: the register's upper half is not ours
             for code, (low, high) in ((kp.U_LOCAL, users()["local"]), (kp.U_CONNTRACK, users()["conntrack"])):
                 with b.if_((user >= low) & (user <= high)):
                     ev.user = code
