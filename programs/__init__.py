@@ -60,3 +60,10 @@ def lookup(name: str) -> tuple[str, Entry] | None:
         if name in entry.aliases:
             return tool, entry
     return None
+
+
+def unavailable(name: str) -> str | None:
+    """Why this kernel cannot run tool *name* at all (None: it runs here); imports its module."""
+    from importlib import import_module
+
+    return import_module(f"{__name__}.{TOOLS[name].module}").tool.unavailable()

@@ -4,7 +4,6 @@ nothing left in the kernel after any way it ends."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import signal
@@ -15,6 +14,7 @@ import time
 import pytest
 
 from pybpfasm.tools import TOOLS
+from pybpfasm.tools import unavailable as _unavailable
 from tests.link.kernel_state import settle
 
 NAMES = sorted(TOOLS)
@@ -83,11 +83,6 @@ def test_nothing_stays_loaded_after_any_exit(tool, name, sig):
     assert "Traceback" not in err
     assert settle(lambda: _prog_ids() & ours, set()) == set()
     assert settle(lambda: _links_of(ours), set()) == set()
-
-
-def _unavailable(name: str) -> str | None:
-    """What the tool says keeps it from running on this kernel (None: it runs here)."""
-    return importlib.import_module(f"pybpfasm.tools.{TOOLS[name].module}").tool.unavailable()
 
 
 @pytest.mark.parametrize("name", NAMES)
