@@ -62,7 +62,8 @@ class Options:
 nesting = PerCPUArray(Nesting, 1, name="ovslat_depth")
 receives = PerCPUArray(Receive, DEPTH, name="ovslat_recv")
 counts = HashMap(Key, u64, 4096, name="ovslat_counts")
-#: receives whose return found no entry (begun before the tool) or nesting beyond DEPTH
+#: receives not timed: a return with no entry (begun before the tool, or its entry's
+#: kretprobe instance missing), or nesting beyond DEPTH
 missed = PerCPUArray(u64, 1, name="ovslat_missed")
 
 
@@ -184,8 +185,8 @@ class OvsLatency(Tool):
             lines.append(f"{'PORT':<16}" + "".join(f"{label:>10}" for label in LABELS) + f"{'TOTAL':>10}")
         for row in rows:
             if "missed" in row:
-                lines.append(f"{row['missed']} receives not timed (begun before tracing, "
-                             f"or nested deeper than {DEPTH})")
+                lines.append(f"{row['missed']} receives not timed (begun before tracing, nested "
+                             f"deeper than {DEPTH}, or a return the kernel did not report)")
             elif self.opts.hist:
                 slots = {int(s): n for s, n in row["usecs_log2"].items()}
                 lines += log2_hist(slots, "usecs", f"port = {row['port']}").rstrip("\n").splitlines()
