@@ -27,9 +27,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from measure import ensure_bpftrace, median  # noqa: E402
+from measure import ensure_bpftrace, median
 
-from pybpfasm.lab.netns import build, defragcases, topology  # noqa: E402
+from pybpfasm.lab.netns import build, defragcases, topology
 
 TOPOLOGY = topology.load("defrag")
 CLIENT, SERVER = (TOPOLOGY.namespaces[n].full for n in ("pdfcli", "pdfsrv"))

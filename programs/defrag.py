@@ -33,7 +33,7 @@ from .common.packet import F_IPV4, PROTO_NAMES, proto_name
 from .common.tool import Tool
 from .defrag_datagrams import Datagram, Tracker
 
-USERS = {kp.U_UNKNOWN: None, kp.U_LOCAL: "local", kp.U_CONNTRACK: "conntrack", kp.U_OVS: "ovs"}
+USERS = {kp.U_UNKNOWN: None, kp.U_LOCAL: "local", kp.U_CONNTRACK: "conntrack"}
 #: functions of IP defragmentation that drop a fragment without saying why (their callers
 #: inline them on some kernels): the fragment overlaps, or memory refused it
 DEFRAG_FUNCTIONS = frozenset({

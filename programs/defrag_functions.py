@@ -125,16 +125,15 @@ def _return(function: str, family: str, whole: int) -> ProgramDef:
 def on_insert_return(b, ctx, opts: Options):
     """A duplicate or overlap verdict on the fragment this thread's defrag call holds."""
     ret = b.var(ctx.ret.cast(u32))
-    with b.if_(ret.in_(IPFRAG_DUP, IPFRAG_OVERLAP)):
-        with pending.lookup(b, b.get_current_pid_tgid()) as ev:
-            verdict = b.stack(FragEvent, "the verdict")
-            b.copy(verdict, ev)
-            verdict.kind = K_DUP
-            with b.if_(ret == IPFRAG_OVERLAP):
-                verdict.kind = K_OVERLAP
-            verdict.location = 0
-            verdict.ts = b.ktime_get_ns()
-            kp.events.output(b, ctx.value, verdict)
+    with b.if_(ret.in_(IPFRAG_DUP, IPFRAG_OVERLAP)), pending.lookup(b, b.get_current_pid_tgid()) as ev:
+        verdict = b.stack(FragEvent, "the verdict")
+        b.copy(verdict, ev)
+        verdict.kind = K_DUP
+        with b.if_(ret == IPFRAG_OVERLAP):
+            verdict.kind = K_OVERLAP
+        verdict.location = 0
+        verdict.ts = b.ktime_get_ns()
+        kp.events.output(b, ctx.value, verdict)
 
 
 def programs() -> list[ProgramDef]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+
 from pybpfasm.dsl import Events, ProgramDef, Record, be32, kernel_enum, u8, u16, u32, u64
 from pybpfasm.link.netfilter import NF_ACCEPT
 
@@ -26,8 +27,9 @@ from .common.reasons import PREFIX, tracefs_reasons
 
 #: FragEvent.kind
 K_FRAGMENT, K_DROP, K_REASSEMBLED, K_LOCAL6 = 1, 2, 3, 4
-#: FragEvent.user: the defrag user, as far as the hook knows it
-U_UNKNOWN, U_LOCAL, U_CONNTRACK, U_OVS = 0, 1, 2, 3
+#: FragEvent.user: the defrag user, as far as the hook knows it (OVS calls ip_defrag as
+#: conntrack does: it shows as conntrack)
+U_UNKNOWN, U_LOCAL, U_CONNTRACK = 0, 1, 2
 #: FragEvent.flags: the namespace's fragment memory was over its high threshold; the
 #: datagram's IP ID is unknown (IPv6 after conntrack removed the fragment header)
 F_OVER, F_NO_ID = 1, 2

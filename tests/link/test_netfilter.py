@@ -87,11 +87,11 @@ def test_names_come_from_the_kernel_and_bad_ones_are_one_line_errors(veth):
 
 
 def test_a_range_of_priorities_takes_the_first_free_one(veth):
-    with counter() as count, _counter_prog(count, NF_ACCEPT, "pbt_nf_range") as prog:
-        with attach_netfilter(prog, "ipv4", "local_in", -100, netns=veth.receiver_ns), \
-                attach_netfilter(prog, "ipv4", "local_in", range(-100, -98), netns=veth.receiver_ns):
-            with pytest.raises(SyscallError) as full:
-                attach_netfilter(prog, "ipv4", "local_in", range(-100, -98), netns=veth.receiver_ns)
-            assert full.value.errno == errno.EBUSY
-            send_udp(veth.sender_ns, veth.receiver_addr, PORT, 4)
-            assert settle(lambda: count[0], 8) == 8  # both links ran the program on each
+    with counter() as count, _counter_prog(count, NF_ACCEPT, "pbt_nf_range") as prog, \
+            attach_netfilter(prog, "ipv4", "local_in", -100, netns=veth.receiver_ns), \
+            attach_netfilter(prog, "ipv4", "local_in", range(-100, -98), netns=veth.receiver_ns):
+        with pytest.raises(SyscallError) as full:
+            attach_netfilter(prog, "ipv4", "local_in", range(-100, -98), netns=veth.receiver_ns)
+        assert full.value.errno == errno.EBUSY
+        send_udp(veth.sender_ns, veth.receiver_addr, PORT, 4)
+        assert settle(lambda: count[0], 8) == 8  # both links ran the program on each
