@@ -251,12 +251,7 @@ class DropMon(Tool):
     events = events
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--src", type=types.ip_address, help="only drops from this IPv4/IPv6 address")
-        parser.add_argument("--dst", type=types.ip_address, help="only drops to this IPv4/IPv6 address")
-        parser.add_argument("--protocol", choices=list(packet.PROTOCOLS), default="all",
-                            help="only this protocol (icmp covers ICMPv6)")
-        parser.add_argument("--src-port", type=types.port, help="only drops from this TCP/UDP port")
-        parser.add_argument("--dst-port", type=types.port, help="only drops to this TCP/UDP port")
+        PacketFilter.add_arguments(parser, "drops")
         parser.add_argument("--reason", action="append", default=[], metavar="NAME",
                             help="only this drop reason, e.g. NO_SOCKET (repeatable)")
         parser.add_argument("--ifname", type=types.ifname, help="only drops on this interface")
@@ -281,8 +276,7 @@ class DropMon(Tool):
             reasons = [reason_value(r) for r in args.reason]
         except Exception as err:
             raise UsageError(f"--reason: {err}") from None
-        filt = PacketFilter(src=args.src, dst=args.dst, protocol=args.protocol,
-                            sport=args.src_port, dport=args.dst_port)
+        filt = PacketFilter.from_args(args)
         return Options(filter=filt, pcap=args.filter, reasons=reasons, ifname=args.ifname, netns=args.netns,
                        kstack=not args.no_stack, ustack=args.user_stack, vlan=args.vlan, hook=args.hook)
 

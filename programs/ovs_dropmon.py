@@ -192,19 +192,13 @@ class OvsDropMon(Tool):
                             help="only drops in this datapath (e.g. ovs-system)")
         parser.add_argument("--port", type=types.ifname, metavar="NAME",
                             help="only drops of packets that entered by this port (device name)")
-        parser.add_argument("--src", type=types.ip_address, help="only drops from this IPv4/IPv6 address")
-        parser.add_argument("--dst", type=types.ip_address, help="only drops to this IPv4/IPv6 address")
-        parser.add_argument("--protocol", choices=list(packet.PROTOCOLS), default="all",
-                            help="only this protocol (icmp covers ICMPv6)")
-        parser.add_argument("--src-port", type=types.port, help="only drops from this TCP/UDP port")
-        parser.add_argument("--dst-port", type=types.port, help="only drops to this TCP/UDP port")
+        PacketFilter.add_arguments(parser, "drops")
 
     def unavailable(self) -> str | None:
         return ovs.unavailable()
 
     def options(self, args: argparse.Namespace) -> Options:
-        filt = PacketFilter(src=args.src, dst=args.dst, protocol=args.protocol,
-                            sport=args.src_port, dport=args.dst_port)
+        filt = PacketFilter.from_args(args)
         if ovs.unavailable() is not None:
             return Options(filter=filt, dp=args.dp, port=args.port)
         has_btf = ovs.module_btf() is not None

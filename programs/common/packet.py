@@ -30,6 +30,7 @@ from typing import Any, Union
 from pybpfasm.dsl import Record, be16, be32, u8, u16, u32, u64
 from pybpfasm.pcapfilter.skbvlan import offloaded_vlan, vlan_fields
 
+from . import options
 from .options import IPAddress
 
 #: Packet.flags bits: which parts were found
@@ -215,6 +216,22 @@ def bytes_cond(field, value: bytes):
 @dataclass(frozen=True)
 class PacketFilter:
     """Packet filters a user gave; absent ones emit no code."""
+
+    @staticmethod
+    def add_arguments(parser, what: str) -> None:
+        """The drop monitors' filter flags: ``--src --dst --protocol --src-port --dst-port``
+        (*what* is the noun of the help lines: "drops")."""
+        parser.add_argument("--src", type=options.ip_address, help=f"only {what} from this IPv4/IPv6 address")
+        parser.add_argument("--dst", type=options.ip_address, help=f"only {what} to this IPv4/IPv6 address")
+        parser.add_argument("--protocol", choices=list(PROTOCOLS), default="all",
+                            help="only this protocol (icmp covers ICMPv6)")
+        parser.add_argument("--src-port", type=options.port, help=f"only {what} from this TCP/UDP port")
+        parser.add_argument("--dst-port", type=options.port, help=f"only {what} to this TCP/UDP port")
+
+    @classmethod
+    def from_args(cls, args) -> PacketFilter:
+        """The filter the flags of :meth:`add_arguments` gave."""
+        return cls(src=args.src, dst=args.dst, protocol=args.protocol, sport=args.src_port, dport=args.dst_port)
 
     src: Union[IPAddress, None] = None
     dst: Union[IPAddress, None] = None
