@@ -26,7 +26,7 @@ import argparse
 from dataclasses import dataclass, field
 from typing import Any
 
-from pybpfasm.dsl import Events, LRUHashMap, ProgramDef, Record, char, s64, u8, u16, u32, u64
+from pybpfasm.dsl import Events, LRUHashMap, PerCPUArray, ProgramDef, Record, char, s64, u8, u16, u32, u64
 from pybpfasm.errors import UsageError
 
 from .common import fnhooks, packet, skbhooks
@@ -67,8 +67,13 @@ class FrameKey(Record):
 
 
 class Frame(Record):
+    """When a call began and with which skb: the first fields of an SkbEvent, stored from one."""
+
     ts: u64
     skb: u64
+
+
+assert Frame.FIELDS == SkbEvent.FIELDS[:2], "a Frame is the start of an SkbEvent"
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,8 @@ frames = LRUHashMap(FrameKey, Frame, 65536, name="pt_frames")
 #: fentry: each thread's depth of traced calls (an fexit cannot see the stack pointer, and the
 #: same skb re-enters the same function on the same thread: forwarded in a nested softirq)
 depths = LRUHashMap(u64, u64, 16384, name="pt_depths")
+#: each CPU's entry event while it is built
+scratch = PerCPUArray(Call, 1, name="pt_call")
 
 
 def _depth(b, step: int):
@@ -143,22 +150,19 @@ def entry_program(index: int, target: fnhooks.Target, kind: str) -> ProgramDef:
         skb = _deref(b, arg) if target.by_reference and target.spec is None else arg
         # the key first: nothing it needs stays live through the packet's reads
         key = _frame_key(b, skb if kind == "fentry" else ctx.sp + fnhooks.arch_sp_at_return(), index, depth)
-        call = b.stack(Call, "call event")
-        b.zero(call)
-        ev = call.sk
-        if target.spec is not None:
-            _spec_packet(b, arg, target.spec, opts.filter, ev)
-        else:
-            skbhooks.capture(b, skb, 0, None, opts.filter, into=ev, prefilter=False)
-        frame = b.stack(Frame, "frame")
-        frame.ts = ev.ts
-        frame.skb = ev.skb
-        frames.update(b, key, frame)
-        call.tid = b.get_current_pid_tgid() & 0xFFFFFFFF
-        b.get_current_comm(call.comm.addr(), 16)
-        call.func = index
-        call.kind = ENTRY
-        events.output(b, ctx.value, call)
+        with scratch.lookup(b, 0) as call:  # a per-CPU slot: the stack is too small beside the packet's reads
+            b.zero(call)
+            ev = call.sk
+            if target.spec is not None:
+                _spec_packet(b, arg, target.spec, opts.filter, ev)
+            else:
+                skbhooks.capture(b, skb, 0, None, opts.filter, into=ev, prefilter=False)
+            frames.update(b, key, ev)  # its first fields are a Frame's
+            call.tid = b.get_current_pid_tgid() & 0xFFFFFFFF
+            b.get_current_comm(call.comm.addr(), 16)
+            call.func = index
+            call.kind = ENTRY
+            events.output(b, ctx.value, call)
 
     on_entry.__qualname__ = f"on_entry[{kind}:{target.name}]"
     return ProgramDef(on_entry, kind, (target.name,), name=f"pt_in_{index}")
