@@ -189,7 +189,7 @@ class PathCase:
         try:
             with monitor:
                 scenario.traffic(PREFIX)
-        except (OSError, LabError) as err:
+        except (OSError, RuntimeError, LabError) as err:
             return judge(scenario.name, scenario.expect(), [], [str(err)])
         problems = []
         if monitor.returncode != 0:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import subprocess
 import time
 
 from pybpfasm.link.netns import entered
@@ -24,6 +25,29 @@ TCP_PORT, UDP_PORT, DROP_PORT = 7001, 7002, 7003
 TCP_SPORT, UDP_SPORT, DROP_SPORT = 41001, 41002, 41003
 #: how long the last packet of a scenario may take to reach its end (veth hand-offs are softirqs)
 SETTLE = 0.3
+
+
+#: every link of the topology, by namespace: none carries a packet before all are up
+LINKS = (("cl", "cl0"), ("rt", "r0"), ("rt", "r1"), ("sv", "sv0"), ("b1", "eth0"), ("sw", "p1"),
+         ("sw", "p2"), ("sw", "br0"), ("b2", "eth0"))
+LINK_WAIT = 10.0
+
+
+def wait_links_up(prefix: str) -> None:
+    """Return once every link has its carrier (a veth's comes a moment after the topology is
+    built: a packet sent before it is lost, and TCP would resend it)."""
+    deadline = time.monotonic() + LINK_WAIT
+    waiting = list(LINKS)
+    while waiting:
+        ns, dev = waiting[0]
+        out = subprocess.run(["ip", "-n", netns(prefix, ns), "-o", "link", "show", dev],
+                             capture_output=True, text=True).stdout
+        if "LOWER_UP" in out and "NO-CARRIER" not in out:
+            waiting.pop(0)
+            continue
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"link {dev} in {ns} has no carrier after {LINK_WAIT:.0f} s")
+        time.sleep(0.05)
 
 
 def netns(topology_prefix: str, local: str) -> str:
@@ -37,6 +61,7 @@ def _socket(ns: str, kind: int) -> socket.socket:
 
 def tcp_handshake(prefix: str) -> None:
     """SYN, SYN-ACK, ACK, then RST|ACK from the client (SO_LINGER 0)."""
+    wait_links_up(prefix)
     server = _socket(netns(prefix, "sv"), socket.SOCK_STREAM)
     client = _socket(netns(prefix, "cl"), socket.SOCK_STREAM)
     try:
@@ -59,6 +84,7 @@ def tcp_handshake(prefix: str) -> None:
 
 def bridged_udp(prefix: str, count: int = 2) -> None:
     """*count* datagrams b1 -> b2 across the bridge; b2 reads each."""
+    wait_links_up(prefix)
     rx = _socket(netns(prefix, "b2"), socket.SOCK_DGRAM)
     tx = _socket(netns(prefix, "b1"), socket.SOCK_DGRAM)
     try:
@@ -77,6 +103,7 @@ def bridged_udp(prefix: str, count: int = 2) -> None:
 
 def nft_drop(prefix: str, count: int = 2) -> None:
     """*count* datagrams cl -> sv port 7003, dropped in rt's forward chain."""
+    wait_links_up(prefix)
     tx = _socket(netns(prefix, "cl"), socket.SOCK_DGRAM)
     try:
         tx.bind((CLIENT, DROP_SPORT))
