@@ -171,7 +171,8 @@ class RingBuffer:
         return sum(self.losses.values())
 
     def read(self, limit: int | None = None) -> list:
-        """Every committed record available now (at most ``limit``), oldest first.
+        """Every committed record available now (at most ``limit``, and at most about one
+        ring's worth: records committed during the read wait for the next), oldest first.
 
         Records of a fixed-size type are decoded a run at a time (:func:`batch_decoder`):
         the run of committed records of that size from the consumer position, found from
@@ -198,10 +199,7 @@ class RingBuffer:
                 append(decode(data, off + hdr, length))
                 left -= 1
             cons += (length + hdr + 7) & ~7
-            if cons >= prod:  # refresh: the producer may have moved on meanwhile
-                cons_word[0] = cons
-                prod = prod_word[0]
-        cons_word[0] = cons
+        cons_word[0] = cons  # what was there when the read began: a flood cannot keep it going
         return out
 
     def _read_run(self, cons: int, prod: int, out: list) -> int:
