@@ -142,7 +142,7 @@ class Builder:
             self.emit(Op(LD_IMM64, dst, 0, 0, v - (1 << 64) if v >> 63 else v))
 
     def value(self, x: Operandish, ty: Scalar | PtrType = u64) -> Value:
-        """*x* as a Value in a register (ints are materialised)."""
+        """*x* as a Value in a register: an int is materialised as a *ty*; a value keeps its own type."""
         if isinstance(x, (_Operators, Context)):
             return x.rvalue()
         if isinstance(x, Cond):
