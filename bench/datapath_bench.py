@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from measure import ensure_bpftrace, median
+from measure import ensure_bpftrace, interrupt, median
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -129,12 +129,7 @@ def command(argv: list[str], ready: str) -> Iterator[None]:
         time.sleep(0.5)
         yield
     finally:
-        proc.send_signal(2)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        interrupt(proc, 20)
 
 
 SKB_HOOKS = ("net_dev_queue", "net_dev_start_xmit", "netif_rx", "net_dev_xmit", "napi_gro_receive_entry",

@@ -19,7 +19,6 @@ flood it takes away), and the ratios defrag/bpftrace.  Run as root:
 from __future__ import annotations
 
 import argparse
-import signal
 import subprocess
 import sys
 import time
@@ -27,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from measure import ensure_bpftrace, median
+from measure import ensure_bpftrace, interrupt, median
 
 from pybpfasm.lab.netns import build, defragcases, topology
 
@@ -93,12 +92,7 @@ def start(argv: list[str], ready: str) -> subprocess.Popen:
 
 
 def stop(proc: subprocess.Popen) -> None:
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    interrupt(proc, 15)
 
 
 def main() -> None:

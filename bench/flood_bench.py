@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -34,7 +33,7 @@ from typing import Iterator
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from measure import ensure_bpftrace  # noqa: E402
+from measure import ensure_bpftrace, interrupt  # noqa: E402
 
 from tests.events.flood import Flood  # noqa: E402
 
@@ -79,12 +78,7 @@ def running(cmd: list[str] | None) -> Iterator[tuple[subprocess.Popen | None, ob
         time.sleep(0.3)
         yield proc, out
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        interrupt(proc, 30)
 
 
 def counted(out, bpftrace: bool) -> tuple[int, int]:

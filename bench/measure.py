@@ -53,6 +53,16 @@ def _is_event(line: str) -> bool:
     return bool(line.strip()) and not line.startswith("Attaching ")
 
 
+def interrupt(proc: subprocess.Popen, grace: float) -> None:
+    """SIGINT (how the tools and bpftrace end: bpftrace outlives SIGTERM), SIGKILL after *grace* s."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def _stop(proc: subprocess.Popen, grace: float) -> tuple[float, float]:
     """SIGINT (bpftrace ignores SIGTERM), SIGKILL after *grace* s: (seconds to exit, peak RSS MiB)."""
     start = time.monotonic()

@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-from measure import BenchError, ensure_bpftrace, median
+from measure import BenchError, ensure_bpftrace, interrupt, median
 from startup_bench import TOOLS
 
 GOAL = 1.0
@@ -102,12 +102,7 @@ class Tracer:
                 self.lost += 1
 
     def stop(self) -> None:
-        self.proc.send_signal(2)  # SIGINT: bpftrace outlives SIGTERM
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        interrupt(self.proc, 10)
 
 
 class Rate(NamedTuple):
